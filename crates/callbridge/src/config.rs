@@ -1,0 +1,498 @@
+//! The configuration file: one TOML file in the platform's config directory.
+//!
+//! It is validated as it is read — unknown keys, bad values, placeholders that do not exist — and every
+//! error names the key and the line, so an admin can fix the file by hand. A file that does not load is
+//! never overwritten: CallBridge refuses to start on it rather than replace the user's work with
+//! defaults. Writes (from the settings page) go to a temporary file in the same directory that is then
+//! renamed over the old one, so a crash never leaves half a file; the previous version is kept beside
+//! it as `callbridge.toml.bak`.
+//!
+//! Secrets never live here: provider sections name a keyring entry instead (see `secrets`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::call::{CallEventKind, Direction};
+use crate::notify::template::{Template, UrlTemplate};
+use crate::number::Country;
+
+/// The version of the file format this build writes.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The file name inside the platform's config directory.
+pub const FILE_NAME: &str = "callbridge.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// File format version; files from a newer CallBridge are refused rather than misread.
+    pub version: u32,
+    pub listener: ListenerConfig,
+    pub dialing: DialingConfig,
+    pub delivery: DeliveryConfig,
+    pub provider: ProviderConfig,
+    /// `[[notification]]` tables: what to call when a call rings, is answered or ends.
+    #[serde(rename = "notification", skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            listener: ListenerConfig::default(),
+            dialing: DialingConfig::default(),
+            delivery: DeliveryConfig::default(),
+            provider: ProviderConfig::default(),
+            notifications: Vec::new(),
+        }
+    }
+}
+
+/// The local HTTP listener that takes URL commands (seed 000, "Accept URL Commands").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// "Listen Port".
+    pub port: u16,
+    /// Loopback by default: a listener that dials numbers must not face the network.
+    pub bind: IpAddr,
+    /// "Make Call" segment: `http://localhost:5678/{make}/020123456`.
+    pub make: Segment,
+    /// "Answer Call" segment: `http://localhost:5678/{answer}`.
+    pub answer: Segment,
+    /// "End Call" segment: `http://localhost:5678/{end}`.
+    pub end: Segment,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            port: 5678,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            make: Segment("make".into()),
+            answer: Segment("answer".into()),
+            end: Segment("end".into()),
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// The URL a CRM on this machine uses to reach the listener.
+    pub fn base_url(&self) -> String {
+        let host = if self.bind.is_unspecified() || self.bind.is_loopback() {
+            "localhost".to_owned()
+        } else if self.bind.is_ipv6() {
+            format!("[{}]", self.bind)
+        } else {
+            self.bind.to_string()
+        };
+        format!("http://{host}:{}", self.port)
+    }
+}
+
+/// One path segment of a URL command: letters, digits, `-` and `_`, not a reserved word.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Segment(String);
+
+impl Segment {
+    /// Paths CallBridge itself serves, which a command segment must not shadow.
+    const RESERVED: [&'static str; 5] = ["api", "health", "webhooks", "ui", "assets"];
+
+    pub fn parse(s: &str) -> Result<Segment, String> {
+        let s = s.trim().trim_matches('/');
+        if s.is_empty() {
+            return Err("a command segment cannot be empty".into());
+        }
+        if s.len() > 64 {
+            return Err(format!("the command segment {s:?} is longer than 64 characters"));
+        }
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Err(format!(
+                "the command segment {s:?} contains {c:?}; use letters, digits, '-' and '_' only"
+            ));
+        }
+        if Self::RESERVED.contains(&s.to_ascii_lowercase().as_str()) {
+            return Err(format!("the command segment {s:?} is reserved for CallBridge's own paths"));
+        }
+        Ok(Segment(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Segment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Segment::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialingConfig {
+    /// Country used to read national numbers (`020 7946 0000` in `GB` is `+442079460000`). Without it,
+    /// numbers without a `+` or `00` are dialed as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_country: Option<Country>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// How long one notification request may take before it counts as failed.
+    pub timeout_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig { timeout_secs: 10 }
+    }
+}
+
+/// Which phone system places the calls, and each one's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub simulator: SimulatorConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The built-in simulator: no phone account needed.
+    #[default]
+    Simulator,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Simulator => "simulator",
+        }
+    }
+}
+
+/// The simulated far end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// Milliseconds from dialing until the far end rings.
+    pub ring_after_ms: u64,
+    /// Milliseconds from dialing until the far end answers; 0 = it never answers by itself.
+    pub answer_after_ms: u64,
+    /// Milliseconds from answering until the far end hangs up; 0 = it never hangs up by itself.
+    pub hangup_after_ms: u64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig { ring_after_ms: 300, answer_after_ms: 2_000, hangup_after_ms: 0 }
+    }
+}
+
+/// HTTP method of a notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    #[default]
+    #[serde(alias = "get")]
+    Get,
+    #[serde(alias = "post")]
+    Post,
+}
+
+/// One notification: VoipNow's per-event request row, of which Enreach's three URLs are the simple case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRule {
+    /// Stable id, used in idempotency keys and the delivery log. Defaults to `{event}-{n}`.
+    #[serde(default)]
+    pub id: String,
+    pub event: CallEventKind,
+    /// Only calls of this direction; all directions when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+    #[serde(default)]
+    pub method: Method,
+    pub url: UrlTemplate,
+    /// POST body; without it a POST sends the call as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Template>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Template>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a configuration could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the config file {path} is not valid{}: {message}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Invalid { path: PathBuf, line: Option<usize>, message: String },
+    #[error("cannot write the config file {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("no config directory is known for this user; pass --config PATH")]
+    NoConfigDir,
+}
+
+impl Config {
+    /// The platform's config file: `~/.config/callbridge/callbridge.toml` on Linux,
+    /// `~/Library/Application Support/dev.callbridge.CallBridge/` on macOS, `%APPDATA%\CallBridge\…` on Windows.
+    pub fn default_path() -> Result<PathBuf, ConfigError> {
+        directories::ProjectDirs::from("dev", "callbridge", "CallBridge")
+            .map(|dirs| dirs.config_dir().join(FILE_NAME))
+            .ok_or(ConfigError::NoConfigDir)
+    }
+
+    /// Loads `path`; a missing file means the defaults (the simulator, no notifications).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_toml(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
+        }
+    }
+
+    /// Parses and validates TOML text; `path` only names the file in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: e.span().map(|span| line_of(text, span.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        config.assign_rule_ids();
+        config.validate().map_err(|(message, needle)| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: needle.and_then(|n| text.find(&n)).map(|at| line_of(text, at)),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Gives rules without an id the id `{event}-{n}`, n counting rules of that event from 1.
+    fn assign_rule_ids(&mut self) {
+        let mut counts: BTreeMap<CallEventKind, usize> = BTreeMap::new();
+        for rule in &mut self.notifications {
+            let n = counts.entry(rule.event).or_default();
+            *n += 1;
+            if rule.id.trim().is_empty() {
+                rule.id = format!("{}-{}", rule.event, n);
+            }
+        }
+    }
+
+    /// Checks what the types alone cannot. On error: the message, and text to find its line by.
+    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
+        if self.version > CONFIG_VERSION {
+            return Err((
+                format!(
+                    "version = {} was written by a newer CallBridge; this one reads version {CONFIG_VERSION}",
+                    self.version
+                ),
+                Some("version".into()),
+            ));
+        }
+        let l = &self.listener;
+        if l.port == 0 {
+            return Err(("listener.port must be between 1 and 65535".into(), Some("port".into())));
+        }
+        let segments = [("make", &l.make), ("answer", &l.answer), ("end", &l.end)];
+        for (i, (a, sa)) in segments.iter().enumerate() {
+            for (b, sb) in &segments[i + 1..] {
+                if sa.as_str().eq_ignore_ascii_case(sb.as_str()) {
+                    return Err((
+                        format!("listener.{a} and listener.{b} are both {:?}; each command needs its own segment", sa.as_str()),
+                        Some(format!("{b} =")),
+                    ));
+                }
+            }
+        }
+        if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs > 300 {
+            return Err(("delivery.timeout_secs must be between 1 and 300".into(), Some("timeout_secs".into())));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for rule in &self.notifications {
+            if !seen.insert(rule.id.as_str()) {
+                return Err((
+                    format!("two notification rules have the id {:?}; ids must be unique", rule.id),
+                    Some(format!("\"{}\"", rule.id)),
+                ));
+            }
+            if rule.method == Method::Get && rule.body.is_some() {
+                return Err((
+                    format!("notification {:?} has a body but method GET; use method = \"POST\" to send a body", rule.id),
+                    Some("body".into()),
+                ));
+            }
+            for name in rule.headers.keys() {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err((
+                        format!("notification {:?} has the header name {name:?}, which is not a valid HTTP header name", rule.id),
+                        Some(name.clone()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The file as TOML text.
+    pub fn to_toml(&self) -> String {
+        // Serializing plain data structures to TOML cannot fail; a failure here is a programming error.
+        toml::to_string_pretty(self).unwrap_or_else(|e| panic!("config does not serialize to TOML: {e}"))
+    }
+
+    /// Writes the config atomically to `path`, keeping the previous file as `.bak`.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let write_err = |source| ConfigError::Write { path: path.to_owned(), source };
+        if let Err((message, _)) = self.validate() {
+            return Err(ConfigError::Invalid { path: path.to_owned(), line: None, message });
+        }
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
+        tmp.write_all(HEADER.as_bytes()).map_err(write_err)?;
+        tmp.write_all(self.to_toml().as_bytes()).map_err(write_err)?;
+        tmp.as_file().sync_all().map_err(write_err)?;
+        if path.exists() {
+            let mut backup = path.as_os_str().to_owned();
+            backup.push(".bak");
+            std::fs::copy(path, PathBuf::from(backup)).map_err(write_err)?;
+        }
+        tmp.persist(path).map_err(|e| write_err(e.error))?;
+        Ok(())
+    }
+}
+
+const HEADER: &str = "\
+# CallBridge configuration. The README explains every key; `callbridge config check` validates this file.
+# Secrets (app secrets, passwords, tokens) are not kept here but in the OS keyring.
+
+";
+
+/// 1-based line number of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = load("").expect("empty loads");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listener.base_url(), "http://localhost:5678");
+        assert_eq!(c.provider.kind, ProviderKind::Simulator);
+    }
+
+    #[test]
+    fn seed_000_rules_load_with_ids() {
+        let c = load(
+            r#"
+[listener]
+port = 5679
+make = "dial"
+
+[[notification]]
+event = "incoming"
+url = "https://example.com/incoming?callerid=$callerid"
+
+[[notification]]
+event = "active"
+url = "https://example.com/active?callerid=$callerid"
+note = "Enreach 'Active Call'"
+
+[[notification]]
+id = "end-post"
+event = "ended"
+method = "POST"
+url = "https://example.com/end"
+headers = { "X-Api-Key" = "k" }
+"#,
+        )
+        .expect("loads");
+        assert_eq!(c.listener.make.as_str(), "dial");
+        let ids: Vec<_> = c.notifications.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["incoming-1", "answered-1", "end-post"]);
+        assert_eq!(c.notifications[1].event, CallEventKind::Answered);
+        assert!(c.notifications[0].active);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let err = load("[listener]\nport = 5678\ncolour = \"blue\"\n").expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("line 3") && msg.contains("colour"), "{msg}");
+
+        let err = load("[listener]\nmake = \"ma ke\"\n").expect_err("bad segment").to_string();
+        assert!(err.contains("line 2") && err.contains("' '"), "{err}");
+
+        let err = load("[[notification]]\nevent = \"incoming\"\nurl = \"https://x.example/?c=$caller\"\n")
+            .expect_err("bad placeholder")
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("$caller"), "{err}");
+
+        let err = load("[listener]\nport = 70000\n").expect_err("port").to_string();
+        assert!(err.contains("line 2"), "{err}");
+
+        let err = load("[listener]\nmake = \"go\"\nend = \"go\"\n").expect_err("dup").to_string();
+        assert!(err.contains("line 3") && err.contains("own segment"), "{err}");
+
+        let err = load("[dialing]\ndefault_country = \"Britain\"\n").expect_err("country").to_string();
+        assert!(err.contains("line 2") && err.contains("ISO 3166"), "{err}");
+    }
+
+    #[test]
+    fn save_is_atomic_and_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub").join(FILE_NAME);
+        let mut c = Config::default();
+        c.dialing.default_country = "GB".parse().ok();
+        c.notifications.push(NotificationRule {
+            id: "in".into(),
+            event: CallEventKind::Incoming,
+            direction: Some(Direction::In),
+            method: Method::Post,
+            url: UrlTemplate::parse("http://127.0.0.1:9/in?c=$callerid").expect("url"),
+            body: Some(Template::parse(r#"{"n":"$callerid"}"#).expect("body")),
+            headers: BTreeMap::new(),
+            active: false,
+            note: "test".into(),
+        });
+        c.save(&path).expect("first save");
+        assert_eq!(Config::load(&path).expect("reload"), c);
+        c.listener.port = 6000;
+        c.save(&path).expect("second save");
+        assert_eq!(Config::load(&path).expect("reload").listener.port, 6000);
+        let backup = std::fs::read_to_string(dir.path().join("sub").join("callbridge.toml.bak")).expect("bak");
+        assert!(backup.contains("port = 5678"), "{backup}");
+    }
+}

@@ -1,0 +1,374 @@
+//! The engine: one object that the listener, the headless binary and the desktop shell all drive.
+//!
+//! It owns the configuration, the active provider (and the simulator, which is always there for
+//! simulated calls and tests), the [`CallTracker`] and the [`Notifier`]. Commands (`dial`, `answer`,
+//! `hangup`) are validated here, carried out by the provider that owns the call, and their effect is
+//! fed through the tracker like any provider event, so every path — URL command, API, tray menu,
+//! webhook — produces the same call events, notifications and UI updates.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::call::{Call, CallEvent, CallId, CallState, Direction, Disposition};
+use crate::config::{Config, ProviderKind};
+use crate::notify::{DeliveryLog, MemoryOutbox, Notifier, Outbox, Sender};
+use crate::number::{NumberError, PhoneNumber};
+use crate::provider::simulator::{self, Simulator};
+use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
+use crate::tracker::CallTracker;
+
+/// Why a command was not carried out. Each maps to one HTTP status (see [`CommandError::status`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("invalid number: {0}")]
+    BadNumber(#[from] NumberError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    NoCall(String),
+    #[error("no call with id {0}")]
+    UnknownCall(CallId),
+    #[error("too many dial commands; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl CommandError {
+    /// The HTTP status that fits, per DESIGN.md.
+    pub fn status(&self) -> u16 {
+        match self {
+            CommandError::BadNumber(_) | CommandError::BadRequest(_) => 400,
+            CommandError::Refused(_) => 403,
+            CommandError::UnknownCall(_) => 404,
+            CommandError::NoCall(_) => 409,
+            CommandError::Throttled { .. } => 429,
+            CommandError::Provider(e) => match e {
+                ProviderError::Unsupported { .. } => 501,
+                ProviderError::Rejected { status: Some(s), .. } if (400..600).contains(s) => *s,
+                ProviderError::Rejected { .. } | ProviderError::Unreachable { .. } => 502,
+                ProviderError::Timeout { .. } => 504,
+                ProviderError::NotConfigured { .. } => 503,
+                ProviderError::NoSuchCall { .. } => 409,
+            },
+        }
+    }
+
+    /// A stable machine-readable code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::BadNumber(_) => "bad_number",
+            CommandError::BadRequest(_) => "bad_request",
+            CommandError::Refused(_) => "refused",
+            CommandError::UnknownCall(_) => "unknown_call",
+            CommandError::NoCall(_) => "no_call",
+            CommandError::Throttled { .. } => "throttled",
+            CommandError::Provider(e) => match e {
+                ProviderError::Unsupported { .. } => "not_supported",
+                ProviderError::Rejected { .. } => "provider_rejected",
+                ProviderError::Unreachable { .. } => "provider_unreachable",
+                ProviderError::Timeout { .. } => "provider_timeout",
+                ProviderError::NotConfigured { .. } => "provider_not_configured",
+                ProviderError::NoSuchCall { .. } => "no_call",
+            },
+        }
+    }
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub provider: ProviderStatus,
+    pub listener_url: String,
+    pub live_calls: usize,
+    pub current_call: Option<Call>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderStatus {
+    pub name: &'static str,
+    #[serde(flatten)]
+    pub health: ProviderHealth,
+    pub capabilities: Capabilities,
+}
+
+/// Builds the provider a configuration asks for. Providers that talk to a phone system get the sink
+/// to report what they see.
+pub fn build_provider(config: &Config, sink: EventSink, simulator: &Arc<Simulator>) -> Arc<dyn Provider> {
+    match config.provider.kind {
+        ProviderKind::Simulator => {
+            let _ = sink;
+            Arc::clone(simulator) as Arc<dyn Provider>
+        }
+    }
+}
+
+/// Refuses a command the provider says it cannot do, with its reason (HTTP 501).
+fn ensure_can(provider: &dyn Provider, action: &'static str, pick: impl Fn(&Capabilities) -> &Support) -> Result<(), CommandError> {
+    let capabilities = provider.capabilities();
+    let support = pick(&capabilities);
+    if support.supported {
+        return Ok(());
+    }
+    let reason = support.reason.clone().unwrap_or_else(|| "not supported".into());
+    Err(ProviderError::Unsupported { provider: provider.name().into(), action, reason }.into())
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RwLock<Arc<Config>>,
+    provider: RwLock<Arc<dyn Provider>>,
+    simulator: Arc<Simulator>,
+    tracker: Mutex<CallTracker>,
+    notifier: Notifier,
+    deliveries: Arc<DeliveryLog>,
+    events: broadcast::Sender<CallEvent>,
+    sink: EventSink,
+}
+
+/// See the module documentation. Cheap to clone; all clones share one engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts an engine with the in-memory outbox. Must be called inside a Tokio runtime.
+    pub fn start(config: Config) -> Engine {
+        let deliveries = Arc::new(DeliveryLog::default());
+        let sender = Sender::new(Duration::from_secs(config.delivery.timeout_secs));
+        let outbox = Arc::new(MemoryOutbox::start(sender, Arc::clone(&deliveries)));
+        Engine::start_with_outbox(config, outbox, deliveries)
+    }
+
+    /// Starts an engine that sends notifications through `outbox`.
+    pub fn start_with_outbox(config: Config, outbox: Arc<dyn Outbox>, deliveries: Arc<DeliveryLog>) -> Engine {
+        let (sink, mut provider_events) = mpsc::unbounded_channel::<ProviderEvent>();
+        let simulator = Arc::new(Simulator::new(config.provider.simulator.clone(), sink.clone()));
+        let provider = build_provider(&config, sink.clone(), &simulator);
+        let (events, _) = broadcast::channel(256);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                notifier: Notifier::new(config.notifications.clone(), outbox),
+                config: RwLock::new(Arc::new(config)),
+                provider: RwLock::new(provider),
+                simulator,
+                tracker: Mutex::new(CallTracker::new()),
+                deliveries,
+                events,
+                sink,
+            }),
+        };
+        // Provider events are applied one at a time, in arrival order. The task holds only a weak
+        // reference so dropping the last engine handle stops it.
+        let weak = Arc::downgrade(&engine.inner);
+        tokio::spawn(async move {
+            while let Some(event) = provider_events.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                Engine { inner }.observe(event);
+            }
+        });
+        engine
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.inner.config.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Applies a new configuration at once: rules, dialing, simulator timings, and the provider if its
+    /// settings changed. The listener is the caller's to restart if its address or segments changed.
+    pub async fn apply_config(&self, config: Config) {
+        let old = self.config();
+        self.inner.notifier.set_rules(config.notifications.clone());
+        self.inner.simulator.reconfigure(config.provider.simulator.clone());
+        let provider_changed = old.provider != config.provider;
+        *self.inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
+        if provider_changed {
+            let new = build_provider(&config, self.inner.sink.clone(), &self.inner.simulator);
+            let old_provider = std::mem::replace(&mut *self.inner.provider.write().unwrap_or_else(PoisonError::into_inner), new);
+            if old_provider.name() != simulator::NAME {
+                old_provider.shutdown().await;
+            }
+        }
+    }
+
+    pub fn provider(&self) -> Arc<dyn Provider> {
+        Arc::clone(&self.inner.provider.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The provider that carries `call`: simulated calls stay with the simulator whatever is configured.
+    fn provider_for(&self, call: &Call) -> Arc<dyn Provider> {
+        if call.provider == simulator::NAME {
+            Arc::clone(&self.inner.simulator) as Arc<dyn Provider>
+        } else {
+            self.provider()
+        }
+    }
+
+    /// Where providers (and webhook handlers) report what they observe.
+    pub fn event_sink(&self) -> EventSink {
+        self.inner.sink.clone()
+    }
+
+    /// Every call event, as it happens. Slow subscribers may miss events (they get `Lagged`); the
+    /// notifier does not depend on this channel.
+    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn deliveries(&self) -> &Arc<DeliveryLog> {
+        &self.inner.deliveries
+    }
+
+    fn tracker(&self) -> MutexGuard<'_, CallTracker> {
+        self.inner.tracker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies a provider event now: tracker, then notifications and subscribers, in order.
+    pub fn observe(&self, event: ProviderEvent) -> Vec<CallEvent> {
+        let mut tracker = self.tracker();
+        let events = tracker.observe(event);
+        self.publish(&events);
+        events
+    }
+
+    /// Hands events to the notifier and subscribers. Called with the tracker locked, which keeps the
+    /// order of events the same everywhere.
+    fn publish(&self, events: &[CallEvent]) {
+        for event in events {
+            tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event");
+            self.inner.notifier.notify(event);
+            let _ = self.inner.events.send(event.clone());
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.tracker().calls().cloned().collect()
+    }
+
+    pub fn call(&self, id: &CallId) -> Option<Call> {
+        self.tracker().get(id).cloned()
+    }
+
+    pub fn status(&self) -> Status {
+        let provider = self.provider();
+        let tracker = self.tracker();
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            provider: ProviderStatus { name: provider.name(), health: provider.health(), capabilities: provider.capabilities() },
+            listener_url: self.config().listener.base_url(),
+            live_calls: tracker.calls().filter(|c| c.state.is_live()).count(),
+            current_call: tracker.current().cloned(),
+        }
+    }
+
+    /// Validates `number` as the configuration reads numbers.
+    pub fn parse_number(&self, number: &str) -> Result<PhoneNumber, NumberError> {
+        PhoneNumber::parse(number, self.config().dialing.default_country)
+    }
+
+    /// Places a call to `number` through the active provider.
+    pub async fn dial(&self, number: &str) -> Result<Call, CommandError> {
+        let number = self.parse_number(number)?;
+        let provider = self.provider();
+        ensure_can(provider.as_ref(), "dial", |c| &c.dial)?;
+        let call = Call::new(Direction::Out, number.dial.clone(), provider.name());
+        self.tracker().begin_outgoing(call.clone());
+        tracing::info!(call = %call.id, number = %number.dial, provider = provider.name(), "dialing");
+        match provider.dial(&call).await {
+            Ok(placed) => {
+                let mut tracker = self.tracker();
+                let events = tracker.placed(&call.id, placed);
+                self.publish(&events);
+                Ok(tracker.get(&call.id).cloned().unwrap_or(call))
+            }
+            Err(e) => {
+                tracing::warn!(call = %call.id, error = %e, "dial failed");
+                self.tracker().failed(&call.id);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Answers `id`, or the newest ringing incoming call.
+    pub async fn answer(&self, id: Option<&CallId>) -> Result<Call, CommandError> {
+        let call = {
+            let tracker = self.tracker();
+            match id {
+                Some(id) => tracker.get(id).cloned().ok_or_else(|| CommandError::UnknownCall(id.clone()))?,
+                None => tracker
+                    .ringing_incoming()
+                    .cloned()
+                    .ok_or_else(|| CommandError::NoCall("no incoming call is ringing".into()))?,
+            }
+        };
+        if call.direction != Direction::In || call.state != CallState::Ringing {
+            return Err(CommandError::NoCall(format!("call {} is {}, not a ringing incoming call", call.id, call.state.as_str())));
+        }
+        let provider = self.provider_for(&call);
+        ensure_can(provider.as_ref(), "answer", |c| &c.answer)?;
+        provider.answer(&call).await?;
+        Ok(self.settle(&call, ProviderEventKind::Answered, None))
+    }
+
+    /// Ends `id`, or the current call (the newest active one, else the newest ringing or dialing one).
+    pub async fn hangup(&self, id: Option<&CallId>) -> Result<Call, CommandError> {
+        let call = {
+            let tracker = self.tracker();
+            match id {
+                Some(id) => tracker.get(id).cloned().ok_or_else(|| CommandError::UnknownCall(id.clone()))?,
+                None => tracker.current().cloned().ok_or_else(|| CommandError::NoCall("there is no call to end".into()))?,
+            }
+        };
+        if !call.state.is_live() {
+            return Err(CommandError::NoCall(format!("call {} has already ended", call.id)));
+        }
+        let provider = self.provider_for(&call);
+        ensure_can(provider.as_ref(), "hang up", |c| &c.hangup)?;
+        provider.hangup(&call).await?;
+        let disposition = match (call.state, call.direction) {
+            (CallState::Active, _) => Disposition::Answered,
+            (_, Direction::In) => Disposition::Missed,
+            _ => Disposition::Cancelled,
+        };
+        Ok(self.settle(&call, ProviderEventKind::Ended, Some(disposition)))
+    }
+
+    /// Records the effect of a command that succeeded, as if the provider had reported it (it may
+    /// also report it itself; the tracker keeps it to once).
+    fn settle(&self, call: &Call, kind: ProviderEventKind, disposition: Option<Disposition>) -> Call {
+        let mut event = ProviderEvent::for_call(call, kind);
+        event.disposition = disposition;
+        let mut tracker = self.tracker();
+        let events = tracker.observe(event);
+        self.publish(&events);
+        tracker.get(&call.id).cloned().unwrap_or_else(|| call.clone())
+    }
+
+    /// Rings a simulated incoming call from `number`, whatever provider is configured.
+    pub fn simulate_incoming(&self, number: &str, name: Option<&str>) -> Result<Call, CommandError> {
+        let number = self.parse_number(number)?;
+        let event = self.inner.simulator.ring(&number.dial, name);
+        let pid = event.provider_call_id.clone();
+        let mut tracker = self.tracker();
+        let events = tracker.observe(event);
+        self.publish(&events);
+        events
+            .first()
+            .map(|e| e.call.clone())
+            .or_else(|| tracker.calls().find(|c| c.provider_call_id == pid).cloned())
+            .ok_or_else(|| CommandError::BadRequest("the simulated call could not be created".into()))
+    }
+
+    /// Stops provider background work.
+    pub async fn shutdown(&self) {
+        self.provider().shutdown().await;
+        self.inner.simulator.shutdown().await;
+    }
+}

@@ -1,0 +1,137 @@
+//! The local HTTP listener (axum): URL commands from the CRM, the JSON API, provider webhooks.
+//!
+//! One port (5678 by default) serves:
+//! * seed 000's URL commands — `/{make}/{number}`, `/{answer}`, `/{end}`, segments from the config, on
+//!   GET and POST (see [`commands`]);
+//! * the versioned JSON API under `/api/v1/` that the UI and the CLI use (see [`api`]);
+//! * `/health`.
+//!
+//! Every answer is JSON: `{"ok":true,…}` with what was done, or `{"ok":false,"error":code,"message":…}`
+//! with an HTTP status that fits ([`ApiError`]). A [`RunningListener`] can be stopped and started again
+//! on another port without stopping the engine, which is how the settings page applies a new port.
+
+pub mod api;
+pub mod commands;
+
+use std::net::SocketAddr;
+
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::engine::{CommandError, Engine};
+
+/// An error answered as JSON with a fitting status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError { status, code: e.code(), message: e.to_string() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
+        } else {
+            tracing::info!(status = %self.status, code = self.code, message = %self.message, "request refused");
+        }
+        (self.status, Json(json!({ "ok": false, "error": self.code, "message": self.message }))).into_response()
+    }
+}
+
+/// The whole application router for `engine`'s current configuration.
+pub fn router(engine: Engine) -> Router {
+    Router::new()
+        .merge(commands::routes(&engine.config().listener))
+        .nest("/api/v1", api::routes())
+        .route("/health", axum::routing::get(|| async { Json(json!({ "ok": true })) }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(engine)
+}
+
+async fn not_found(axum::extract::State(engine): axum::extract::State<Engine>, uri: Uri) -> ApiError {
+    let l = &engine.config().listener;
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_path",
+        format!(
+            "there is nothing at {}; the commands are /{}/NUMBER, /{} and /{}, the API is under /api/v1/",
+            uri.path(),
+            l.make,
+            l.answer,
+            l.end
+        ),
+    )
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} does not take this method", uri.path()))
+}
+
+/// A listener serving in the background.
+#[derive(Debug)]
+pub struct RunningListener {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningListener {
+    /// Binds `addr` (port 0 picks a free port) and serves `engine` until stopped. Fails if the port is
+    /// taken, leaving nothing running.
+    pub async fn start(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningListener> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(engine);
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the listener stopped with an error");
+            }
+        });
+        tracing::info!(%addr, "listening");
+        Ok(RunningListener { addr, stop: Some(stop), task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits until the port is free.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the listener stops by itself (it only does on an error).
+    pub async fn join(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}

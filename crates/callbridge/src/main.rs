@@ -1,0 +1,207 @@
+//! `callbridge`: the headless CallBridge. `serve` runs the engine and its listener; the other commands
+//! talk to a running instance over its HTTP API, or work on the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use callbridge::config::Config;
+use callbridge::listener::RunningListener;
+use callbridge::Engine;
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(name = "callbridge", version, about = "CallBridge: CRM URL commands in, phone calls out, call events to the CRM")]
+struct Cli {
+    /// The config file (default: the platform's config directory; see `callbridge config path`).
+    #[arg(long, global = true, env = "CALLBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bridge: the listener, the provider and the notifications, until Ctrl-C or SIGTERM.
+    Serve {
+        /// Listen on this port instead of the configured one.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Place a call through the running bridge.
+    Dial { number: String },
+    /// Answer the ringing call (or the given one) on the running bridge.
+    Answer { call_id: Option<String> },
+    /// End the current call (or the given one) on the running bridge.
+    Hangup { call_id: Option<String> },
+    /// Show the running bridge's provider, its health and the current call.
+    Status,
+    /// List the running bridge's calls, newest first.
+    Calls,
+    /// Simulate things on the running bridge.
+    Simulate {
+        #[command(subcommand)]
+        what: Simulate,
+    },
+    /// Work on the config file.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Simulate {
+    /// Ring an incoming call from NUMBER; `callbridge answer` and `hangup` act on it.
+    Incoming {
+        number: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print where the config file is.
+    Path,
+    /// Print the effective configuration (the file, or the defaults where it is silent).
+    Show,
+    /// Validate the config file; exits non-zero with the line of the first problem.
+    Check,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve { .. }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("callbridge: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callbridge: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn config_path(cli_path: Option<PathBuf>) -> Result<PathBuf> {
+    match cli_path {
+        Some(p) => Ok(p),
+        None => Ok(Config::default_path()?),
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let path = config_path(cli.config)?;
+    match cli.command {
+        Command::Serve { port } => serve(&path, port).await,
+        Command::Config { what } => config_command(&path, what),
+        command => client_command(&path, command).await,
+    }
+}
+
+async fn serve(path: &std::path::Path, port: Option<u16>) -> Result<()> {
+    let mut config = Config::load(path)?;
+    if let Some(port) = port {
+        config.listener.port = port;
+    }
+    let addr = SocketAddr::new(config.listener.bind, config.listener.port);
+    let engine = Engine::start(config.clone());
+    let listener = RunningListener::start(engine.clone(), addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is another CallBridge running? change [listener] port in {})", path.display()))?;
+    let actual = listener.local_addr();
+    let mut shown = config.listener.clone();
+    shown.port = actual.port();
+    let base = shown.base_url();
+    println!("CallBridge is listening on {base} (provider: {})", engine.provider().name());
+    println!("Try it: curl {base}/{}/020123456", config.listener.make);
+    println!("Config: {}{}", path.display(), if path.exists() { "" } else { " (not created yet: using defaults)" });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    listener.stop().await;
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C everywhere; SIGTERM too on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn config_command(path: &std::path::Path, what: ConfigCommand) -> Result<()> {
+    match what {
+        ConfigCommand::Path => println!("{}", path.display()),
+        ConfigCommand::Show => print!("{}", Config::load(path)?.to_toml()),
+        ConfigCommand::Check => {
+            let config = Config::load(path)?;
+            if path.exists() {
+                println!("{} is valid ({} notification rules)", path.display(), config.notifications.len());
+            } else {
+                println!("{} does not exist; the defaults apply", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Commands that talk to the running bridge on the configured port.
+async fn client_command(path: &std::path::Path, command: Command) -> Result<()> {
+    let config = Config::load(path)?;
+    let base = std::env::var("CALLBRIDGE_URL").unwrap_or_else(|_| config.listener.base_url());
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let call_body = |id: Option<String>| match id {
+        Some(id) => serde_json::json!({ "call_id": id }),
+        None => serde_json::json!({}),
+    };
+    let request = match command {
+        Command::Dial { number } => client.post(format!("{base}/api/v1/dial")).json(&serde_json::json!({ "number": number })),
+        Command::Answer { call_id } => client.post(format!("{base}/api/v1/answer")).json(&call_body(call_id)),
+        Command::Hangup { call_id } => client.post(format!("{base}/api/v1/hangup")).json(&call_body(call_id)),
+        Command::Status => client.get(format!("{base}/api/v1/status")),
+        Command::Calls => client.get(format!("{base}/api/v1/calls")),
+        Command::Simulate { what: Simulate::Incoming { number, name } } => client
+            .post(format!("{base}/api/v1/simulate/incoming"))
+            .json(&serde_json::json!({ "number": number, "name": name })),
+        Command::Serve { .. } | Command::Config { .. } => unreachable!("handled in run"),
+    };
+    let response = request.send().await.with_context(|| format!("CallBridge is not answering at {base}; start it with `callbridge serve`"))?;
+    let status = response.status();
+    let body: Value = response.json().await.context("CallBridge answered something that is not JSON")?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if !status.is_success() {
+        bail!("{}", body["message"].as_str().unwrap_or("the command failed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,420 @@
+//! Notifications: telling the CRM that a call rings, was answered or ended.
+//!
+//! The [`Notifier`] turns each [`CallEvent`] into one [`Delivery`] per active rule that matches it (seed
+//! 000's three URLs, or VoipNow-style per-event rows), rendering the URL, headers and body from the
+//! rule's templates. It hands deliveries to an [`Outbox`], the one seam through which requests are
+//! sent: [`MemoryOutbox`] sends at once, in order per call, and records every attempt in the
+//! [`DeliveryLog`]; a durable outbox with retries can replace it without the notifier changing.
+
+pub mod template;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::call::{CallEvent, CallId};
+use crate::config::{Method, NotificationRule};
+use template::{Encoding, Template};
+
+/// The header carrying [`Delivery::idempotency_key`], so a CRM can drop repeats.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// One HTTP request to make for one rule and one call event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub rule_id: String,
+    pub event: String,
+    pub call_id: CallId,
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// `{call id}:{event}:{rule id}`: the same for every attempt of this delivery.
+    pub idempotency_key: String,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    /// The CRM's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// What went wrong, when it did (network error, timeout, or a non-2xx status).
+    pub error: Option<String>,
+    /// The start of the CRM's answer, for the settings page's "Send test".
+    pub response: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// A failure worth retrying: no answer at all, or a server error. A 4xx is the request's fault.
+    pub fn retryable(&self) -> bool {
+        match self.status {
+            None => self.error.is_some(),
+            Some(s) => s >= 500 || s == 429 || s == 408,
+        }
+    }
+}
+
+/// Sends one delivery once: the HTTP request itself, with the per-request timeout.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+}
+
+impl Sender {
+    pub fn new(timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("CallBridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            // Building a client only fails when the TLS backend cannot initialise: nothing works then.
+            .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"));
+        Sender { client }
+    }
+
+    pub async fn send(&self, delivery: &Delivery) -> Attempt {
+        let started = Instant::now();
+        let method = if delivery.method == "POST" { reqwest::Method::POST } else { reqwest::Method::GET };
+        let mut request = self.client.request(method, &delivery.url).header(IDEMPOTENCY_HEADER, &delivery.idempotency_key);
+        for (name, value) in &delivery.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = &delivery.body {
+            request = request.body(body.clone());
+        }
+        let result = request.send().await;
+        let elapsed_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                let response = Some(text.chars().take(500).collect::<String>()).filter(|t| !t.is_empty());
+                let error = (!status.is_success()).then(|| format!("the CRM answered {status}"));
+                Attempt { status: Some(status.as_u16()), error, response, elapsed_ms }
+            }
+            Err(e) => Attempt { status: None, error: Some(describe(&e)), response: None, elapsed_ms },
+        }
+    }
+}
+
+/// A reqwest error in words for the delivery log, including its cause chain.
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_builder() {
+        "bad request"
+    } else {
+        "request failed"
+    };
+    let mut message = what.to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// One line of the delivery log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub at: DateTime<Utc>,
+    pub rule_id: String,
+    pub event: String,
+    pub call_id: CallId,
+    pub method: &'static str,
+    pub url: String,
+    pub idempotency_key: String,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub outcome: Attempt,
+}
+
+/// The most recent delivery attempts, newest last, for the API and the settings page.
+#[derive(Debug, Default)]
+pub struct DeliveryLog {
+    records: Mutex<VecDeque<DeliveryRecord>>,
+}
+
+impl DeliveryLog {
+    const KEEP: usize = 1_000;
+
+    pub fn record(&self, delivery: &Delivery, attempt: u32, outcome: Attempt) {
+        if outcome.succeeded() {
+            tracing::info!(rule = %delivery.rule_id, event = %delivery.event, status = ?outcome.status, url = %delivery.url, "notification delivered");
+        } else {
+            tracing::warn!(rule = %delivery.rule_id, event = %delivery.event, error = ?outcome.error, url = %delivery.url, "notification failed");
+        }
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if records.len() == Self::KEEP {
+            records.pop_front();
+        }
+        records.push_back(DeliveryRecord {
+            at: Utc::now(),
+            rule_id: delivery.rule_id.clone(),
+            event: delivery.event.clone(),
+            call_id: delivery.call_id.clone(),
+            method: delivery.method,
+            url: delivery.url.clone(),
+            idempotency_key: delivery.idempotency_key.clone(),
+            attempt,
+            outcome,
+        });
+    }
+
+    /// Newest first.
+    pub fn recent(&self, limit: usize) -> Vec<DeliveryRecord> {
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.iter().rev().take(limit).cloned().collect()
+    }
+}
+
+/// Where rendered deliveries go to be sent.
+pub trait Outbox: Send + Sync + std::fmt::Debug {
+    /// Accepts deliveries for sending. Must not block: it is called while call state is locked, which
+    /// is also what keeps deliveries of one call in event order.
+    fn enqueue(&self, deliveries: Vec<Delivery>);
+}
+
+/// Sends at once, one call's deliveries strictly in order, different calls in parallel. No retries;
+/// the outcome of each attempt goes to the log.
+#[derive(Debug)]
+pub struct MemoryOutbox {
+    tx: mpsc::UnboundedSender<Delivery>,
+}
+
+impl MemoryOutbox {
+    pub fn start(sender: Sender, log: Arc<DeliveryLog>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(rx, sender, log));
+        MemoryOutbox { tx }
+    }
+}
+
+impl Outbox for MemoryOutbox {
+    fn enqueue(&self, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            // The dispatcher runs as long as the runtime does.
+            let _ = self.tx.send(d);
+        }
+    }
+}
+
+/// Routes each delivery to its call's lane; a lane is a task that sends in order and ends when idle.
+async fn dispatch(mut rx: mpsc::UnboundedReceiver<Delivery>, sender: Sender, log: Arc<DeliveryLog>) {
+    let mut lanes: HashMap<CallId, mpsc::UnboundedSender<Delivery>> = HashMap::new();
+    while let Some(delivery) = rx.recv().await {
+        lanes.retain(|_, lane| !lane.is_closed());
+        let call_id = delivery.call_id.clone();
+        let delivery = match lanes.get(&call_id) {
+            Some(lane) => match lane.send(delivery) {
+                Ok(()) => continue,
+                // The lane went idle just now: start a new one with this delivery.
+                Err(mpsc::error::SendError(d)) => d,
+            },
+            None => delivery,
+        };
+        let (lane_tx, mut lane_rx) = mpsc::unbounded_channel::<Delivery>();
+        let _ = lane_tx.send(delivery);
+        lanes.insert(call_id, lane_tx);
+        let (sender, log) = (sender.clone(), Arc::clone(&log));
+        tokio::spawn(async move {
+            loop {
+                // Wait briefly for the next event of the same call before letting the lane go.
+                let next = tokio::time::timeout(Duration::from_secs(30), lane_rx.recv()).await;
+                let Ok(Some(delivery)) = next else { break };
+                let outcome = sender.send(&delivery).await;
+                log.record(&delivery, 1, outcome);
+            }
+        });
+    }
+}
+
+/// Renders call events into deliveries for the configured rules.
+#[derive(Debug)]
+pub struct Notifier {
+    rules: RwLock<Arc<Vec<NotificationRule>>>,
+    outbox: Arc<dyn Outbox>,
+}
+
+impl Notifier {
+    pub fn new(rules: Vec<NotificationRule>, outbox: Arc<dyn Outbox>) -> Self {
+        Notifier { rules: RwLock::new(Arc::new(rules)), outbox }
+    }
+
+    pub fn set_rules(&self, rules: Vec<NotificationRule>) {
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+    }
+
+    /// Queues the deliveries `event` calls for.
+    pub fn notify(&self, event: &CallEvent) {
+        let rules = Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner));
+        let deliveries: Vec<Delivery> = rules
+            .iter()
+            .filter(|rule| rule.active && rule.event == event.kind)
+            .filter(|rule| rule.direction.is_none_or(|d| d == event.call.direction))
+            .map(|rule| render(rule, event))
+            .collect();
+        if !deliveries.is_empty() {
+            self.outbox.enqueue(deliveries);
+        }
+    }
+}
+
+/// The request `rule` makes for `event`.
+pub fn render(rule: &NotificationRule, event: &CallEvent) -> Delivery {
+    let mut headers: Vec<(String, String)> = rule
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.render(event, Encoding::Raw).replace(['\r', '\n'], " ")))
+        .collect();
+    let body = match rule.method {
+        Method::Get => None,
+        Method::Post => Some(match &rule.body {
+            Some(template) => {
+                let (encoding, content_type) = body_encoding(template, &headers);
+                if let Some(ct) = content_type {
+                    headers.push(("Content-Type".into(), ct.into()));
+                }
+                template.render(event, encoding)
+            }
+            None => {
+                if !has_header(&headers, "content-type") {
+                    headers.push(("Content-Type".into(), "application/json".into()));
+                }
+                default_body(event)
+            }
+        }),
+    };
+    Delivery {
+        rule_id: rule.id.clone(),
+        event: event.kind.as_str().to_owned(),
+        call_id: event.call.id.clone(),
+        method: match rule.method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        },
+        url: rule.url.render(event),
+        headers,
+        body,
+        idempotency_key: format!("{}:{}:{}", event.call.id, event.kind, rule.id),
+    }
+}
+
+fn has_header(headers: &[(String, String)], name: &str) -> bool {
+    headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
+/// How to encode values in a body, from the rule's Content-Type or, without one, from the body's
+/// shape (JSON if it looks like JSON, else a form). Returns the Content-Type to add, if any.
+fn body_encoding(template: &Template, headers: &[(String, String)]) -> (Encoding, Option<&'static str>) {
+    if let Some((_, ct)) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+        let ct = ct.to_ascii_lowercase();
+        let encoding = if ct.contains("json") {
+            Encoding::Json
+        } else if ct.contains("x-www-form-urlencoded") {
+            Encoding::Form
+        } else {
+            Encoding::Raw
+        };
+        return (encoding, None);
+    }
+    let trimmed = template.as_str().trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        (Encoding::Json, Some("application/json"))
+    } else {
+        (Encoding::Form, Some("application/x-www-form-urlencoded"))
+    }
+}
+
+/// The body of a POST rule without a body template: the event and the call as JSON.
+pub fn default_body(event: &CallEvent) -> String {
+    serde_json::json!({
+        "event": event.kind,
+        "timestamp": template::rfc3339(event.at),
+        "callerid": event.call.remote_number,
+        "call": event.call,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{Call, CallEventKind, Direction};
+    use template::UrlTemplate;
+
+    fn rule(method: Method, body: Option<&str>, headers: &[(&str, &str)]) -> NotificationRule {
+        NotificationRule {
+            id: "r1".into(),
+            event: CallEventKind::Incoming,
+            direction: None,
+            method,
+            url: UrlTemplate::parse("https://crm.example/in?callerid=$callerid&name=$name").expect("url"),
+            body: body.map(|b| Template::parse(b).expect("body")),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), Template::parse(v).expect("header"))).collect(),
+            active: true,
+            note: String::new(),
+        }
+    }
+
+    fn event() -> CallEvent {
+        let mut call = Call::new(Direction::In, "+44 20", "simulator");
+        call.remote_name = Some("Zoë & \"Co\"".into());
+        CallEvent { kind: CallEventKind::Incoming, at: call.started_at, call }
+    }
+
+    #[test]
+    fn get_rule_renders_the_url_only() {
+        let e = event();
+        let d = render(&rule(Method::Get, None, &[]), &e);
+        assert_eq!(d.method, "GET");
+        assert_eq!(d.url, "https://crm.example/in?callerid=%2B44%2020&name=Zo%C3%AB%20%26%20%22Co%22");
+        assert!(d.body.is_none());
+        assert_eq!(d.idempotency_key, format!("{}:incoming:r1", e.call.id));
+    }
+
+    #[test]
+    fn post_without_a_body_sends_the_call_as_json() {
+        let e = event();
+        let d = render(&rule(Method::Post, None, &[]), &e);
+        let body: serde_json::Value = serde_json::from_str(d.body.as_deref().unwrap_or_default()).expect("JSON");
+        assert_eq!(body["event"], "incoming");
+        assert_eq!(body["callerid"], "+44 20");
+        assert_eq!(body["call"]["id"], e.call.id.as_str());
+        assert!(d.headers.contains(&("Content-Type".into(), "application/json".into())));
+    }
+
+    #[test]
+    fn body_encoding_follows_content_type_or_shape() {
+        let e = event();
+        let json = render(&rule(Method::Post, Some(r#"{"who":"$name"}"#), &[]), &e);
+        let v: serde_json::Value = serde_json::from_str(json.body.as_deref().unwrap_or_default()).expect("JSON");
+        assert_eq!(v["who"], "Zoë & \"Co\"");
+        let form = render(&rule(Method::Post, Some("who=$name"), &[]), &e);
+        assert_eq!(form.body.as_deref(), Some("who=Zo%C3%AB+%26+%22Co%22"));
+        assert!(form.headers.contains(&("Content-Type".into(), "application/x-www-form-urlencoded".into())));
+        let plain = render(&rule(Method::Post, Some("who: $name"), &[("Content-Type", "text/plain")]), &e);
+        assert_eq!(plain.body.as_deref(), Some("who: Zoë & \"Co\""));
+    }
+
+    #[test]
+    fn header_values_cannot_inject_lines() {
+        let mut e = event();
+        e.call.remote_name = Some("evil\r\nX-Injected: 1".into());
+        let d = render(&rule(Method::Get, None, &[("X-Caller", "$name")]), &e);
+        assert_eq!(d.headers[0].1, "evil  X-Injected: 1");
+    }
+}

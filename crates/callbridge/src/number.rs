@@ -1,0 +1,241 @@
+//! Phone numbers as people paste them, turned into what a phone system can dial.
+//!
+//! A CRM sends whatever its users typed: `+44 (0)20 7946-0000`, `0049.30.1234567`, `tel:+1-201-555-0123`,
+//! an internal extension `101`. [`PhoneNumber::parse`] cleans that up, refuses what cannot be a number
+//! (letters, nothing at all, absurd lengths) with a reason a CRM admin can act on, and normalizes to
+//! E.164 with the configured default country through the `phonenumber` crate (Google's libphonenumber
+//! metadata). What cannot be normalized (short extensions, feature codes) is kept as cleaned digits, so
+//! it still reaches the phone system as the user meant it.
+
+use std::fmt;
+
+use phonenumber::country;
+use serde::{Deserialize, Serialize};
+
+/// E.164 allows 15 digits; an international prefix (`00`, `011`) or a PBX line prefix adds a few.
+/// Anything longer is a paste accident, not a number.
+pub const MAX_DIGITS: usize = 20;
+
+/// Input longer than this is refused before it is even looked at.
+const MAX_INPUT_LEN: usize = 64;
+
+/// Why a number was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("the number is empty")]
+    Empty,
+    #[error("the number contains {found:?}, which is not a digit; only digits, a leading + and the separators space - . ( ) / are accepted")]
+    InvalidCharacter { found: char },
+    #[error("the number has {digits} digits; at most {max} are accepted")]
+    TooLong { digits: usize, max: usize },
+    #[error("the input is {len} characters long; a phone number is at most {MAX_INPUT_LEN}")]
+    InputTooLong { len: usize },
+    #[error("a + may only stand at the start of the number")]
+    MisplacedPlus,
+    #[error("{number} is not a valid international number: {reason}")]
+    NotInternational { number: String, reason: String },
+}
+
+/// An ISO 3166 country code used to read national numbers (`GB`, `DE`, `IN`, `US`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Country(country::Id);
+
+impl std::str::FromStr for Country {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let upper = s.trim().to_ascii_uppercase();
+        if upper.len() != 2 {
+            return Err(format!("{s:?} is not a two-letter ISO 3166 country code such as \"GB\", \"DE\" or \"IN\""));
+        }
+        upper
+            .parse::<country::Id>()
+            .map(Country)
+            .map_err(|_| format!("{s:?} is not a known ISO 3166 country code"))
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id: &str = self.0.as_ref();
+        f.write_str(id)
+    }
+}
+
+impl Serialize for Country {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Country {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A number that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhoneNumber {
+    /// What the user gave, trimmed.
+    pub input: String,
+    /// E.164 (`+442079460000`) when the number could be normalized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e164: Option<String>,
+    /// What the phone system should dial: the E.164 form when known, else the cleaned digits.
+    pub dial: String,
+}
+
+impl PhoneNumber {
+    /// Cleans, validates and normalizes `input`, reading national numbers in `default_country`.
+    pub fn parse(input: &str, default_country: Option<Country>) -> Result<PhoneNumber, NumberError> {
+        if input.len() > MAX_INPUT_LEN {
+            return Err(NumberError::InputTooLong { len: input.len() });
+        }
+        let trimmed = input.trim();
+        let cleaned = clean(trimmed)?;
+        if cleaned.is_empty() {
+            return Err(NumberError::Empty);
+        }
+        let digits = cleaned.trim_start_matches('+').len();
+        if digits > MAX_DIGITS {
+            return Err(NumberError::TooLong { digits, max: MAX_DIGITS });
+        }
+
+        let e164 = if cleaned.starts_with('+') {
+            // An explicit international number must at least have a real country code.
+            let parsed = phonenumber::parse(None, &cleaned).map_err(|e| NumberError::NotInternational {
+                number: cleaned.clone(),
+                reason: e.to_string(),
+            })?;
+            Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
+        } else {
+            default_country.and_then(|country| national_to_e164(&cleaned, country))
+        };
+
+        Ok(PhoneNumber { input: trimmed.to_owned(), dial: e164.clone().unwrap_or_else(|| cleaned.clone()), e164 })
+    }
+
+    /// The digits of [`Self::dial`] without a leading `+`: what APIs that take the number as a JSON
+    /// number (TeleCMI's `to`) or a bare digit string need.
+    pub fn digits(&self) -> &str {
+        self.dial.trim_start_matches('+')
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.dial)
+    }
+}
+
+/// A national number in `country` as E.164, when libphonenumber considers it a real number there.
+/// Short extensions and feature codes are not, and stay as they are.
+fn national_to_e164(digits: &str, country: Country) -> Option<String> {
+    let parsed = phonenumber::parse(Some(country.0), digits).ok()?;
+    phonenumber::is_valid(&parsed).then(|| parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Strips a `tel:`/`callto:`/`sip:`-less scheme, URI parameters and visual separators; turns a leading
+/// `00` into `+`. Returns `+` followed by digits, or digits only.
+fn clean(input: &str) -> Result<String, NumberError> {
+    let decoded = percent_encoding::percent_decode_str(input).decode_utf8_lossy();
+    let mut rest: &str = decoded.trim();
+    for scheme in ["tel:", "callto:", "TEL:", "Tel:", "CALLTO:", "Callto:"] {
+        if let Some(r) = rest.strip_prefix(scheme) {
+            rest = r.trim_start_matches('/');
+            break;
+        }
+    }
+    // RFC 3966 parameters (`;ext=`, `;phone-context=`) are not part of what is dialed.
+    if let Some((number, _params)) = rest.split_once(';') {
+        rest = number;
+    }
+
+    // "+44 (0)20…": the trunk zero in parentheses is not dialed after a country code.
+    let international = rest.starts_with('+') || rest.starts_with("00");
+    let rest = if international { rest.replacen("(0)", "", 1) } else { rest.to_owned() };
+
+    let mut out = String::with_capacity(rest.len());
+    for (i, c) in rest.trim().chars().enumerate() {
+        match c {
+            '0'..='9' => out.push(c),
+            '+' if i == 0 => out.push('+'),
+            '+' => return Err(NumberError::MisplacedPlus),
+            ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' | '\t' => {}
+            other => return Err(NumberError::InvalidCharacter { found: other }),
+        }
+    }
+    // The ITU international prefix written out: 0049… is +49….
+    if let Some(rest) = out.strip_prefix("00") {
+        if !rest.is_empty() {
+            out = format!("+{rest}");
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gb() -> Option<Country> {
+        "GB".parse().ok()
+    }
+
+    #[test]
+    fn accepts_what_people_paste() {
+        let cases = [
+            ("020 7946 0000", "+442079460000"),
+            ("020-7946-0000", "+442079460000"),
+            ("(020) 7946.0000", "+442079460000"),
+            ("+44 20 7946 0000", "+442079460000"),
+            ("0044 20 7946 0000", "+442079460000"),
+            ("+44 (0)20 7946 0000", "+442079460000"),
+            ("tel:+44-20-7946-0000", "+442079460000"),
+            ("tel:+44%2020%207946%200000", "+442079460000"),
+            ("callto:+442079460000", "+442079460000"),
+            ("tel:+442079460000;ext=12", "+442079460000"),
+            ("  +1 (201) 555-0123 ", "+12015550123"),
+        ];
+        for (input, want) in cases {
+            let n = PhoneNumber::parse(input, gb()).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(n.dial, want, "{input:?}");
+            assert_eq!(n.e164.as_deref(), Some(want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_extensions_and_numbers_without_a_country_as_digits() {
+        let ext = PhoneNumber::parse("101", gb()).expect("extension");
+        assert_eq!((ext.dial.as_str(), ext.e164.as_deref()), ("101", None));
+        // The seed's example, with no default country configured.
+        let n = PhoneNumber::parse("020123456", None).expect("seed number");
+        assert_eq!((n.dial.as_str(), n.e164.as_deref()), ("020123456", None));
+        assert_eq!(n.digits(), "020123456");
+    }
+
+    #[test]
+    fn refuses_letters_empty_and_absurd_input_with_the_reason() {
+        assert_eq!(PhoneNumber::parse("", gb()), Err(NumberError::Empty));
+        assert_eq!(PhoneNumber::parse(" - ( ) ", gb()), Err(NumberError::Empty));
+        assert_eq!(PhoneNumber::parse("0800-FLOWERS", gb()), Err(NumberError::InvalidCharacter { found: 'F' }));
+        assert_eq!(PhoneNumber::parse("12+34", gb()), Err(NumberError::MisplacedPlus));
+        let long = "1".repeat(30);
+        assert_eq!(PhoneNumber::parse(&long, gb()), Err(NumberError::TooLong { digits: 30, max: MAX_DIGITS }));
+        let hundred = "9".repeat(100);
+        assert!(matches!(PhoneNumber::parse(&hundred, gb()), Err(NumberError::InputTooLong { len: 100 })));
+        assert!(matches!(PhoneNumber::parse("+999 123", gb()), Err(NumberError::NotInternational { .. })));
+        let msg = PhoneNumber::parse("abc", gb()).expect_err("letters").to_string();
+        assert!(msg.contains("'a'"), "{msg}");
+    }
+
+    #[test]
+    fn country_codes_parse_and_display() {
+        let c: Country = "in".parse().expect("IN");
+        assert_eq!(c.to_string(), "IN");
+        assert!("XX".parse::<Country>().is_err());
+        assert!("Britain".parse::<Country>().is_err());
+    }
+}
