@@ -1,1 +1,26 @@
-//! placeholder
+//! Black-box test kit for CallBridge.
+//!
+//! The programs under test are run as users run them — the built `callbridge` binary with a config
+//! file — and talked to over loopback TCP. What they talk to is here too: a fake CRM that records every
+//! notification ([`crm::FakeCrm`]), and fakes of the external clouds that follow
+//! `shared/reference/wire-formats.md` to the letter.
+
+pub mod bridge;
+pub mod crm;
+
+use std::time::Duration;
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`. For waiting on things
+/// that happen asynchronously; never used to assert how fast they happen.
+pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

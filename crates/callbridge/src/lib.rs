@@ -22,6 +22,7 @@ pub mod listener;
 pub mod notify;
 pub mod number;
 pub mod provider;
+pub mod secrets;
 pub mod tracker;
 
 pub use call::{Call, CallEvent, CallEventKind, CallId, CallState, Direction, Disposition};

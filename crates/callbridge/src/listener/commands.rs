@@ -18,6 +18,7 @@ pub fn routes(listener: &ListenerConfig) -> Router<Engine> {
     Router::new()
         .route(&format!("/{}/{{number}}", listener.make), on(get_or_post, make))
         .route(&format!("/{}", listener.make), on(get_or_post, make_without_number))
+        .route(&format!("/{}/", listener.make), on(get_or_post, make_without_number))
         .route(&format!("/{}", listener.answer), on(get_or_post, answer))
         .route(&format!("/{}", listener.end), on(get_or_post, end))
 }
