@@ -16,6 +16,7 @@ use crate::call::{Call, CallEvent, CallId, CallState, Direction, Disposition};
 use crate::config::{Config, ProviderKind};
 use crate::notify::{DeliveryLog, MemoryOutbox, Notifier, Outbox, Sender};
 use crate::number::{NumberError, PhoneNumber};
+use crate::secrets::{Keyring, SecretStore};
 use crate::provider::simulator::{self, Simulator};
 use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
 use crate::tracker::CallTracker;
@@ -98,12 +99,45 @@ pub struct ProviderStatus {
     pub capabilities: Capabilities,
 }
 
-/// Builds the provider a configuration asks for. Providers that talk to a phone system get the sink
-/// to report what they see.
-pub fn build_provider(config: &Config, sink: EventSink, simulator: &Arc<Simulator>) -> Arc<dyn Provider> {
+/// What an engine is built with besides its configuration; tests and the desktop swap parts.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Where provider secrets and the listener token are kept.
+    pub secrets: Arc<dyn SecretStore>,
+    /// Where notifications go to be sent.
+    pub outbox: Arc<dyn Outbox>,
+    /// The delivery log the outbox writes to.
+    pub deliveries: Arc<DeliveryLog>,
+}
+
+impl Services {
+    /// The OS keyring and the in-memory outbox. Must be called inside a Tokio runtime.
+    pub fn standard(config: &Config) -> Services {
+        Services::with_secrets(config, Arc::new(Keyring))
+    }
+
+    /// The in-memory outbox with the given secret store.
+    pub fn with_secrets(config: &Config, secrets: Arc<dyn SecretStore>) -> Services {
+        let deliveries = Arc::new(DeliveryLog::default());
+        let sender = Sender::new(Duration::from_secs(config.delivery.timeout_secs));
+        let outbox = Arc::new(MemoryOutbox::start(sender, Arc::clone(&deliveries)));
+        Services { secrets, outbox, deliveries }
+    }
+}
+
+/// What a provider is built from.
+#[derive(Debug, Clone)]
+pub struct ProviderContext {
+    /// Where the provider reports what it observes.
+    pub sink: EventSink,
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+/// Builds the provider a configuration asks for.
+pub fn build_provider(config: &Config, context: ProviderContext, simulator: &Arc<Simulator>) -> Arc<dyn Provider> {
     match config.provider.kind {
         ProviderKind::Simulator => {
-            let _ = sink;
+            let _ = context;
             Arc::clone(simulator) as Arc<dyn Provider>
         }
     }
@@ -130,6 +164,7 @@ struct Inner {
     deliveries: Arc<DeliveryLog>,
     events: broadcast::Sender<CallEvent>,
     sink: EventSink,
+    secrets: Arc<dyn SecretStore>,
 }
 
 /// See the module documentation. Cheap to clone; all clones share one engine.
@@ -139,19 +174,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts an engine with the in-memory outbox. Must be called inside a Tokio runtime.
+    /// Starts an engine with the [standard services](Services::standard). Must be called inside a
+    /// Tokio runtime.
     pub fn start(config: Config) -> Engine {
-        let deliveries = Arc::new(DeliveryLog::default());
-        let sender = Sender::new(Duration::from_secs(config.delivery.timeout_secs));
-        let outbox = Arc::new(MemoryOutbox::start(sender, Arc::clone(&deliveries)));
-        Engine::start_with_outbox(config, outbox, deliveries)
+        let services = Services::standard(&config);
+        Engine::start_with(config, services)
     }
 
-    /// Starts an engine that sends notifications through `outbox`.
-    pub fn start_with_outbox(config: Config, outbox: Arc<dyn Outbox>, deliveries: Arc<DeliveryLog>) -> Engine {
+    /// Starts an engine with the given services.
+    pub fn start_with(config: Config, services: Services) -> Engine {
+        let Services { secrets, outbox, deliveries } = services;
         let (sink, mut provider_events) = mpsc::unbounded_channel::<ProviderEvent>();
         let simulator = Arc::new(Simulator::new(config.provider.simulator.clone(), sink.clone()));
-        let provider = build_provider(&config, sink.clone(), &simulator);
+        let context = ProviderContext { sink: sink.clone(), secrets: Arc::clone(&secrets) };
+        let provider = build_provider(&config, context, &simulator);
         let (events, _) = broadcast::channel(256);
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -163,6 +199,7 @@ impl Engine {
                 deliveries,
                 events,
                 sink,
+                secrets,
             }),
         };
         // Provider events are applied one at a time, in arrival order. The task holds only a weak
@@ -190,7 +227,7 @@ impl Engine {
         let provider_changed = old.provider != config.provider;
         *self.inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
         if provider_changed {
-            let new = build_provider(&config, self.inner.sink.clone(), &self.inner.simulator);
+            let new = build_provider(&config, self.provider_context(), &self.inner.simulator);
             let old_provider = std::mem::replace(&mut *self.inner.provider.write().unwrap_or_else(PoisonError::into_inner), new);
             if old_provider.name() != simulator::NAME {
                 old_provider.shutdown().await;
@@ -209,6 +246,15 @@ impl Engine {
         } else {
             self.provider()
         }
+    }
+
+    fn provider_context(&self) -> ProviderContext {
+        ProviderContext { sink: self.inner.sink.clone(), secrets: Arc::clone(&self.inner.secrets) }
+    }
+
+    /// The secret store this engine uses.
+    pub fn secrets(&self) -> &Arc<dyn SecretStore> {
+        &self.inner.secrets
     }
 
     /// Where providers (and webhook handlers) report what they observe.

@@ -4,6 +4,7 @@
 //! * seed 000's URL commands — `/{make}/{number}`, `/{answer}`, `/{end}`, segments from the config, on
 //!   GET and POST (see [`commands`]);
 //! * the versioned JSON API under `/api/v1/` that the UI and the CLI use (see [`api`]);
+//! * provider webhooks under `/webhooks/` (see [`webhooks`]);
 //! * `/health`.
 //!
 //! Every answer is JSON: `{"ok":true,…}` with what was done, or `{"ok":false,"error":code,"message":…}`
@@ -12,6 +13,7 @@
 
 pub mod api;
 pub mod commands;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -65,6 +67,7 @@ pub fn router(engine: Engine) -> Router {
     Router::new()
         .merge(commands::routes(&engine.config().listener))
         .nest("/api/v1", api::routes())
+        .nest("/webhooks", webhooks::routes())
         .route("/health", axum::routing::get(|| async { Json(json!({ "ok": true })) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
