@@ -35,6 +35,8 @@ pub struct Config {
     pub dialing: DialingConfig,
     pub delivery: DeliveryConfig,
     pub provider: ProviderConfig,
+    /// `[desktop]`: the tray app's own settings; the headless binary ignores them.
+    pub desktop: DesktopConfig,
     /// `[[notification]]` tables: what to call when a call rings, is answered or ends.
     #[serde(rename = "notification", skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationRule>,
@@ -48,6 +50,7 @@ impl Default for Config {
             dialing: DialingConfig::default(),
             delivery: DeliveryConfig::default(),
             provider: ProviderConfig::default(),
+            desktop: DesktopConfig::default(),
             notifications: Vec::new(),
         }
     }
@@ -204,6 +207,36 @@ impl Default for SimulatorConfig {
     }
 }
 
+/// `[desktop]`: what the tray app shows and how it is reached. The headless binary ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DesktopConfig {
+    /// Show the incoming-call popup (with Answer, Decline and Open in CRM).
+    pub popups: bool,
+    /// Show a native desktop notification for incoming calls.
+    pub notifications: bool,
+    /// Do not disturb: no popups and no desktop notifications. Calls still reach the phone system and
+    /// the CRM is still notified.
+    pub do_not_disturb: bool,
+    /// "Open in CRM": the page to open for a caller, e.g. `https://crm.example/search?phone=$callerid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_url: Option<UrlTemplate>,
+    /// Global shortcut that opens the dial popup (`CommandOrControl+Alt+C`); empty for none.
+    pub dial_shortcut: String,
+}
+
+impl Default for DesktopConfig {
+    fn default() -> Self {
+        DesktopConfig {
+            popups: true,
+            notifications: true,
+            do_not_disturb: false,
+            crm_url: None,
+            dial_shortcut: "CommandOrControl+Alt+C".into(),
+        }
+    }
+}
+
 /// HTTP method of a notification.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -289,6 +322,11 @@ impl Config {
             message,
         })?;
         Ok(config)
+    }
+
+    /// Gives rules without an id one, as loading a file does (for configs that arrive as JSON).
+    pub fn assign_missing_rule_ids(&mut self) {
+        self.assign_rule_ids();
     }
 
     /// Gives rules without an id the id `{event}-{n}`, n counting rules of that event from 1.

@@ -12,6 +12,7 @@
 //! * [`call`] — the vocabulary: `Call`, `CallEvent`, directions, states, dispositions.
 //! * [`notify`] — call events rendered into the CRM's URLs and sent through an outbox.
 //! * [`config`] — the TOML file, validated with line numbers, written atomically.
+//! * [`settings`] — the running configuration changed safely: validate, bind, save, apply, move the listener.
 //!
 //! This crate has no GUI dependencies: the desktop shell is a thin layer over [`engine::Engine`].
 
@@ -23,6 +24,7 @@ pub mod notify;
 pub mod number;
 pub mod provider;
 pub mod secrets;
+pub mod settings;
 pub mod tracker;
 
 pub use call::{Call, CallEvent, CallEventKind, CallId, CallState, Direction, Disposition};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use callbridge::config::Config;
-use callbridge::listener::RunningListener;
+use callbridge::settings::Settings;
 use callbridge::Engine;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
@@ -120,20 +120,23 @@ async fn serve(path: &std::path::Path, port: Option<u16>) -> Result<()> {
     }
     let addr = SocketAddr::new(config.listener.bind, config.listener.port);
     let engine = Engine::start(config.clone());
-    let listener = RunningListener::start(engine.clone(), addr)
+    // Settings own the listener, so the settings page (/ui/) can save and move it while running.
+    let settings = Settings::new(engine.clone(), Some(path.to_owned()), None);
+    let actual = settings
+        .start_listener()
         .await
         .with_context(|| format!("cannot listen on {addr} (is another CallBridge running? change [listener] port in {})", path.display()))?;
-    let actual = listener.local_addr();
     let mut shown = config.listener.clone();
     shown.port = actual.port();
     let base = shown.base_url();
     println!("CallBridge is listening on {base} (provider: {})", engine.provider().name());
     println!("Try it: curl {base}/{}/020123456", config.listener.make);
     println!("Config: {}{}", path.display(), if path.exists() { "" } else { " (not created yet: using defaults)" });
+    println!("Settings page: {base}/ui/");
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    listener.stop().await;
+    settings.stop_listener().await;
     engine.shutdown().await;
     Ok(())
 }

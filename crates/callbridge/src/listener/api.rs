@@ -10,6 +10,8 @@
 //! | `POST simulate/incoming` `{"number":…,"name"?:…}` | ring a simulated incoming call |
 //! | `GET deliveries?limit=N` | the notification delivery log, newest first |
 //! | `GET config` | the effective configuration |
+//! | `PUT config`, `GET listener`, `POST notifications/test`, `GET providers`, `…/secrets…`, `GET calls/{id}/crm-url` | see [`super::settings_api`] |
+//! | `GET events` | call events and settings changes as Server-Sent Events, see [`super::events`] |
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -35,6 +37,8 @@ pub fn routes() -> Router<Engine> {
         .route("/simulate/incoming", post(simulate_incoming))
         .route("/deliveries", get(deliveries))
         .route("/config", get(config))
+        .merge(super::settings_api::routes())
+        .merge(super::events::routes())
 }
 
 /// A JSON body, or a 400 that says what was wrong with it.

@@ -13,6 +13,9 @@
 
 pub mod api;
 pub mod commands;
+pub mod events;
+pub mod settings_api;
+pub mod ui;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -68,6 +71,7 @@ pub fn router(engine: Engine) -> Router {
         .merge(commands::routes(&engine.config().listener))
         .nest("/api/v1", api::routes())
         .nest("/webhooks", webhooks::routes())
+        .merge(ui::routes())
         .route("/health", axum::routing::get(|| async { Json(json!({ "ok": true })) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -106,9 +110,14 @@ impl RunningListener {
     /// taken, leaving nothing running.
     pub async fn start(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningListener> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        RunningListener::serve(listener, router(engine))
+    }
+
+    /// Serves `app` on an already bound socket (so a caller can find out that a port is taken before
+    /// changing anything else).
+    pub fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<RunningListener> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router(engine);
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
@@ -125,13 +134,21 @@ impl RunningListener {
         self.addr
     }
 
-    /// Stops accepting, lets requests in flight finish, and waits until the port is free.
+    /// Stops accepting, lets requests in flight finish, and waits until the port is free. A request
+    /// that does not finish within [`Self::DRAIN`] (a stream nobody closed) is cut off.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(Self::DRAIN, &mut self.task).await.is_err() {
+            tracing::warn!(addr = %self.addr, "requests still open after {:?}; closing the listener anyway", Self::DRAIN);
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
     }
+
+    /// How long [`Self::stop`] waits for requests in flight.
+    pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
     /// Waits until the listener stops by itself (it only does on an error).
     pub async fn join(mut self) {

@@ -6,6 +6,7 @@
 //! sent: [`MemoryOutbox`] sends at once, in order per call, and records every attempt in the
 //! [`DeliveryLog`]; a durable outbox with retries can replace it without the notifier changing.
 
+pub mod sample;
 pub mod template;
 
 use std::collections::{HashMap, VecDeque};

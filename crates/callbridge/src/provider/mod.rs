@@ -7,6 +7,7 @@
 //! [`EventSink`] it was built with; the [`crate::tracker::CallTracker`] turns those into calls and call
 //! events. Providers never emit notifications or touch the UI themselves.
 
+pub mod forms;
 pub mod simulator;
 
 use async_trait::async_trait;
