@@ -11,6 +11,7 @@ for size in 32 64 128 256 512 1024; do
   rsvg-convert -w "$size" -h "$size" src/app.svg -o "app-$size.png"
 done
 cp app-32.png 32x32.png
+cp app-32.png ../ui/icon.png   # the pages' header icon
 cp app-128.png 128x128.png
 cp app-256.png 128x128@2x.png
 cp app-512.png icon.png

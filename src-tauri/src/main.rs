@@ -32,7 +32,8 @@ fn main() -> std::process::ExitCode {
     let args = args::Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tao=warn,wry=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
     match app::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

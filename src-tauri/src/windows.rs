@@ -62,7 +62,7 @@ pub fn open_incoming(app: &AppHandle, call: &Call) {
     let page = format!("incoming.html?call={}", encode(call.id.as_str()));
     let built = WebviewWindowBuilder::new(app, &label, WebviewUrl::App(page.into()))
         .title(format!("Incoming call — {}", call.remote_number))
-        .inner_size(360.0, 250.0)
+        .inner_size(400.0, 250.0)
         .resizable(false)
         .always_on_top(true)
         .center()

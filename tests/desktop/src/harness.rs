@@ -6,7 +6,6 @@
 //! builds and installs both.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -113,6 +112,10 @@ impl DesktopApp {
             ("PATH".into(), path),
             ("CALLBRIDGE_LOG".into(), "info,callbridge=debug,callbridge_desktop=debug".into()),
             ("NO_AT_BRIDGE".into(), "1".into()),
+            ("NO_COLOR".into(), "1".into()),
+            // Xvfb has no GPU: WebKit's compositing mode paints (and snapshots) unreliably there.
+            ("WEBKIT_DISABLE_COMPOSITING_MODE".into(), "1".into()),
+            ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
         ];
         let port = free_port();
         let native_port = free_port();
@@ -123,9 +126,7 @@ impl DesktopApp {
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: WebKitWebDriver and the app are killed with it.
-            .process_group(0);
+            .stderr(Stdio::piped());
         let mut driver_child = driver_cmd.spawn().expect("start tauri-driver");
         let logs = Arc::new(Mutex::new(String::new()));
         for stream in [driver_child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), driver_child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
@@ -141,10 +142,10 @@ impl DesktopApp {
             });
         }
         processes.push(driver_child);
-        callbridge_e2e::eventually(Duration::from_secs(30), "tauri-driver to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-        })
-        .await;
+        // tauri-driver listens before the WebKitWebDriver it starts does: wait for both.
+        for (p, what) in [(port, "tauri-driver to listen"), (native_port, "WebKitWebDriver to listen")] {
+            callbridge_e2e::eventually(Duration::from_secs(30), what, || std::net::TcpStream::connect(("127.0.0.1", p)).ok().map(|_| ())).await;
+        }
 
         let mut app_args: Vec<String> = vec!["--config".into(), config_path.display().to_string()];
         app_args.extend(args.iter().map(|a| a.to_string()));
@@ -244,12 +245,38 @@ impl DesktopApp {
 
     fn stop(&mut self) {
         for mut child in self.processes.drain(..).rev() {
-            // Negative pid: the whole process group (tauri-driver, WebKitWebDriver, the app).
-            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).stderr(Stdio::null()).status();
+            // Children first (WebKitWebDriver, the app and its web processes; the services D-Bus
+            // started), each by its own pid.
+            for pid in descendants(child.id()).into_iter().rev() {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// The processes below `root`, parents before children, from `/proc/*/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid …": comm may contain spaces, so read after its closing parenthesis.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 impl Drop for DesktopApp {

@@ -32,6 +32,7 @@ pub const SAVE_STATUS: TestId = TestId("save-status");
 pub const DIAL_NUMBER: TestId = TestId("dial-number");
 pub const DIAL_CALL: TestId = TestId("dial-call");
 pub const DIAL_STATUS: TestId = TestId("dial-status");
+pub const DIAL_HANGUP: TestId = TestId("dial-hangup");
 
 // Incoming-call popup.
 pub const INCOMING_NUMBER: TestId = TestId("incoming-number");

@@ -110,7 +110,17 @@ async fn a_tel_link_opens_the_dial_popup_and_the_call_reaches_the_crm() {
     let (_, call) = app.get(&format!("/api/v1/calls/{call_id}")).await;
     assert_eq!(call["call"]["provider"], "simulator");
     assert_eq!(call["call"]["direction"], "out");
-    popup.status("the far end to ring", |t| t.contains("Ringing")).await;
+    eventually_async(WAIT, "the simulator's far end to ring", || async {
+        let (_, body) = app.get(&format!("/api/v1/calls/{call_id}")).await;
+        (body["call"]["state"] == "ringing").then_some(())
+    })
+    .await;
+
+    // Hang up from the popup: the call ends and the popup says so.
+    popup.hang_up().await;
+    popup.status("the call to end", |t| t.contains("ended")).await;
+    let (_, body) = app.get(&format!("/api/v1/calls/{call_id}")).await;
+    assert_eq!(body["call"]["state"], "ended");
     assert_eq!(app.driver.window().await.expect("current window"), dial_window);
     app.quit().await;
 }
@@ -162,13 +172,13 @@ async fn the_incoming_popup_answers_and_opens_the_crm() {
 }
 
 /// Done-when 4: "Start at login" creates and removes the autostart entry (on Linux
-/// `$XDG_CONFIG_HOME/autostart/CallBridge.desktop`, pointing at the app).
+/// `~/.config/autostart/CallBridge.desktop`, pointing at the app).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_at_login_creates_and_removes_the_autostart_entry() {
     let port = free_port();
     let app = DesktopApp::launch(&config(port, ""), &["--open", "settings"]).await;
     let page = SettingsPage::ready(&app.driver).await;
-    let entry = app.home.join("config/autostart/CallBridge.desktop");
+    let entry = app.home.join(".config/autostart/CallBridge.desktop");
     assert!(!page.autostart_checked().await);
     assert!(!entry.exists());
 

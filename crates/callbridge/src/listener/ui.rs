@@ -24,7 +24,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("settings.js", JS, include_bytes!("../../../../ui/settings.js")),
     ("dial.js", JS, include_bytes!("../../../../ui/dial.js")),
     ("incoming.js", JS, include_bytes!("../../../../ui/incoming.js")),
-    ("icon.png", "image/png", include_bytes!("../../../../icons/32x32.png")),
+    ("icon.png", "image/png", include_bytes!("../../../../ui/icon.png")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";

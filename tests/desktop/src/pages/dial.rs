@@ -26,6 +26,11 @@ impl<'a> DialPopup<'a> {
         wait_text(self.driver, DIAL_STATUS, "the dial status", |t| !t.is_empty() && !t.starts_with("Dialing")).await
     }
 
+    /// Clicks Hang up (shown while the call is live).
+    pub async fn hang_up(&self) {
+        element(self.driver, DIAL_HANGUP).await.click().await.expect("click");
+    }
+
     pub async fn status(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
         wait_text(self.driver, DIAL_STATUS, what, check).await
     }
