@@ -117,44 +117,30 @@ impl DesktopApp {
             ("WEBKIT_DISABLE_COMPOSITING_MODE".into(), "1".into()),
             ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
         ];
-        let port = free_port();
-        let native_port = free_port();
-        let mut driver_cmd = Command::new(tauri_driver());
-        driver_cmd
-            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut driver_child = driver_cmd.spawn().expect("start tauri-driver");
-        let logs = Arc::new(Mutex::new(String::new()));
-        for stream in [driver_child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), driver_child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
-            let logs = Arc::clone(&logs);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("[app] {line}");
-                    if let Ok(mut l) = logs.lock() {
-                        l.push_str(&line);
-                        l.push('\n');
-                    }
-                }
-            });
-        }
-        processes.push(driver_child);
-        // tauri-driver listens before the WebKitWebDriver it starts does: wait for both.
-        for (p, what) in [(port, "tauri-driver to listen"), (native_port, "WebKitWebDriver to listen")] {
-            callbridge_e2e::eventually(Duration::from_secs(30), what, || std::net::TcpStream::connect(("127.0.0.1", p)).ok().map(|_| ())).await;
-        }
-
         let mut app_args: Vec<String> = vec!["--config".into(), config_path.display().to_string()];
         app_args.extend(args.iter().map(|a| a.to_string()));
-        let mut caps = thirtyfour::Capabilities::new();
-        caps.insert("browserName".into(), json!("wry"));
-        caps.insert("tauri:options".into(), json!({ "application": app_binary(), "args": app_args }));
-        let driver = match WebDriver::new(format!("http://127.0.0.1:{port}"), caps).await {
-            Ok(d) => d,
-            Err(e) => panic!("no WebDriver session with the app: {e}\nlogs:\n{}", logs.lock().map(|l| l.clone()).unwrap_or_default()),
+        let logs = Arc::new(Mutex::new(String::new()));
+        // WebKitWebDriver now and then never attaches to the app's first webview (the app waits
+        // for it forever); a session that does not start within a minute is started again.
+        let mut driver = None;
+        for attempt in 1..=3 {
+            let (child, session) = start_session(&env, &app_args, &logs).await;
+            processes.push(child);
+            match session {
+                Ok(d) => {
+                    driver = Some(d);
+                    break;
+                }
+                Err(e) => {
+                    eprintln!("[harness] WebDriver session attempt {attempt} failed: {e}");
+                    if let Some(child) = processes.pop() {
+                        kill_tree(child);
+                    }
+                }
+            }
+        }
+        let Some(driver) = driver else {
+            panic!("no WebDriver session with the app\nlogs:\n{}", logs.lock().map(|l| l.clone()).unwrap_or_default());
         };
         let api = api_url(config);
         let app = DesktopApp { driver, api, home, config_path, env, processes, logs, _guard: guard, _dir: dir };
@@ -244,14 +230,9 @@ impl DesktopApp {
     }
 
     fn stop(&mut self) {
-        for mut child in self.processes.drain(..).rev() {
-            // Children first (WebKitWebDriver, the app and its web processes; the services D-Bus
-            // started), each by its own pid.
-            for pid in descendants(child.id()).into_iter().rev() {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        // Children first (WebKitWebDriver, the app and its web processes; the services D-Bus started).
+        for child in self.processes.drain(..).rev() {
+            kill_tree(child);
         }
     }
 }
@@ -283,6 +264,59 @@ impl Drop for DesktopApp {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Starts tauri-driver (which starts WebKitWebDriver) and asks it for a session with the app.
+async fn start_session(env: &[(String, String)], app_args: &[String], logs: &Arc<Mutex<String>>) -> (Child, WebDriverResult<WebDriver>) {
+    let port = free_port();
+    let native_port = free_port();
+    let mut driver_cmd = Command::new(tauri_driver());
+    driver_cmd
+        .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = driver_cmd.spawn().expect("start tauri-driver");
+    let streams = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let logs = Arc::clone(logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("[app] {line}");
+                if let Ok(mut l) = logs.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+    }
+    // tauri-driver listens before the WebKitWebDriver it starts does: wait for both.
+    for (p, what) in [(port, "tauri-driver to listen"), (native_port, "WebKitWebDriver to listen")] {
+        callbridge_e2e::eventually(Duration::from_secs(30), what, || std::net::TcpStream::connect(("127.0.0.1", p)).ok().map(|_| ())).await;
+    }
+    let mut caps = thirtyfour::Capabilities::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert("tauri:options".into(), json!({ "application": app_binary(), "args": app_args }));
+    let session = WebDriver::new(format!("http://127.0.0.1:{port}"), caps);
+    let session = match tokio::time::timeout(Duration::from_secs(60), session).await {
+        Ok(result) => result,
+        Err(_) => Err(thirtyfour::error::WebDriverError::Timeout("no session within 60 s".into())),
+    };
+    (child, session)
+}
+
+/// Kills `child` and everything below it, each by its own pid.
+fn kill_tree(mut child: Child) {
+    for pid in descendants(child.id()).into_iter().rev() {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `http://127.0.0.1:PORT` from the `port = N` line of a test config.

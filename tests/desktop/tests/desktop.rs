@@ -33,7 +33,6 @@ async fn settings_move_the_listener_and_route_notifications_without_a_restart() 
     let page = SettingsPage::ready(&app.driver).await;
     assert_eq!(page.listen_port().await, old_port.to_string());
     page.listener_status("the listener status", |t| t.contains(&format!("localhost:{old_port}"))).await;
-    app.screenshot("settings.png").await;
 
     // Inline validation: an impossible port is marked and not saved.
     page.set_listen_port("70000").await;
@@ -66,6 +65,8 @@ async fn settings_move_the_listener_and_route_notifications_without_a_restart() 
     // "Send test" reaches the CRM and shows its answer.
     let tested = page.send_test_on_first_rule().await;
     assert!(tested.contains("answered 200"), "{tested}");
+    page.listener_status("the status to follow the move", |t| t.contains(&format!("localhost:{new_port}"))).await;
+    app.screenshot("settings.png").await;
     let before = crm.received().len();
 
     // The next (simulated) call is announced at the new URL.
