@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::call::{CallEventKind, Direction};
 use crate::notify::template::{Template, UrlTemplate};
 use crate::number::Country;
+use crate::provider::baresip::config::BaresipConfig;
+use crate::provider::kazoo::config::KazooConfig;
 
 /// The version of the file format this build writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -168,6 +170,10 @@ impl Default for DeliveryConfig {
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub simulator: SimulatorConfig,
+    /// `[provider.baresip]`: a local SIP softphone (see `provider::baresip::config`).
+    pub baresip: BaresipConfig,
+    /// `[provider.kazoo]`: Kazoo click-to-call (see `provider::kazoo::config`).
+    pub kazoo: KazooConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,12 +182,18 @@ pub enum ProviderKind {
     /// The built-in simulator: no phone account needed.
     #[default]
     Simulator,
+    /// A local baresip softphone, driven over its ctrl_tcp socket.
+    Baresip,
+    /// Kazoo (2600Hz) click-to-call.
+    Kazoo,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Simulator => "simulator",
+            ProviderKind::Baresip => "baresip",
+            ProviderKind::Kazoo => "kazoo",
         }
     }
 }
@@ -331,6 +343,11 @@ impl Config {
         }
         if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs > 300 {
             return Err(("delivery.timeout_secs must be between 1 and 300".into(), Some("timeout_secs".into())));
+        }
+        match self.provider.kind {
+            ProviderKind::Simulator => {}
+            ProviderKind::Baresip => self.provider.baresip.check()?,
+            ProviderKind::Kazoo => self.provider.kazoo.check()?,
         }
         let mut seen = std::collections::BTreeSet::new();
         for rule in &self.notifications {

@@ -17,6 +17,8 @@ use crate::config::{Config, ProviderKind};
 use crate::notify::{DeliveryLog, MemoryOutbox, Notifier, Outbox, Sender};
 use crate::number::{NumberError, PhoneNumber};
 use crate::secrets::{Keyring, SecretStore};
+use crate::provider::baresip::Baresip;
+use crate::provider::kazoo::Kazoo;
 use crate::provider::simulator::{self, Simulator};
 use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
 use crate::tracker::CallTracker;
@@ -140,6 +142,8 @@ pub fn build_provider(config: &Config, context: ProviderContext, simulator: &Arc
             let _ = context;
             Arc::clone(simulator) as Arc<dyn Provider>
         }
+        ProviderKind::Baresip => Arc::new(Baresip::start(config.provider.baresip.clone(), context)),
+        ProviderKind::Kazoo => Arc::new(Kazoo::start(config.provider.kazoo.clone(), context)),
     }
 }
 

@@ -7,6 +7,8 @@
 //! [`EventSink`] it was built with; the [`crate::tracker::CallTracker`] turns those into calls and call
 //! events. Providers never emit notifications or touch the UI themselves.
 
+pub mod baresip;
+pub mod kazoo;
 pub mod simulator;
 
 use async_trait::async_trait;
