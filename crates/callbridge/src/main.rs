@@ -49,6 +49,19 @@ enum Command {
         #[command(subcommand)]
         what: ConfigCommand,
     },
+    /// Keep a secret (API key, SIP password) in the OS keyring, where the config file names it.
+    Secret {
+        #[command(subcommand)]
+        what: SecretCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Store the value read from standard input under NAME (e.g. `echo -n KEY | callbridge secret set kazoo`).
+    Set { name: String },
+    /// Remove the secret stored under NAME.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +122,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { port } => serve(&path, port).await,
         Command::Config { what } => config_command(&path, what),
+        Command::Secret { what } => secret_command(what),
         command => client_command(&path, command).await,
     }
 }
@@ -176,6 +190,30 @@ fn config_command(path: &std::path::Path, what: ConfigCommand) -> Result<()> {
     Ok(())
 }
 
+fn secret_command(what: SecretCommand) -> Result<()> {
+    use callbridge::secrets::{Keyring, Secret, SecretStore, SERVICE};
+    match what {
+        SecretCommand::Set { name } => {
+            let mut value = String::new();
+            std::io::stdin().read_line(&mut value).context("cannot read the secret from standard input")?;
+            let value = value.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                bail!("no secret on standard input; pipe it in, e.g. `echo -n VALUE | callbridge secret set {name}`");
+            }
+            Keyring.set(&name, &Secret::new(value))?;
+            println!("stored {name:?} in the OS keyring (service {SERVICE})");
+        }
+        SecretCommand::Delete { name } => {
+            if Keyring.delete(&name)? {
+                println!("removed {name:?} from the OS keyring");
+            } else {
+                println!("there was no {name:?} in the OS keyring");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Commands that talk to the running bridge on the configured port.
 async fn client_command(path: &std::path::Path, command: Command) -> Result<()> {
     let config = Config::load(path)?;
@@ -194,7 +232,7 @@ async fn client_command(path: &std::path::Path, command: Command) -> Result<()> 
         Command::Simulate { what: Simulate::Incoming { number, name } } => client
             .post(format!("{base}/api/v1/simulate/incoming"))
             .json(&serde_json::json!({ "number": number, "name": name })),
-        Command::Serve { .. } | Command::Config { .. } => unreachable!("handled in run"),
+        Command::Serve { .. } | Command::Config { .. } | Command::Secret { .. } => unreachable!("handled in run"),
     };
     let response = request.send().await.with_context(|| format!("CallBridge is not answering at {base}; start it with `callbridge serve`"))?;
     let status = response.status();
