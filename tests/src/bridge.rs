@@ -102,6 +102,11 @@ impl Bridge {
         Bridge { child: Some(child), url, port, dir: dir.to_owned(), config_path, logs, _home: None }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }

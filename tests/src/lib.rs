@@ -7,6 +7,8 @@
 
 pub mod bridge;
 pub mod crm;
+pub mod kazoo;
+pub mod sipp;
 
 use std::time::Duration;
 

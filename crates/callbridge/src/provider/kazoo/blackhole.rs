@@ -3,7 +3,8 @@
 //! The connection goes out from CallBridge, so it works from behind NAT where Kazoo's webhooks could
 //! not reach the desk. After connecting it subscribes to `call.CHANNEL_CREATE.*`,
 //! `call.CHANNEL_ANSWER.*` and `call.CHANNEL_DESTROY.*` for the account, with the Crossbar token;
-//! every event is tied to its call by [`Legs`] and sent to the tracker. A dropped connection is
+//! every event is tied to its call by [`Legs`] (and, for a click-to-call, to the dial by [`Dials`])
+//! and sent to the tracker. A dropped connection is
 //! retried with backoff; a refused token is replaced before the next try.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::api::Crossbar;
 use super::config::WsUrl;
+use super::dials::Dials;
 use super::events::{parse_blackhole, BlackholeMessage, Legs};
 use crate::provider::EventSink;
 
@@ -44,12 +46,12 @@ impl Status {
 }
 
 /// Keeps a subscription up until the task is aborted.
-pub async fn run(url: WsUrl, api: Arc<Crossbar>, legs: Arc<Mutex<Legs>>, sink: EventSink, status: Arc<Status>) {
+pub async fn run(url: WsUrl, api: Arc<Crossbar>, legs: Arc<Mutex<Legs>>, dials: Arc<Dials>, sink: EventSink, status: Arc<Status>) {
     status.set(Some(format!("connecting to the Kazoo websocket at {}", url.as_str())));
     let mut backoff = BACKOFF_MIN;
     let requests = AtomicU64::new(1);
     loop {
-        match session(&url, &api, &legs, &sink, &status, &requests).await {
+        match session(&url, &api, &legs, &dials, &sink, &status, &requests).await {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(why) => {
                 tracing::warn!(url = url.as_str(), %why, "Kazoo websocket");
@@ -67,6 +69,7 @@ async fn session(
     url: &WsUrl,
     api: &Crossbar,
     legs: &Mutex<Legs>,
+    dials: &Dials,
     sink: &EventSink,
     status: &Status,
     requests: &AtomicU64,
@@ -127,7 +130,17 @@ async fn session(
                 if event.account_id.as_deref().is_some_and(|a| a != api.account_id()) {
                     continue;
                 }
-                let out = legs.lock().unwrap_or_else(PoisonError::into_inner).observe(&event);
+                let (mut out, clicktocall) = {
+                    let mut legs = legs.lock().unwrap_or_else(PoisonError::into_inner);
+                    let out = legs.observe(&event);
+                    let clicktocall = out.provider_call_id.as_deref().is_some_and(|root| legs.is_clicktocall(root));
+                    (out, clicktocall)
+                };
+                if clicktocall {
+                    if let Some(root) = out.provider_call_id.clone() {
+                        out.call_id = dials.call_for(&root).await;
+                    }
+                }
                 let _ = sink.send(out);
             }
             Ok(BlackholeMessage::Ignored) => {}

@@ -290,6 +290,11 @@ impl Legs {
         out
     }
 
+    /// Whether `call_id` is a leg of a click-to-call.
+    pub fn is_clicktocall(&self, call_id: &str) -> bool {
+        self.legs.get(call_id).is_some_and(|l| l.clicktocall)
+    }
+
     fn leg_for(&mut self, event: &ChannelEvent) -> Leg {
         if let Some(leg) = self.legs.get(&event.call_id) {
             return leg.clone();

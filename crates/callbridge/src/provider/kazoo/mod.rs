@@ -4,6 +4,7 @@
 //! * [`config`] — `[provider.kazoo]`;
 //! * [`api`] — Crossbar: auth token, click-to-call connect, channel hangup;
 //! * [`events`] — channel events in both wire shapes, legs tied into calls;
+//! * [`dials`] — click-to-calls in flight, so their first events find the call being dialed;
 //! * [`blackhole`] — the websocket subscription.
 //!
 //! Kazoo's click-to-call rings the user's own phone first and then the contact, so CallBridge cannot
@@ -12,6 +13,7 @@
 pub mod api;
 pub mod blackhole;
 pub mod config;
+pub mod dials;
 pub mod events;
 
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use self::api::Crossbar;
 use self::config::{KazooAuth, KazooConfig};
+use self::dials::Dials;
 use self::events::Legs;
 use super::{Capabilities, Placed, Provider, ProviderError, ProviderHealth, Support};
 use crate::call::Call;
@@ -34,6 +37,7 @@ pub struct Kazoo {
     config: KazooConfig,
     /// `Err` when the configuration lacks what every request needs.
     api: Result<Arc<Crossbar>, ProviderError>,
+    dials: Arc<Dials>,
     websocket: Option<(Arc<blackhole::Status>, JoinHandle<()>)>,
 }
 
@@ -42,6 +46,7 @@ impl Kazoo {
     /// inside a Tokio runtime.
     pub fn start(config: KazooConfig, context: ProviderContext) -> Kazoo {
         let api = Crossbar::new(&config, context.secrets).map(Arc::new);
+        let dials = Arc::new(Dials::default());
         let websocket = match (&api, &config.websocket_url) {
             (Ok(api), Some(url)) => {
                 let status = Arc::new(blackhole::Status::default());
@@ -49,6 +54,7 @@ impl Kazoo {
                     url.clone(),
                     Arc::clone(api),
                     Arc::new(Mutex::new(Legs::default())),
+                    Arc::clone(&dials),
                     context.sink,
                     Arc::clone(&status),
                 ));
@@ -56,7 +62,7 @@ impl Kazoo {
             }
             _ => None,
         };
-        Kazoo { config, api, websocket }
+        Kazoo { config, api, dials, websocket }
     }
 
     fn api(&self) -> Result<&Crossbar, ProviderError> {
@@ -97,7 +103,13 @@ impl Provider for Kazoo {
     }
 
     async fn dial(&self, call: &Call) -> Result<Placed, ProviderError> {
-        let connected = self.api()?.connect(&call.remote_number).await?;
+        let api = self.api()?;
+        self.dials.begin();
+        let connected = api.connect(&call.remote_number).await;
+        self.dials.end(
+            connected.as_ref().ok().and_then(|c| c.outbound_call_id.clone()).map(|leg| (leg, call.id.clone())),
+        );
+        let connected = connected?;
         tracing::info!(call = %call.id, outbound_call_id = ?connected.outbound_call_id, "Kazoo click-to-call executed");
         Ok(Placed { provider_call_id: connected.outbound_call_id, request_id: None })
     }
