@@ -176,7 +176,7 @@ pub fn parse_webhook(fields: &Value) -> Result<ChannelEvent, KazooEventError> {
 pub enum BlackholeMessage {
     /// The answer to a subscribe: `status` is `success` or `error`.
     Reply { request_id: Option<String>, status: String, message: Option<String> },
-    Event(ChannelEvent),
+    Event(Box<ChannelEvent>),
     /// Something else (another event name, a greeting): nothing to do.
     Ignored,
 }
@@ -207,7 +207,7 @@ pub fn parse_blackhole(text_msg: &str) -> Result<BlackholeMessage, KazooEventErr
     let Some(body) = body.and_then(Value::as_object) else { return Ok(BlackholeMessage::Ignored) };
     let name = text(obj, "name").or_else(|| text(body, "Event-Name"));
     let Some(name) = name.as_deref().and_then(ChannelEventName::parse) else { return Ok(BlackholeMessage::Ignored) };
-    channel_event(body, name, Keys::Hyphen).map(BlackholeMessage::Event)
+    channel_event(body, name, Keys::Hyphen).map(|e| BlackholeMessage::Event(Box::new(e)))
 }
 
 /// How a call ended, per Kazoo's (FreeSWITCH's) hangup cause; `None` leaves it to the tracker.
@@ -327,7 +327,7 @@ mod tests {
 
     fn event(v: Value) -> ChannelEvent {
         match parse_blackhole(&v.to_string()) {
-            Ok(BlackholeMessage::Event(e)) => e,
+            Ok(BlackholeMessage::Event(e)) => *e,
             other => panic!("not an event: {other:?}"),
         }
     }
