@@ -8,7 +8,7 @@ purpose=${1:-run}
 packages=(build-essential pkg-config)
 case "$purpose" in
   run) ;;
-  test) packages+=(dbus gnome-keyring libsecret-tools) ;;
+  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester) ;;
   *) echo "deps.sh: unknown purpose '$purpose' (run, test)" >&2; exit 2 ;;
 esac
 

@@ -248,8 +248,9 @@ impl Crossbar {
     }
 
     /// Hangs up channel `uuid`: `POST …/channels/{uuid}` with `{"data":{"action":"hangup"}}`. When that
-    /// is refused (the Konami app is not running), the metaflow variant `PUT` is tried too.
-    /// `Ok(false)`: Kazoo has no such channel (the call is over already).
+    /// is refused, the metaflow variant (`PUT`, `{"action":"metaflow",…}`) is tried too: installations
+    /// differ in which they allow, and both need Kazoo's Konami app. `Ok(false)`: Kazoo has no such
+    /// channel (the call is over already).
     pub async fn hangup(&self, uuid: &str) -> Result<bool, ProviderError> {
         let uuid = url::form_urlencoded::byte_serialize(uuid.as_bytes()).collect::<String>();
         let url = self.api.v2(&format!("accounts/{}/channels/{uuid}", self.account_id.as_str()));
@@ -268,7 +269,10 @@ impl Crossbar {
         }
         Err(ProviderError::Rejected {
             provider: NAME.into(),
-            message: format!("hangup failed: {first}; the metaflow hangup failed too: {}", kazoo_message(status, &text)),
+            message: format!(
+                "hangup failed: {first}; the metaflow hangup failed too: {} (Kazoo's channel actions need the Konami app; end the call on your phone)",
+                kazoo_message(status, &text)
+            ),
             status: None,
         })
     }
@@ -283,6 +287,75 @@ mod tests {
         // echo -n "alice:secret" | md5sum
         assert_eq!(credentials_hash("alice", "secret"), "6f622058968bb90757e6c6ed79e5df81");
         assert_eq!(credentials_hash("user", "pass"), "21a39285884a268d6458e3fdeb08beac");
+    }
+
+    /// A stand-in Crossbar whose channel `POST` is refused and whose metaflow `PUT` is `put_status`.
+    async fn crossbar(put_status: u16) -> (Crossbar, Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::routing::{post, put};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = |seen: &Arc<std::sync::Mutex<Vec<String>>>, what: String| {
+            if let Ok(mut s) = seen.lock() {
+                s.push(what);
+            }
+        };
+        let app = axum::Router::new()
+            .route("/v2/api_auth", put(|| async { (StatusCode::CREATED, r#"{"auth_token":"t1","status":"success"}"#) }))
+            .route(
+                "/v2/accounts/acc/channels/{uuid}",
+                post({
+                    let seen = Arc::clone(&seen);
+                    move |body: String| async move {
+                        log(&seen, format!("POST {body}"));
+                        (StatusCode::BAD_REQUEST, r#"{"error":"400","message":"invalid request","status":"error"}"#)
+                    }
+                })
+                .put({
+                    let seen = Arc::clone(&seen);
+                    move |body: String| async move {
+                        log(&seen, format!("PUT {body}"));
+                        (StatusCode::from_u16(put_status).unwrap_or(StatusCode::OK), r#"{"status":"success","data":{}}"#)
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let secrets = Arc::new(crate::secrets::MemorySecrets::default());
+        secrets.set("kazoo", &Secret::new("key")).expect("set");
+        let config = KazooConfig {
+            api_url: ApiUrl::parse(&format!("http://{addr}")).ok(),
+            account_id: KazooId::parse("acc").ok(),
+            clicktocall_id: KazooId::parse("c2c").ok(),
+            ..KazooConfig::default()
+        };
+        (Crossbar::new(&config, secrets).expect("configured"), seen)
+    }
+
+    #[tokio::test]
+    async fn a_refused_hangup_falls_back_to_the_metaflow_variant() {
+        let (api, seen) = crossbar(200).await;
+        assert_eq!(api.hangup("leg-1").await, Ok(true));
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(
+            seen,
+            [
+                r#"POST {"data":{"action":"hangup"}}"#.to_owned(),
+                r#"PUT {"action":"metaflow","data":{"data":{"module":"hangup"}}}"#.to_owned()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn when_both_hangups_fail_the_error_says_why_and_what_to_do() {
+        let (api, _) = crossbar(500).await;
+        match api.hangup("leg-1").await {
+            Err(ProviderError::Rejected { message, .. }) => {
+                assert!(message.contains("invalid request") && message.contains("Konami") && message.contains("on your phone"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]
