@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::{CallEventKind, Direction};
 use crate::notify::template::{Template, UrlTemplate};
 use crate::number::Country;
+use crate::provider::telecmi::TelecmiConfig;
 
 /// The version of the file format this build writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -168,6 +169,9 @@ impl Default for DeliveryConfig {
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub simulator: SimulatorConfig,
+    /// `[provider.telecmi]`: used when `kind = "telecmi"`.
+    #[serde(skip_serializing_if = "TelecmiConfig::is_default")]
+    pub telecmi: TelecmiConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,12 +180,15 @@ pub enum ProviderKind {
     /// The built-in simulator: no phone account needed.
     #[default]
     Simulator,
+    /// TeleCMI click2call (seed 004).
+    Telecmi,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Simulator => "simulator",
+            ProviderKind::Telecmi => "telecmi",
         }
     }
 }
@@ -332,6 +339,7 @@ impl Config {
         if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs > 300 {
             return Err(("delivery.timeout_secs must be between 1 and 300".into(), Some("timeout_secs".into())));
         }
+        self.provider.telecmi.validate()?;
         let mut seen = std::collections::BTreeSet::new();
         for rule in &self.notifications {
             if !seen.insert(rule.id.as_str()) {
