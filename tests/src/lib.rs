@@ -6,7 +6,9 @@
 //! `shared/reference/wire-formats.md` to the letter.
 
 pub mod bridge;
+pub mod cli;
 pub mod crm;
+pub mod telecmi;
 
 use std::time::Duration;
 

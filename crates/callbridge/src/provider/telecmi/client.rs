@@ -60,14 +60,21 @@ impl Client {
     }
 
     /// `POST|GET /v2/webrtc/click2call`; the `request_id` TeleCMI gives the new call.
-    pub async fn click2call(&self, user_id: &str, secret: &Secret, call: &Click2Call) -> Result<String, ProviderError> {
+    /// `secret_entry` names the keyring entry of `secret`, for the error that says to replace it.
+    pub async fn click2call(
+        &self,
+        user_id: &str,
+        secret: &Secret,
+        secret_entry: &str,
+        call: &Click2Call,
+    ) -> Result<String, ProviderError> {
         let url = self.url("/v2/webrtc/click2call");
         let request = match self.method {
             RequestMethod::Post => self.http.post(url).json(&click2call_body(user_id, secret, call)),
             RequestMethod::Get => self.http.get(url).query(&click2call_query(user_id, secret, call)),
         };
         let reply = self.send(request, &[secret.expose()]).await?;
-        click2call_outcome(&reply, user_id)
+        click2call_outcome(&reply, user_id, secret_entry)
     }
 
     /// `POST /v2/user/login`: a user token (valid for 30 days).
@@ -234,7 +241,7 @@ fn code_of(v: &Value) -> Option<u16> {
 /// What a click2call answer means. The mapping (see the module doc of `telecmi` for the listener
 /// statuses): 200 with a `request_id` → placed; 407 and 401 (a rejected app secret) and 404 (an
 /// unknown user id) → the bridge is not configured right; 400 and anything else → TeleCMI refused.
-pub fn click2call_outcome(reply: &Reply, user_id: &str) -> Result<String, ProviderError> {
+pub fn click2call_outcome(reply: &Reply, user_id: &str, secret_entry: &str) -> Result<String, ProviderError> {
     let said = reply.said();
     match reply.code {
         200..=299 => reply.field("request_id").map(str::to_owned).ok_or_else(|| ProviderError::Unreachable {
@@ -244,7 +251,7 @@ pub fn click2call_outcome(reply: &Reply, user_id: &str) -> Result<String, Provid
         401 | 407 => Err(ProviderError::NotConfigured {
             provider: NAME.into(),
             problem: format!(
-                "TeleCMI rejected the app secret: {said}; store the right one with `callbridge secret set` (see [provider.telecmi] secret_entry)"
+                "TeleCMI rejected the app secret: {said}; store the right one with `callbridge secret set {secret_entry}`"
             ),
         }),
         404 => Err(ProviderError::NotConfigured {
@@ -342,9 +349,9 @@ mod tests {
     #[test]
     fn success_carries_the_request_id() {
         let reply = Reply::read(200, r#"{"code":200,"msg":"Call initiated","request_id":"s96C6XK1"}"#);
-        assert_eq!(click2call_outcome(&reply, "u"), Ok("s96C6XK1".into()));
+        assert_eq!(click2call_outcome(&reply, "u", "telecmi"), Ok("s96C6XK1".into()));
         let reply = Reply::read(200, r#"{"code":200,"msg":"Call initiated"}"#);
-        assert!(matches!(click2call_outcome(&reply, "u"), Err(ProviderError::Unreachable { .. })));
+        assert!(matches!(click2call_outcome(&reply, "u", "telecmi"), Err(ProviderError::Unreachable { .. })));
     }
 
     #[test]
@@ -363,7 +370,7 @@ mod tests {
             (500, r#"{"code":200,"msg":"Call initiated"}"#, "HTTP 500", "refused"),
         ];
         for (http, body, words, kind) in cases {
-            let err = click2call_outcome(&Reply::read(http, body), "101_1111112").expect_err(body);
+            let err = click2call_outcome(&Reply::read(http, body), "101_1111112", "telecmi").expect_err(body);
             let text = err.to_string();
             assert!(text.contains(words) && text.contains(kind), "{http} {body}: {text}");
             let expected_variant = match kind {
@@ -372,7 +379,7 @@ mod tests {
             };
             assert!(expected_variant, "{http} {body}: {err:?}");
         }
-        let err = click2call_outcome(&Reply::read(404, r#"{"code":404,"msg":"invalid user_id"}"#), "9_9").expect_err("404");
+        let err = click2call_outcome(&Reply::read(404, r#"{"code":404,"msg":"invalid user_id"}"#), "9_9", "telecmi").expect_err("404");
         assert!(err.to_string().contains("\"9_9\""), "{err}");
     }
 

@@ -204,7 +204,7 @@ impl Provider for TeleCmi {
         extra_params.insert(CALL_ID_PARAM.into(), Value::String(call.id.to_string()));
         let (webrtc, followme) = self.config.ring.flags();
         let request = Click2Call { to, extra_params, webrtc, followme, callerid: self.config.callerid.map(|c| c.value()) };
-        let request_id = client.click2call(user_id, &secret, &request).await?;
+        let request_id = client.click2call(user_id, &secret, &self.app_secret.entry, &request).await?;
         tracing::info!(call = %call.id, %request_id, "TeleCMI accepted the click2call");
         Ok(Placed { provider_call_id: None, request_id: Some(request_id) })
     }
