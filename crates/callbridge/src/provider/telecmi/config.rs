@@ -200,6 +200,39 @@ mod tests {
     }
 
     #[test]
+    fn the_section_loads_round_trips_and_holds_no_secret() {
+        use crate::config::{Config, ProviderKind};
+        let text = r#"
+[provider]
+kind = "telecmi"
+
+[provider.telecmi]
+user_id = "101_1111112"
+ring = "mobile"
+callerid = "+91 98000 00000"
+method = "get"
+timeout_secs = 20
+login_id = "101_1111112"
+"#;
+        let config = Config::from_toml(text, std::path::Path::new("t.toml")).expect("loads");
+        assert_eq!(config.provider.kind, ProviderKind::Telecmi);
+        let t = &config.provider.telecmi;
+        assert_eq!((t.ring, t.method, t.timeout_secs, t.connect_timeout_secs), (Ring::Mobile, RequestMethod::Get, 20, 5));
+        assert_eq!(t.callerid.map(CallerId::value), Some(919800000000));
+        assert_eq!((t.secret_entry.as_str(), t.login()), (DEFAULT_SECRET_ENTRY, Some("101_1111112")));
+        let saved = config.to_toml();
+        assert_eq!(Config::from_toml(&saved, std::path::Path::new("t.toml")).expect("reloads"), config);
+        assert!(!Config::default().to_toml().contains("telecmi"), "an unused section is not written");
+
+        // A secret has no place in the file: the key does not exist.
+        let err = Config::from_toml("[provider.telecmi]\nsecret = \"x\"\n", std::path::Path::new("t.toml")).expect_err("no secret key");
+        assert!(err.to_string().contains("line 2") && err.to_string().contains("secret"), "{err}");
+        let err = Config::from_toml("[provider.telecmi]\nuser_id = \"1\"\nbase_url = \"ftp://x\"\n", std::path::Path::new("t.toml"))
+            .expect_err("bad url");
+        assert!(err.to_string().contains("line 3") && err.to_string().contains("base_url"), "{err}");
+    }
+
+    #[test]
     fn validation_names_the_key() {
         let bad = TelecmiConfig { base_url: "rest.telecmi.com".into(), ..TelecmiConfig::default() };
         assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("base_url".into())));
