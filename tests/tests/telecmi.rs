@@ -515,3 +515,52 @@ async fn without_a_login_end_and_answer_explain_why_not() {
     assert!(message.contains("login_id") && message.contains("callbridge secret set"), "{message}");
     assert!(world.fake.requests_to("/v2/c2c/hangup").is_empty());
 }
+
+/// `callbridge secret set` on a terminal prompts and does not echo what is typed. `script` (util-linux)
+/// gives the command a pseudo-terminal; what it shows is everything a person at the terminal would see.
+#[cfg(target_os = "linux")]
+#[test]
+fn secret_set_prompts_on_a_terminal_without_echo() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    require_keyring();
+    let home = tempfile::tempdir().expect("tempdir");
+    let (entry, value) = ("telecmi-tty", "typed-at-the-terminal-5f2a");
+    let command = format!("'{}' secret set {entry}", callbridge_e2e::bridge::binary().display());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("script runs (util-linux)");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut read_until = |needle: &str| {
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            match rx.recv_timeout(WAIT) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(_) => panic!("waited for {needle:?}; the terminal shows {:?}", String::from_utf8_lossy(&seen)),
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    };
+    read_until("not shown as you type");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(format!("{value}\r").as_bytes()).expect("type");
+    let screen = read_until("Stored the secret");
+    assert!(child.wait().expect("exits").success(), "{screen}");
+    assert!(!screen.contains(value), "the secret was echoed: {screen:?}");
+    let lookup = Command::new("secret-tool").args(["lookup", "service", "CallBridge", "username", entry]).output().expect("secret-tool");
+    assert_eq!(String::from_utf8_lossy(&lookup.stdout), value);
+}
