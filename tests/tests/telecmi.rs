@@ -33,7 +33,7 @@ struct World {
     crm: FakeCrm,
     secret: String,
     entry: String,
-    _cli_home: tempfile::TempDir,
+    cli_home: tempfile::TempDir,
 }
 
 impl World {
@@ -47,7 +47,7 @@ impl World {
             crm: FakeCrm::start().await,
             secret,
             entry,
-            _cli_home: tempfile::tempdir().expect("tempdir"),
+            cli_home: tempfile::tempdir().expect("tempdir"),
         };
         world.store(&world.entry.clone(), &world.secret.clone());
         world
@@ -55,7 +55,7 @@ impl World {
 
     /// `callbridge secret set NAME` with the value on stdin, as a script would.
     fn store(&self, name: &str, value: &str) {
-        let out = cli::callbridge(self._cli_home.path(), &["secret", "set", name], &format!("{value}\n"));
+        let out = cli::callbridge(self.cli_home.path(), &["secret", "set", name], &format!("{value}\n"));
         assert!(out.success, "secret set failed: {}", out.stderr);
         assert!(!out.stdout.contains(value) && !out.stderr.contains(value), "secret set printed the secret");
     }
