@@ -497,3 +497,23 @@ pub async fn send(url: &str, payloads: &[Value], via: Via) -> Vec<(u16, Value)> 
     }
     answers
 }
+
+/// A loopback address that never completes a TCP connection: a listener that accepts nothing, whose
+/// queue is already full, so the kernel drops further connection attempts. Keep the returned listener
+/// and connections alive while the address is in use.
+pub async fn unanswered_connect() -> (String, tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    let listener = socket.listen(0).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            Ok(Err(e)) => panic!("connecting to the full listener failed instead of hanging: {e}"),
+            // A connection attempt that hangs: the queue is full.
+            Err(_) => return (format!("http://{addr}"), listener, queued),
+        }
+    }
+    panic!("the kernel kept accepting connections on a listener with backlog 0; cannot make a connect hang here");
+}

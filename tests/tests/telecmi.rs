@@ -351,6 +351,19 @@ async fn a_closed_port_gives_a_clear_error_and_the_bridge_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_completes_ends_at_the_connect_timeout() {
+    let world = World::new("connect-timeout").await;
+    let (url, _listener, _queued) = telecmi::unanswered_connect().await;
+    // connect_timeout_secs = 2, timeout_secs = 5 (see World::config).
+    let bridge = Bridge::start(&world.config(&url, USER_ID, ""));
+    let (status, body) = dial(&bridge, "+919200000000").await;
+    assert_eq!((status, body["error"].as_str()), (504, Some("provider_timeout")), "{body}");
+    assert_eq!(body["message"], json!("telecmi did not answer within 2 s"));
+    let (status, _) = bridge.get("/health").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_telecmi_that_never_answers_times_out_while_other_requests_are_served() {
     let world = World::new("hanging").await;
     world.fake.hang();
