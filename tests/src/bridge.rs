@@ -162,23 +162,13 @@ impl Drop for Bridge {
 /// tests run inside `scripts/with-keyring.sh` (a private, unlocked gnome-keyring), which sets
 /// `CALLBRIDGE_TEST_KEYRING`.
 pub fn store_secret(name: &str, value: &str) {
-    use std::io::Write;
     assert!(
         std::env::var_os("CALLBRIDGE_TEST_KEYRING").is_some(),
         "this test needs the OS keyring: run it through scripts/with-keyring.sh (scripts/test.sh does)"
     );
-    let mut child = Command::new(binary())
-        .args(["secret", "set", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run callbridge secret set");
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(value.as_bytes()).expect("write the secret");
-    }
-    let out = child.wait_with_output().expect("callbridge secret set finishes");
-    assert!(out.status.success(), "callbridge secret set {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = crate::cli::callbridge(home.path(), &["secret", "set", name], value);
+    assert!(out.success, "callbridge secret set {name} failed: {}", out.stderr);
 }
 
 /// Sends a request and returns the status and the JSON body (`null` if the body is not JSON).

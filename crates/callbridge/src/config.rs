@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::{CallEventKind, Direction};
 use crate::notify::template::{Template, UrlTemplate};
 use crate::number::Country;
+use crate::provider::telecmi::TelecmiConfig;
 use crate::provider::baresip::config::BaresipConfig;
 use crate::provider::kazoo::config::KazooConfig;
 
@@ -170,6 +171,9 @@ impl Default for DeliveryConfig {
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub simulator: SimulatorConfig,
+    /// `[provider.telecmi]`: used when `kind = "telecmi"`.
+    #[serde(skip_serializing_if = "TelecmiConfig::is_default")]
+    pub telecmi: TelecmiConfig,
     /// `[provider.baresip]`: a local SIP softphone (see `provider::baresip::config`).
     pub baresip: BaresipConfig,
     /// `[provider.kazoo]`: Kazoo click-to-call (see `provider::kazoo::config`).
@@ -182,6 +186,8 @@ pub enum ProviderKind {
     /// The built-in simulator: no phone account needed.
     #[default]
     Simulator,
+    /// TeleCMI click2call (seed 004).
+    Telecmi,
     /// A local baresip softphone, driven over its ctrl_tcp socket.
     Baresip,
     /// Kazoo (2600Hz) click-to-call.
@@ -192,6 +198,7 @@ impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Simulator => "simulator",
+            ProviderKind::Telecmi => "telecmi",
             ProviderKind::Baresip => "baresip",
             ProviderKind::Kazoo => "kazoo",
         }
@@ -344,8 +351,9 @@ impl Config {
         if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs > 300 {
             return Err(("delivery.timeout_secs must be between 1 and 300".into(), Some("timeout_secs".into())));
         }
+        self.provider.telecmi.validate()?;
         match self.provider.kind {
-            ProviderKind::Simulator => {}
+            ProviderKind::Simulator | ProviderKind::Telecmi => {}
             ProviderKind::Baresip => self.provider.baresip.check()?,
             ProviderKind::Kazoo => self.provider.kazoo.check()?,
         }

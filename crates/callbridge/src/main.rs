@@ -11,6 +11,8 @@ use callbridge::Engine;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+mod cli_secret;
+
 #[derive(Debug, Parser)]
 #[command(name = "callbridge", version, about = "CallBridge: CRM URL commands in, phone calls out, call events to the CRM")]
 struct Cli {
@@ -49,19 +51,11 @@ enum Command {
         #[command(subcommand)]
         what: ConfigCommand,
     },
-    /// Keep a secret (API key, SIP password) in the OS keyring, where the config file names it.
+    /// Keep provider secrets (the TeleCMI app secret, passwords) in the OS keyring.
     Secret {
         #[command(subcommand)]
-        what: SecretCommand,
+        what: cli_secret::SecretCommand,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum SecretCommand {
-    /// Store the value read from standard input under NAME (e.g. `echo -n KEY | callbridge secret set kazoo`).
-    Set { name: String },
-    /// Remove the secret stored under NAME.
-    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +116,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { port } => serve(&path, port).await,
         Command::Config { what } => config_command(&path, what),
-        Command::Secret { what } => secret_command(what),
+        Command::Secret { what } => cli_secret::run(&path, what).await,
         command => client_command(&path, command).await,
     }
 }
@@ -184,30 +178,6 @@ fn config_command(path: &std::path::Path, what: ConfigCommand) -> Result<()> {
                 println!("{} is valid ({} notification rules)", path.display(), config.notifications.len());
             } else {
                 println!("{} does not exist; the defaults apply", path.display());
-            }
-        }
-    }
-    Ok(())
-}
-
-fn secret_command(what: SecretCommand) -> Result<()> {
-    use callbridge::secrets::{Keyring, Secret, SecretStore, SERVICE};
-    match what {
-        SecretCommand::Set { name } => {
-            let mut value = String::new();
-            std::io::stdin().read_line(&mut value).context("cannot read the secret from standard input")?;
-            let value = value.trim_end_matches(['\r', '\n']);
-            if value.is_empty() {
-                bail!("no secret on standard input; pipe it in, e.g. `echo -n VALUE | callbridge secret set {name}`");
-            }
-            Keyring.set(&name, &Secret::new(value))?;
-            println!("stored {name:?} in the OS keyring (service {SERVICE})");
-        }
-        SecretCommand::Delete { name } => {
-            if Keyring.delete(&name)? {
-                println!("removed {name:?} from the OS keyring");
-            } else {
-                println!("there was no {name:?} in the OS keyring");
             }
         }
     }

@@ -7,11 +7,12 @@
 mod generic;
 mod kazoo;
 mod payload;
+mod telecmi;
 
 use std::sync::{Arc, Mutex};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{on, MethodFilter};
+use axum::routing::{get, on, MethodFilter};
 use axum::Router;
 
 use crate::engine::Engine;
@@ -27,5 +28,7 @@ pub fn routes() -> Router<Engine> {
                 kazoo::receive(engine, Arc::clone(&kazoo_legs), uri, headers, body)
             }),
         )
+        // Applies to the routes above only.
         .layer(DefaultBodyLimit::max(payload::MAX_BODY))
+        .route("/telecmi", get(telecmi::get).post(telecmi::post))
 }
