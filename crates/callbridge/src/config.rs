@@ -175,8 +175,10 @@ pub struct ProviderConfig {
     #[serde(skip_serializing_if = "TelecmiConfig::is_default")]
     pub telecmi: TelecmiConfig,
     /// `[provider.baresip]`: a local SIP softphone (see `provider::baresip::config`).
+    #[serde(skip_serializing_if = "BaresipConfig::is_default")]
     pub baresip: BaresipConfig,
     /// `[provider.kazoo]`: Kazoo click-to-call (see `provider::kazoo::config`).
+    #[serde(skip_serializing_if = "KazooConfig::is_default")]
     pub kazoo: KazooConfig,
 }
 

@@ -181,6 +181,11 @@ impl Default for BaresipConfig {
 }
 
 impl BaresipConfig {
+    /// Whether nothing was configured (the section is then left out of a saved file).
+    pub fn is_default(&self) -> bool {
+        *self == BaresipConfig::default()
+    }
+
     /// Checks what the types alone cannot, when baresip is the active provider. On error: the
     /// message, and text to find its line by.
     pub fn check(&self) -> Result<(), (String, Option<String>)> {
@@ -249,5 +254,27 @@ mod tests {
         assert!(c.check().expect_err("no device").0.contains("driver,device"));
         c.audio_player = String::new();
         assert!(c.check().is_ok(), "empty means no audio device");
+    }
+
+    fn load(text: &str) -> Result<crate::config::Config, String> {
+        crate::config::Config::from_toml(text, std::path::Path::new("test.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_section_loads_round_trips_and_reports_bad_lines() {
+        let text = "[provider]\nkind = \"baresip\"\n\n[provider.baresip]\nsupervise = true\naccount = \"sip:alice@sip.example.com\"\n\
+                    password_entry = \"sip-alice\"\ndial_uri = \"sip:$number@sip.example.com\"\naudio_player = \"\"\n";
+        let config = load(text).expect("loads");
+        assert_eq!(config.provider.kind, crate::config::ProviderKind::Baresip);
+        assert_eq!(config.provider.baresip.dial_uri.render("101"), "sip:101@sip.example.com");
+        assert_eq!(load(&config.to_toml()).expect("reloads"), config);
+        assert!(!crate::config::Config::default().to_toml().contains("baresip"), "an unused section is not written");
+
+        let err = load("[provider.baresip]\ncontrol = \"0.0.0.0:4444\"\n").expect_err("not loopback");
+        assert!(err.contains("line 2") && err.contains("loopback"), "{err}");
+        let err = load("[provider]\nkind = \"baresip\"\n[provider.baresip]\nsupervise = true\n").expect_err("no account");
+        assert!(err.contains("line 4") && err.contains("account is required"), "{err}");
+        let err = load("[provider.baresip]\npasword_entry = \"x\"\n").expect_err("typo");
+        assert!(err.contains("line 2") && err.contains("pasword_entry"), "{err}");
     }
 }

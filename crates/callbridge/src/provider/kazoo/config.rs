@@ -131,6 +131,11 @@ pub struct KazooConfig {
 impl KazooConfig {
     pub const DEFAULT_SECRET_ENTRY: &'static str = "kazoo";
 
+    /// Whether nothing was configured (the section is then left out of a saved file).
+    pub fn is_default(&self) -> bool {
+        *self == KazooConfig::default()
+    }
+
     pub fn secret_entry(&self) -> &str {
         if self.secret_entry.trim().is_empty() {
             Self::DEFAULT_SECRET_ENTRY
@@ -209,5 +214,23 @@ mod tests {
         c.account_name = "acme".into();
         assert!(c.check().is_ok());
         assert_eq!(c.secret_entry(), "kazoo");
+    }
+
+    #[test]
+    fn the_section_loads_round_trips_and_reports_bad_lines() {
+        let load = |text: &str| crate::config::Config::from_toml(text, std::path::Path::new("t.toml")).map_err(|e| e.to_string());
+        let text = "[provider]\nkind = \"kazoo\"\n\n[provider.kazoo]\napi_url = \"https://k.example.com:8443/v2\"\n\
+                    account_id = \"acc1\"\nclicktocall_id = \"c2c1\"\nwebsocket_url = \"wss://k.example.com:7777\"\n";
+        let config = load(text).expect("loads");
+        assert_eq!(config.provider.kazoo.auth, KazooAuth::ApiKey);
+        assert_eq!(load(&config.to_toml()).expect("reloads"), config);
+        assert!(!crate::config::Config::default().to_toml().contains("kazoo"), "an unused section is not written");
+
+        let err = load("[provider.kazoo]\naccount_id = \"a/../b\"\n").expect_err("bad id");
+        assert!(err.contains("line 2") && err.contains("Kazoo id"), "{err}");
+        let err = load("[provider]\nkind = \"kazoo\"\n\n[provider.kazoo]\naccount_id = \"a\"\n").expect_err("incomplete");
+        assert!(err.contains("line 4") && err.contains("api_url is required"), "{err}");
+        let err = load("[provider.kazoo]\napi_key = \"secret\"\n").expect_err("secret in the file");
+        assert!(err.contains("line 2") && err.contains("api_key"), "{err}");
     }
 }
