@@ -219,7 +219,7 @@ async fn callbridge_finds_a_user_run_baresip_again_after_it_restarts() {
 
     // baresip goes away: commands fail with a reason, and CallBridge waits for it to come back.
     drop(baresip);
-    eventually(WAIT, "CallBridge to notice baresip is gone", || Some(()).filter(|()| std::net::TcpStream::connect(("127.0.0.1", control)).is_err())).await;
+    eventually(WAIT, "baresip's control port to close", || Some(()).filter(|()| std::net::TcpStream::connect(("127.0.0.1", control)).is_err())).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, body) = bridge.get("/make/0301234567").await;
