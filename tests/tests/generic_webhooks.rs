@@ -23,8 +23,11 @@ fn config(crm: &FakeCrm) -> String {
         .collect()
 }
 
+/// One notification: path, then the callerid, direction, extension and disposition parameters.
+type Told = (String, Option<String>, Option<String>, Option<String>, Option<String>);
+
 /// What the CRM was told, without what differs between runs (call ids, times).
-fn story(received: &[Received]) -> Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>)> {
+fn story(received: &[Received]) -> Vec<Told> {
     received
         .iter()
         .map(|r| (r.path.clone(), r.param("callerid"), r.param("direction"), r.param("extension"), r.param("disposition")))
