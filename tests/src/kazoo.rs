@@ -445,7 +445,6 @@ async fn connect(
 }
 
 /// The user's phone rings and is answered, then the contact's leg is created and answered.
-#[allow(clippy::unused_async)]
 async fn play_click_to_call(fake: Fake, leg_a: String, contact: String) {
     let a = Arc::clone(&fake.account);
     let leg_b = format!("{:016x}-contact@{}", fake.next(), a.realm);
