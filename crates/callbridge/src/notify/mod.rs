@@ -4,8 +4,10 @@
 //! 000's three URLs, or VoipNow-style per-event rows), rendering the URL, headers and body from the
 //! rule's templates. It hands deliveries to an [`Outbox`], the one seam through which requests are
 //! sent: [`MemoryOutbox`] sends at once, in order per call, and records every attempt in the
-//! [`DeliveryLog`]; a durable outbox with retries can replace it without the notifier changing.
+//! [`DeliveryLog`]; [`durable::DurableOutbox`], the default, keeps deliveries in the SQLite store and
+//! retries them until they arrive.
 
+pub mod durable;
 pub mod template;
 
 use std::collections::{HashMap, VecDeque};
@@ -186,6 +188,9 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
     /// Accepts deliveries for sending. Must not block: it is called while call state is locked, which
     /// is also what keeps deliveries of one call in event order.
     fn enqueue(&self, deliveries: Vec<Delivery>);
+
+    /// Takes new delivery settings (timeouts, retry policy). Outboxes without settings ignore it.
+    fn reconfigure(&self, _config: &crate::config::DeliveryConfig) {}
 }
 
 /// Sends at once, one call's deliveries strictly in order, different calls in parallel. No retries;
