@@ -7,6 +7,7 @@
 
 pub mod bridge;
 pub mod crm;
+pub mod raw;
 
 use std::time::Duration;
 

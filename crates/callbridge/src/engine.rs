@@ -468,15 +468,21 @@ impl Engine {
     /// for a page that is not trusted, the approver's answer.
     pub async fn dial_from(&self, number: &str, caller: &Caller) -> Result<Call, CommandError> {
         let number = self.admit_number(number)?;
-        self.inner.security.throttle().inspect_err(|_| {
-            tracing::warn!(number = %number.dial, ?caller, "dial refused: over the rate limit");
-        })?;
+        let security = &self.inner.security;
+        let untrusted = matches!(caller, Caller::Untrusted { .. });
+        // A dial that will be put to the user counts against the limit (it bounds how often the user is
+        // asked); one that is refused outright does not.
+        if !untrusted || security.asks_the_user() {
+            security.throttle().inspect_err(|_| {
+                tracing::warn!(number = %number.dial, ?caller, "dial refused: over the rate limit");
+            })?;
+        }
         if let Caller::Untrusted { origin, reason } = caller {
             let hint = match &self.inner.config_file {
                 Some(path) => path.display().to_string(),
                 None => "the config file".to_owned(),
             };
-            let trust = self.inner.security.approve(&number, origin.as_deref(), reason, &hint).await?;
+            let trust = security.approve(&number, origin.as_deref(), reason, &hint).await?;
             if let Some(origin) = trust {
                 // The call goes ahead either way; a config that cannot be saved is logged.
                 let _ = self.trust_origin(&origin).await;

@@ -69,7 +69,7 @@ enum Command {
 enum TokenCommand {
     /// Print the token (creating it if there is none yet).
     Show,
-    /// Replace the token with a new one; the old one stops working at once.
+    /// Replace the token with a new one; a running bridge stops taking the old one within a second.
     Regenerate,
 }
 
@@ -152,6 +152,8 @@ async fn serve(path: &std::path::Path, port: Option<u16>, store: Option<PathBuf>
     let mut services = Services::with_store(&config, Arc::new(Keyring), store);
     services.config_file = Some(path.to_owned());
     let engine = Engine::start_with(config.clone(), services);
+    // The engine keeps its own copy of the token (read again from the keyring when it changes).
+    let _ = engine.listener_token().await;
     let listener = RunningListener::start(engine.clone(), addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (is another CallBridge running? change [listener] port in {})", path.display()))?;

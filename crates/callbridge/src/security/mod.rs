@@ -310,6 +310,11 @@ impl Security {
         *self.token_state.write().unwrap_or_else(PoisonError::into_inner) = Some(problem);
     }
 
+    /// Whether dials from pages that are not trusted are put to a user (desktop) or refused (headless).
+    pub fn asks_the_user(&self) -> bool {
+        self.approver.asks_the_user()
+    }
+
     /// Takes one dial from the rate limit.
     pub fn throttle(&self) -> Result<(), CommandError> {
         let mut rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner);

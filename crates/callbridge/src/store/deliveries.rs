@@ -408,8 +408,8 @@ mod tests {
     fn enqueued_deliveries_round_trip_and_repeat_keys_are_one_delivery() {
         let store = Store::in_memory();
         let d = delivery("c1", "incoming");
-        store.enqueue(&[d.clone()], DAY).expect("enqueue");
-        store.enqueue(&[d.clone()], DAY).expect("enqueue again");
+        store.enqueue(std::slice::from_ref(&d), DAY).expect("enqueue");
+        store.enqueue(std::slice::from_ref(&d), DAY).expect("enqueue again");
         let due = store.due(now_ms(), &[], 10).expect("due");
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].delivery, d);
