@@ -4,10 +4,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 # Property tests run a bounded number of random cases (plus the committed corpus) so CI time is bounded.
 export PROPTEST_CASES=${PROPTEST_CASES:-512}
 
 # The black-box tests run the built binaries: build them before the tests start.
 cargo build --workspace --bins
 # The real OS keyring (gnome-keyring in a private D-Bus session) backs the secret tests.
-scripts/with-keyring.sh cargo test --workspace --no-fail-fast
+status=0
+scripts/with-keyring.sh cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+
+# One closing line for the whole run.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

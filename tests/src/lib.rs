@@ -6,8 +6,10 @@
 //! `shared/reference/wire-formats.md` to the letter.
 
 pub mod bridge;
+pub mod cli;
 pub mod crm;
 pub mod raw;
+pub mod telecmi;
 
 use std::time::Duration;
 
@@ -17,6 +19,24 @@ pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut(
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Like [`eventually`] for checks that are themselves async (an HTTP request, say).
+pub async fn eventually_async<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
             return v;
         }
         if tokio::time::Instant::now() >= deadline {

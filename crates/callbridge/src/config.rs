@@ -21,6 +21,7 @@ use crate::notify::template::{Template, UrlTemplate};
 use crate::number::Country;
 use crate::security::SecurityConfig;
 use crate::store::StoreConfig;
+use crate::provider::telecmi::TelecmiConfig;
 
 /// The version of the file format this build writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -182,6 +183,9 @@ impl Default for DeliveryConfig {
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub simulator: SimulatorConfig,
+    /// `[provider.telecmi]`: used when `kind = "telecmi"`.
+    #[serde(skip_serializing_if = "TelecmiConfig::is_default")]
+    pub telecmi: TelecmiConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,12 +194,15 @@ pub enum ProviderKind {
     /// The built-in simulator: no phone account needed.
     #[default]
     Simulator,
+    /// TeleCMI click2call (seed 004).
+    Telecmi,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Simulator => "simulator",
+            ProviderKind::Telecmi => "telecmi",
         }
     }
 }
@@ -346,6 +353,7 @@ impl Config {
         if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs > 300 {
             return Err(("delivery.timeout_secs must be between 1 and 300".into(), Some("timeout_secs".into())));
         }
+        self.provider.telecmi.validate()?;
         let d = &self.delivery;
         if d.retry_initial_ms == 0 || d.retry_initial_ms > 3_600_000 {
             return Err(("delivery.retry_initial_ms must be between 1 and 3600000 (an hour)".into(), Some("retry_initial_ms".into())));

@@ -26,6 +26,7 @@ use crate::security::{numbers, Caller, Security, SecuritySummary};
 use crate::store::deliveries::{DeliveryEntry, RetryError};
 use crate::store::{Store, StoreError};
 use crate::provider::simulator::{self, Simulator};
+use crate::provider::telecmi::TeleCmi;
 use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
 use crate::tracker::CallTracker;
 
@@ -175,6 +176,7 @@ pub fn build_provider(config: &Config, context: ProviderContext, simulator: &Arc
             let _ = context;
             Arc::clone(simulator) as Arc<dyn Provider>
         }
+        ProviderKind::Telecmi => Arc::new(TeleCmi::new(config.provider.telecmi.clone(), context)),
     }
 }
 
@@ -534,10 +536,14 @@ impl Engine {
             let tracker = self.tracker();
             match id {
                 Some(id) => tracker.get(id).cloned().ok_or_else(|| CommandError::UnknownCall(id.clone()))?,
-                None => tracker
-                    .ringing_incoming()
-                    .cloned()
-                    .ok_or_else(|| CommandError::NoCall("no incoming call is ringing".into()))?,
+                None => match tracker.ringing_incoming() {
+                    Some(call) => call.clone(),
+                    // A provider that cannot answer at all says so, rather than "nothing to answer".
+                    None => {
+                        ensure_can(self.provider().as_ref(), "answer", |c| &c.answer)?;
+                        return Err(CommandError::NoCall("no incoming call is ringing".into()));
+                    }
+                },
             }
         };
         if call.direction != Direction::In || call.state != CallState::Ringing {
@@ -555,7 +561,13 @@ impl Engine {
             let tracker = self.tracker();
             match id {
                 Some(id) => tracker.get(id).cloned().ok_or_else(|| CommandError::UnknownCall(id.clone()))?,
-                None => tracker.current().cloned().ok_or_else(|| CommandError::NoCall("there is no call to end".into()))?,
+                None => match tracker.current() {
+                    Some(call) => call.clone(),
+                    None => {
+                        ensure_can(self.provider().as_ref(), "hang up", |c| &c.hangup)?;
+                        return Err(CommandError::NoCall("there is no call to end".into()));
+                    }
+                },
             }
         };
         if !call.state.is_live() {

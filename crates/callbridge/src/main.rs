@@ -16,6 +16,8 @@ use callbridge::Engine;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+mod cli_secret;
+
 #[derive(Debug, Parser)]
 #[command(name = "callbridge", version, about = "CallBridge: CRM URL commands in, phone calls out, call events to the CRM")]
 struct Cli {
@@ -57,6 +59,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         what: ConfigCommand,
+    },
+    /// Keep provider secrets (the TeleCMI app secret, passwords) in the OS keyring.
+    Secret {
+        #[command(subcommand)]
+        what: cli_secret::SecretCommand,
     },
     /// The listener token that lets scripts and CRMs through (kept in the OS keyring).
     Token {
@@ -131,6 +138,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { port, store } => serve(&path, port, store).await,
         Command::Config { what } => config_command(&path, what),
+        Command::Secret { what } => cli_secret::run(&path, what).await,
         Command::Token { what } => token_command(&path, what).await,
         command => client_command(&path, command).await,
     }
@@ -286,7 +294,9 @@ async fn client_command(path: &std::path::Path, command: Command) -> Result<()> 
         Command::Simulate { what: Simulate::Incoming { number, name } } => client
             .post(format!("{base}/api/v1/simulate/incoming"))
             .json(&serde_json::json!({ "number": number, "name": name })),
-        Command::Serve { .. } | Command::Config { .. } | Command::Token { .. } => unreachable!("handled in run"),
+        Command::Serve { .. } | Command::Config { .. } | Command::Secret { .. } | Command::Token { .. } => {
+            unreachable!("handled in run")
+        }
     };
     let response = request.send().await.with_context(|| format!("CallBridge is not answering at {base}; start it with `callbridge serve`"))?;
     let status = response.status();

@@ -4,10 +4,13 @@
 //! [`crate::provider::ProviderEvent`]s and feeds them to the engine's tracker, answering `200` with
 //! what it understood, or `400` with what was wrong with the payload.
 
+mod telecmi;
+
+use axum::routing::get;
 use axum::Router;
 
 use crate::engine::Engine;
 
 pub fn routes() -> Router<Engine> {
-    Router::new()
+    Router::new().route("/telecmi", get(telecmi::get).post(telecmi::post))
 }
