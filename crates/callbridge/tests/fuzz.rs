@@ -4,9 +4,9 @@
 //! one line:
 //!
 //! * [`PARSERS`]: functions that take text or bytes from outside (phone numbers, templates, the config
-//!   file, origins, number patterns, `Host` headers). Each must return, never panic, for any bytes.
-//! * [`ROUTES`]: HTTP routes that decode a request body or query (the JSON API, the URL commands, and
-//!   provider webhooks as they are added). Each must answer, never panic and never answer 500, for
+//!   file, origins, number patterns, `Host` headers, provider webhook payloads — TeleCMI's so far). Each must return, never panic, for any bytes.
+//! * [`ROUTES`]: HTTP routes that decode a request body or query (the JSON API, the URL commands, the
+//!   provider webhooks — `/webhooks/telecmi` so far). Each must answer, never panic and never answer 500, for
 //!   any body, content type and query.
 //!
 //! On top of "no panic", the number parser, the template renderer and the security classifier have
@@ -26,6 +26,7 @@ use callbridge::config::Config;
 use callbridge::engine::{Engine, Services};
 use callbridge::notify::template::{Encoding, Placeholder, Template, UrlTemplate};
 use callbridge::number::{Country, PhoneNumber};
+use callbridge::provider::telecmi::webhook as telecmi;
 use callbridge::secrets::MemorySecrets;
 use callbridge::security::numbers::{self, NumberPattern};
 use callbridge::security::origin::{is_loopback_host, page_origin, TrustedOrigin};
@@ -53,6 +54,12 @@ const PARSERS: &[Parser] = &[
     ("Host header", |b| {
         let _ = is_loopback_host(&text(b));
     }),
+    ("TeleCMI webhook, JSON", |b| {
+        if let Ok(payload) = serde_json::from_slice(b) {
+            let _ = telecmi::parse_all(&payload);
+        }
+    }),
+    ("TeleCMI webhook, form or query", |b| drop(telecmi::parse_all(&telecmi::form_payload(form_urlencoded::parse(b).into_owned())))),
 ];
 
 /// Every route that decodes outside input: method and path. Add a line for a new webhook.
@@ -67,6 +74,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/make/"),
     ("POST", "/answer"),
     ("POST", "/end"),
+    ("POST", "/webhooks/telecmi"),
+    ("GET", "/webhooks/telecmi"),
 ];
 
 const CONTENT_TYPES: &[Option<&str>] = &[
@@ -126,7 +135,44 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
         2 => "[a-z$\\{\\}:/.?=&%+ 0-9\"\\[\\]]{0,60}".prop_map(String::into_bytes),
         1 => "(https?://)?(\\*\\.)?[a-z0-9.-]{0,20}(:[0-9]{0,6})?(/[a-z]{0,5})?".prop_map(String::into_bytes),
         1 => proptest::sample::select(corpus().to_vec()),
+        2 => webhook_json().prop_map(|v| v.to_string().into_bytes()),
+        1 => webhook_json().prop_map(|v| form_of(&v).into_bytes()),
     ]
+}
+
+/// Field names providers' webhooks use (wire-formats.md). Add a provider's names with its parser.
+const WEBHOOK_FIELDS: &[&str] = &[
+    // TeleCMI
+    "type", "status", "cmiuuid", "cmiuid", "conversation_uuid", "parent_uid", "request_id", "extra_params", "custom",
+    "leg", "from", "to", "direction", "user", "time", "hangup_reason", "answeredsec", "duration", "name",
+    // generic (ELMA365 / VoipNow), for parsers to come
+    "event", "srcPhone", "dstPhone", "callId", "disposition", "CallID", "CallerIDNum", "CallFlow", "CallStatus",
+];
+
+/// A JSON object (or a list of them) with webhook field names and values of every JSON type.
+fn webhook_json() -> impl Strategy<Value = serde_json::Value> {
+    let value = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        "(event|cdr|answered|hangup|started|waiting|inbound|outbound|a|b|[0-9]{1,13}|[ -~]{0,16})".prop_map(serde_json::Value::from),
+        "\\{\"[a-z_]{1,10}\":\"[ -~]{0,10}\"\\}".prop_map(serde_json::Value::from),
+    ];
+    let object = proptest::collection::btree_map(proptest::sample::select(WEBHOOK_FIELDS), value.clone(), 0..10)
+        .prop_map(|m| serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
+    prop_oneof![4 => object.clone(), 1 => proptest::collection::vec(object, 0..3).prop_map(serde_json::Value::from), 1 => value]
+}
+
+/// A JSON object's fields as a form (or query string).
+fn form_of(v: &serde_json::Value) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    if let Some(object) = v.as_object() {
+        for (k, v) in object {
+            form.append_pair(k, &v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
+        }
+    }
+    form.finish()
 }
 
 #[test]
@@ -185,8 +231,13 @@ proptest! {
         prop_assert_eq!(parsed.host_str(), Some("crm.example"));
         let m: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
         prop_assert_eq!(m, vec![("m".to_owned(), name.clone()), ("k".to_owned(), "1".to_owned())]);
-        let segment = parsed.path_segments().and_then(|mut s| s.nth(1)).unwrap_or_default().to_owned();
-        prop_assert_eq!(percent_decode(&segment), value);
+        // The value stays in its own path segment: it never moves the request to another path.
+        let segments: Vec<String> = parsed.path_segments().map(|s| s.map(percent_decode).collect()).unwrap_or_default();
+        prop_assert_eq!(segments.len(), 2, "{}", url);
+        prop_assert_eq!(segments[0].as_str(), "in");
+        if value != "." && value != ".." {
+            prop_assert_eq!(&segments[1], &value);
+        }
 
         // Every placeholder, whatever the call holds, keeps a JSON body valid.
         let all = Placeholder::ALL.iter().map(|p| format!(r#""{0}":"${{{0}}}""#, p.name())).collect::<Vec<_>>().join(",");
@@ -264,8 +315,13 @@ fn route_status(method: &str, path: &str, query: &str, content_type: Option<&str
     runtime.block_on(router.clone().oneshot(request)).unwrap_or_else(|e| match e {}).status().as_u16()
 }
 
-/// A query string made of pieces the routes read (`before`, `limit`, `status`, `token`) and noise.
+/// A query string: pieces the API reads (`before`, `limit`, `status`, `token`) and noise, or a
+/// webhook's fields as a GET webhook sends them.
 fn query() -> impl Strategy<Value = String> {
+    prop_oneof![3 => api_query(), 2 => webhook_json().prop_map(|v| form_of(&v))]
+}
+
+fn api_query() -> impl Strategy<Value = String> {
     proptest::collection::vec(
         prop_oneof![
             "(before|limit|status|token|x)=[-0-9a-z%+]{0,12}",
