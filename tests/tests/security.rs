@@ -320,3 +320,28 @@ async fn a_network_bind_with_a_token_requires_it_from_other_names() {
     assert_eq!(with.status, 200, "{with:?}");
     assert!(bridge.logs().contains("other machines must send the listener token"), "a warning at start");
 }
+
+#[tokio::test]
+async fn provider_webhooks_through_a_tunnel_need_the_listed_name_and_the_token() {
+    require_keyring();
+    let bridge = Bridge::start(&config("tunnel", 0, "allowed_hosts = [\"hooks.example.com\"]"));
+    let token = bridge.token();
+    // TeleCMI's first live event of an inbound call (wire-formats.md §1.4), as its servers POST it.
+    let event = serde_json::json!({
+        "type": "event", "direction": "inbound", "status": "waiting", "cmiuuid": "tunnel-a", "conversation_uuid": "tunnel-a",
+        "from": "440000000000", "to": "441100000000", "time": 1_700_000_000_000_u64, "custom": "{}"
+    })
+    .to_string();
+    let json = ("Content-Type", "application/json");
+    // The tunnel forwards with the public name in Host. Without the token: refused.
+    let without = request(bridge.port, "POST", "/webhooks/telecmi", &[("Host", "hooks.example.com"), json], &event).await;
+    assert_refused(&without, 401, "token_required", "hooks.example.com");
+    // A name that is not listed stays refused whatever it carries (DNS rebinding).
+    let unlisted = request(bridge.port, "POST", &format!("/webhooks/telecmi?token={token}"), &[("Host", "evil.example"), json], &event).await;
+    assert_refused(&unlisted, 403, "bad_host", "allowed_hosts");
+    // With the token in the webhook URL, as the TeleCMI dashboard would hold it: accepted.
+    let with = request(bridge.port, "POST", &format!("/webhooks/telecmi?token={token}"), &[("Host", "hooks.example.com"), json], &event).await;
+    assert_eq!(with.status, 200, "{with:?}");
+    assert_eq!(with.json()["call_events"][0]["event"], "incoming", "{with:?}");
+    assert_eq!(calls(&bridge).await.len(), 1);
+}

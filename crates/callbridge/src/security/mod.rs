@@ -13,7 +13,8 @@
 //!   does not say where it came from, like an `<img>` tag — is refused, except a dial command, which is
 //!   put to the [`approval::DialApprover`] (the desktop asks the user; headless, it is refused);
 //! * the per-install [`token`] lets anything through (`Authorization: Bearer …` or `?token=…`), and is
-//!   required from other machines when the listener is bound to a non-loopback address;
+//!   required from other machines when the listener is bound to a non-loopback address, and for
+//!   requests under a name listed in `allowed_hosts` (a tunnel's public name for provider webhooks);
 //! * every dial is checked against the [`numbers`] allow/deny lists, and dial commands from the listener
 //!   are rate-limited ([`rate`]);
 //! * `mode = "open"` lets browser pages through without asking, for CRMs that can neither send a token
@@ -65,6 +66,9 @@ pub struct SecurityConfig {
     pub deny_numbers: Vec<NumberPattern>,
     /// The keyring entry that holds the listener token.
     pub token_entry: String,
+    /// Host names besides this machine's that requests may use (a tunnel's or reverse proxy's public
+    /// name, for provider webhooks); such requests must carry the token.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -76,6 +80,7 @@ impl Default for SecurityConfig {
             allow_numbers: Vec::new(),
             deny_numbers: numbers::default_deny(),
             token_entry: token::DEFAULT_ENTRY.to_owned(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -90,7 +95,29 @@ impl SecurityConfig {
         if entry.is_empty() || entry.len() > 128 || entry.chars().any(char::is_control) {
             return Err(("security.token_entry must be a keyring entry name of 1 to 128 printable characters".into(), Some("token_entry".into())));
         }
+        for host in &self.allowed_hosts {
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                && !origin::is_loopback_host(host);
+            if !valid {
+                return Err((
+                    format!("security.allowed_hosts has {host:?}; write a host name such as \"hooks.example.com\", without scheme, port or path"),
+                    Some("allowed_hosts".into()),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether a `Host` header names one of [`Self::allowed_hosts`] (any port).
+    pub fn allows_host(&self, host: &str) -> bool {
+        let name = match host.trim().rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host.trim(),
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        self.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(name))
     }
 
     /// Whether `origin` (a page origin) is on the trusted list.
@@ -150,7 +177,7 @@ pub struct RequestFacts<'a> {
 /// Why a request is refused before anything else is looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("the Host header {0:?} does not name this machine; CallBridge answers only to localhost, 127.0.0.1 and [::1], so that a web page cannot reach it through DNS rebinding")]
+    #[error("the Host header {0:?} does not name this machine; CallBridge answers only to localhost, 127.0.0.1 and [::1], so that a web page cannot reach it through DNS rebinding (a tunnel's or proxy's public name can be listed in [security] allowed_hosts; such requests must carry the token)")]
     BadHost(String),
     #[error("{0}; send the listener token as `Authorization: Bearer TOKEN` or `?token=TOKEN` (`callbridge token show` prints it)")]
     TokenRequired(String),
@@ -170,7 +197,7 @@ pub fn classify(req: &RequestFacts<'_>, config: &SecurityConfig, bind_loopback: 
     let token_valid = req.token == TokenCheck::Valid;
     let host = req.host.unwrap_or_default();
     let host_is_local = origin::is_loopback_host(host);
-    if !host_is_local && bind_loopback {
+    if !host_is_local && bind_loopback && !config.allows_host(host) {
         return Err(Refusal::BadHost(host.to_owned()));
     }
     if !req.peer_is_local || !host_is_local {
@@ -449,6 +476,22 @@ mod tests {
         let spoofed = RequestFacts { host: Some("localhost"), peer_is_local: false, ..RequestFacts::default() };
         assert!(matches!(classify(&spoofed, &c, false), Err(Refusal::TokenRequired(_))));
         assert_eq!(classify(&local(), &c, false), Ok(Caller::Local));
+    }
+
+    #[test]
+    fn allowed_hosts_pass_with_the_token_only() {
+        let c = SecurityConfig { allowed_hosts: vec!["hooks.example.com".into()], ..config(&[]) };
+        let tunnel = RequestFacts { host: Some("Hooks.Example.com"), ..local() };
+        assert!(matches!(classify(&tunnel, &c, true), Err(Refusal::TokenRequired(why)) if why.contains("Hooks.Example.com")));
+        let with_token = RequestFacts { token: TokenCheck::Valid, ..tunnel };
+        assert_eq!(classify(&with_token, &c, true), Ok(Caller::Token));
+        let other = RequestFacts { host: Some("evil.example"), token: TokenCheck::Valid, ..local() };
+        assert!(matches!(classify(&other, &c, true), Err(Refusal::BadHost(_))));
+        assert!(c.allows_host("hooks.example.com:443") && !c.allows_host("hooks.example.com.evil.example"));
+        for bad in ["https://hooks.example.com", "hooks.example.com/x", "localhost", ""] {
+            let c = SecurityConfig { allowed_hosts: vec![bad.into()], ..SecurityConfig::default() };
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]
