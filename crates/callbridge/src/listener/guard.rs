@@ -112,7 +112,7 @@ fn strip_token(uri: &mut Uri) {
         .split('&')
         .filter(|pair| {
             let key = pair.split('=').next().unwrap_or_default();
-            form_urlencoded::parse(key.as_bytes()).next().map_or(true, |(k, _)| k != "token")
+            form_urlencoded::parse(key.as_bytes()).next().is_none_or(|(k, _)| k != "token")
         })
         .collect();
     let path_and_query = if kept.is_empty() { uri.path().to_owned() } else { format!("{}?{}", uri.path(), kept.join("&")) };

@@ -9,7 +9,8 @@
 //! * 2xx: delivered;
 //! * no answer (connection refused, timeout) or 5xx, and also 408 and 429, which mean "try later":
 //!   retried with exponential backoff and jitter until the delivery's maximum age (24 h by default);
-//! * any other 4xx: the CRM refused this request, and sending it again will not change that: failed.
+//! * any other 4xx: the CRM refused this request, and sending it again will not change that: failed;
+//!   likewise a request that cannot even be built (a rendered header value HTTP does not allow).
 //!
 //! Every attempt carries the same `Idempotency-Key` (call id, event, rule id), so a CRM can drop the
 //! repeats that at-least-once delivery implies (a crash between sending and recording the answer).
@@ -224,7 +225,13 @@ impl Worker {
         match next {
             Next::RetryIn(ms) => tracing::debug!(key = %due.delivery.idempotency_key, attempt, retry_in_ms = ms, "will retry"),
             Next::GiveUp if !outcome.succeeded() => {
-                let why = if outcome.retryable() { "it kept failing until its maximum age" } else { "the CRM refused it" };
+                let why = if outcome.retryable() {
+                    "it kept failing until its maximum age"
+                } else if outcome.malformed {
+                    "the request cannot be built (a rendered URL or header HTTP does not allow)"
+                } else {
+                    "the CRM refused it"
+                };
                 tracing::warn!(key = %due.delivery.idempotency_key, attempt, "giving up on a notification: {why}");
             }
             _ => {}
@@ -271,7 +278,7 @@ mod tests {
 
     fn answered(status: u16) -> Attempt {
         let error = (!(200..300).contains(&status)).then(|| format!("the CRM answered {status}"));
-        Attempt { status: Some(status), error, response: None, elapsed_ms: 1 }
+        Attempt { status: Some(status), error, response: None, elapsed_ms: 1, malformed: false }
     }
 
     #[test]
@@ -303,8 +310,26 @@ mod tests {
         for status in [500, 502, 503, 504, 408, 429] {
             assert!(matches!(p.next(&answered(status), 1, now, expires, 0), Next::RetryIn(500..=1_000)), "{status}");
         }
-        let refused = Attempt { status: None, error: Some("could not connect".into()), response: None, elapsed_ms: 1 };
+        let refused = Attempt { status: None, error: Some("could not connect".into()), response: None, elapsed_ms: 1, malformed: false };
         assert!(matches!(p.next(&refused, 3, now, expires, 0), Next::RetryIn(2_000..=4_000)));
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_not_retried() {
+        let delivery = Delivery {
+            rule_id: "r".into(),
+            event: "incoming".into(),
+            call_id: CallId::from("c"),
+            method: "GET",
+            url: "http://127.0.0.1:9/".into(),
+            // A caller name with a NUL byte, rendered into a header: HTTP does not allow it.
+            headers: vec![("X-Caller".into(), "a\0b".into())],
+            body: None,
+            idempotency_key: "c:incoming:r".into(),
+        };
+        let attempt = Sender::new(Duration::from_secs(1)).send(&delivery).await;
+        assert!(attempt.malformed && !attempt.retryable(), "{attempt:?}");
+        assert_eq!(policy().next(&attempt, 1, 0, i64::MAX, 0), Next::GiveUp);
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct Attempt {
     /// The start of the CRM's answer, for the settings page's "Send test".
     pub response: Option<String>,
     pub elapsed_ms: u64,
+    /// The request could not even be built (a rendered URL or header value HTTP does not allow):
+    /// sending it again cannot help.
+    #[serde(skip)]
+    pub malformed: bool,
 }
 
 impl Attempt {
@@ -59,7 +63,7 @@ impl Attempt {
     /// A failure worth retrying: no answer at all, or a server error. A 4xx is the request's fault.
     pub fn retryable(&self) -> bool {
         match self.status {
-            None => self.error.is_some(),
+            None => self.error.is_some() && !self.malformed,
             Some(s) => s >= 500 || s == 429 || s == 408,
         }
     }
@@ -101,9 +105,9 @@ impl Sender {
                 let text = response.text().await.unwrap_or_default();
                 let response = Some(text.chars().take(500).collect::<String>()).filter(|t| !t.is_empty());
                 let error = (!status.is_success()).then(|| format!("the CRM answered {status}"));
-                Attempt { status: Some(status.as_u16()), error, response, elapsed_ms }
+                Attempt { status: Some(status.as_u16()), error, response, elapsed_ms, malformed: false }
             }
-            Err(e) => Attempt { status: None, error: Some(describe(&e)), response: None, elapsed_ms },
+            Err(e) => Attempt { status: None, error: Some(describe(&e)), response: None, elapsed_ms, malformed: e.is_builder() },
         }
     }
 }

@@ -134,7 +134,7 @@ pub fn check(number: &PhoneNumber, country: Option<Country>, allow: &[NumberPatt
         let allow_len = longest(allow, candidate);
         let deny_match = deny.iter().filter(|p| p.matches(candidate)).max_by_key(|p| p.0.len());
         if let Some(pattern) = deny_match {
-            if allow_len.map_or(true, |len| len < pattern.0.len()) {
+            if allow_len.is_none_or(|len| len < pattern.0.len()) {
                 return Err(NumberRefusal::Denied {
                     number: number.dial.clone(),
                     pattern: pattern.0.clone(),

@@ -395,11 +395,11 @@ mod tests {
     }
 
     fn ok() -> Attempt {
-        Attempt { status: Some(200), error: None, response: None, elapsed_ms: 3 }
+        Attempt { status: Some(200), error: None, response: None, elapsed_ms: 3, malformed: false }
     }
 
     fn unavailable() -> Attempt {
-        Attempt { status: Some(503), error: Some("the CRM answered 503".into()), response: None, elapsed_ms: 3 }
+        Attempt { status: Some(503), error: Some("the CRM answered 503".into()), response: None, elapsed_ms: 3, malformed: false }
     }
 
     const DAY: i64 = 86_400_000;
@@ -444,7 +444,7 @@ mod tests {
         let now = now_ms();
         let d = store.due(now, &[], 1).expect("due").remove(0);
         store.finish_attempt(d.id, 1, now, &unavailable(), Next::RetryIn(1_000)).expect("first");
-        let refused = Attempt { status: Some(404), error: Some("the CRM answered 404".into()), response: Some("no".into()), elapsed_ms: 1 };
+        let refused = Attempt { status: Some(404), error: Some("the CRM answered 404".into()), response: Some("no".into()), elapsed_ms: 1, malformed: false };
         store.finish_attempt(d.id, 2, now + 1_000, &refused, Next::GiveUp).expect("second");
 
         let entry = store.delivery(d.id).expect("read").expect("exists");

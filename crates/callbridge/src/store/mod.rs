@@ -1,7 +1,7 @@
 //! The local store: one SQLite file with the call history, the notification outbox and its delivery log.
 //!
 //! It lives in the platform's data directory (`~/.local/share/callbridge/callbridge.sqlite3` on Linux,
-//! `~/Library/Application Support/dev.callbridge.CallBridge/` on macOS, `%APPDATA%\CallBridge\data\` on
+//! `~/Library/Application Support/dev.callbridge.CallBridge/` on macOS, `%APPDATA%\callbridge\CallBridge\data\` on
 //! Windows), or where `[store] path` or `callbridge serve --store` says. Every write is a committed
 //! transaction with `synchronous = FULL`, so what was written survives the process being killed and
 //! the machine losing power. One CallBridge owns the file at a time: it is opened with an exclusive
