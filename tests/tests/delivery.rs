@@ -207,3 +207,27 @@ async fn client_errors_are_not_retried_server_errors_are_with_backoff() {
     let (status, body) = bridge.get("/api/v1/deliveries?status=lost").await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test]
+async fn a_dial_the_phone_system_refuses_is_kept_in_the_history_as_failed() {
+    // TeleCMI with no app secret in the keyring: the dial fails at the phone system.
+    let bridge = Bridge::start(&format!(
+        r#"
+[provider]
+kind = "telecmi"
+
+[provider.telecmi]
+base_url = "http://127.0.0.1:9"
+user_id = "101_1111112"
+secret_entry = "e2e-missing-secret-{}"
+"#,
+        std::process::id()
+    ));
+    let (status, body) = bridge.post("/api/v1/dial", json!({ "number": "+919200000000" })).await;
+    assert!(status >= 500, "the dial fails: {status} {body}");
+    let (_, page) = bridge.get("/api/v1/calls").await;
+    let calls = page["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 1, "{page}");
+    assert_eq!((calls[0]["state"].as_str(), calls[0]["disposition"].as_str()), (Some("ended"), Some("failed")), "{page}");
+    assert_eq!(calls[0]["remote_number"], "+919200000000");
+}
