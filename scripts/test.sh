@@ -7,6 +7,9 @@ scripts/deps.sh test
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# Property tests run a bounded number of random cases (plus the committed corpus) so CI time is bounded.
+export PROPTEST_CASES=${PROPTEST_CASES:-512}
+
 # The black-box tests run the built binaries: build them before the tests start.
 cargo build --workspace --bins
 # The real OS keyring (gnome-keyring in a private D-Bus session) backs the secret tests.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod crm;
 pub mod kazoo;
 pub mod sipp;
+pub mod raw;
 pub mod telecmi;
 
 use std::time::Duration;

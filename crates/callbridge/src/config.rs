@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::call::{CallEventKind, Direction};
 use crate::notify::template::{Template, UrlTemplate};
 use crate::number::Country;
+use crate::security::SecurityConfig;
+use crate::store::StoreConfig;
 use crate::provider::telecmi::TelecmiConfig;
 use crate::provider::baresip::config::BaresipConfig;
 use crate::provider::kazoo::config::KazooConfig;
@@ -38,6 +40,10 @@ pub struct Config {
     pub dialing: DialingConfig,
     pub delivery: DeliveryConfig,
     pub provider: ProviderConfig,
+    /// Who may make CallBridge dial, and which numbers (see `security`).
+    pub security: SecurityConfig,
+    /// The SQLite store: where, and how long history is kept (see `store`).
+    pub store: StoreConfig,
     /// `[[notification]]` tables: what to call when a call rings, is answered or ends.
     #[serde(rename = "notification", skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationRule>,
@@ -51,6 +57,8 @@ impl Default for Config {
             dialing: DialingConfig::default(),
             delivery: DeliveryConfig::default(),
             provider: ProviderConfig::default(),
+            security: SecurityConfig::default(),
+            store: StoreConfig::default(),
             notifications: Vec::new(),
         }
     }
@@ -157,11 +165,17 @@ pub struct DialingConfig {
 pub struct DeliveryConfig {
     /// How long one notification request may take before it counts as failed.
     pub timeout_secs: u64,
+    /// The wait before the first retry of a failed notification; it doubles with each further failure.
+    pub retry_initial_ms: u64,
+    /// The longest wait between two retries.
+    pub retry_max_delay_secs: u64,
+    /// How long after the call event a failing notification is still retried.
+    pub max_age_hours: u32,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig { timeout_secs: 10 }
+        DeliveryConfig { timeout_secs: 10, retry_initial_ms: 1_000, retry_max_delay_secs: 3_600, max_age_hours: 24 }
     }
 }
 
@@ -359,6 +373,18 @@ impl Config {
             ProviderKind::Baresip => self.provider.baresip.check()?,
             ProviderKind::Kazoo => self.provider.kazoo.check()?,
         }
+        let d = &self.delivery;
+        if d.retry_initial_ms == 0 || d.retry_initial_ms > 3_600_000 {
+            return Err(("delivery.retry_initial_ms must be between 1 and 3600000 (an hour)".into(), Some("retry_initial_ms".into())));
+        }
+        if d.retry_max_delay_secs == 0 || d.retry_max_delay_secs > 86_400 {
+            return Err(("delivery.retry_max_delay_secs must be between 1 and 86400 (a day)".into(), Some("retry_max_delay_secs".into())));
+        }
+        if d.max_age_hours == 0 || d.max_age_hours > 24 * 30 {
+            return Err(("delivery.max_age_hours must be between 1 and 720 (30 days)".into(), Some("max_age_hours".into())));
+        }
+        self.security.validate()?;
+        self.store.validate()?;
         let mut seen = std::collections::BTreeSet::new();
         for rule in &self.notifications {
             if !seen.insert(rule.id.as_str()) {
