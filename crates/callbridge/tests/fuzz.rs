@@ -4,9 +4,9 @@
 //! one line:
 //!
 //! * [`PARSERS`]: functions that take text or bytes from outside (phone numbers, templates, the config
-//!   file, origins, number patterns, `Host` headers, provider webhook payloads — TeleCMI's so far). Each must return, never panic, for any bytes.
+//!   file, origins, number patterns, `Host` headers, provider webhook payloads and baresip's control messages). Each must return, never panic, for any bytes.
 //! * [`ROUTES`]: HTTP routes that decode a request body or query (the JSON API, the URL commands, the
-//!   provider webhooks — `/webhooks/telecmi` so far). Each must answer, never panic and never answer 500, for
+//!   provider webhooks). Each must answer, never panic and never answer 500, for
 //!   any body, content type and query.
 //!
 //! On top of "no panic", the number parser, the template renderer and the security classifier have
@@ -26,6 +26,8 @@ use callbridge::config::Config;
 use callbridge::engine::{Engine, Services};
 use callbridge::notify::template::{Encoding, Placeholder, Template, UrlTemplate};
 use callbridge::number::{Country, PhoneNumber};
+use callbridge::provider::baresip::{message as baresip_message, netstring};
+use callbridge::provider::kazoo::events as kazoo;
 use callbridge::provider::telecmi::webhook as telecmi;
 use callbridge::secrets::MemorySecrets;
 use callbridge::security::numbers::{self, NumberPattern};
@@ -60,6 +62,20 @@ const PARSERS: &[Parser] = &[
         }
     }),
     ("TeleCMI webhook, form or query", |b| drop(telecmi::parse_all(&telecmi::form_payload(form_urlencoded::parse(b).into_owned())))),
+    ("Kazoo blackhole websocket message", |b| drop(kazoo::parse_blackhole(&text(b)))),
+    ("Kazoo webhook, JSON", |b| {
+        if let Ok(payload) = serde_json::from_slice(b) {
+            let _ = kazoo::parse_webhook(&payload);
+        }
+    }),
+    ("baresip ctrl_tcp message", |b| drop(baresip_message::parse(b))),
+    ("baresip netstring stream", |b| {
+        let mut decoder = netstring::Decoder::new(4096);
+        decoder.push(b);
+        while let Ok(Some(frame)) = decoder.next_frame() {
+            let _ = baresip_message::parse(&frame);
+        }
+    }),
 ];
 
 /// Every route that decodes outside input: method and path. Add a line for a new webhook.
@@ -76,6 +92,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/end"),
     ("POST", "/webhooks/telecmi"),
     ("GET", "/webhooks/telecmi"),
+    ("POST", "/webhooks/generic"),
+    ("GET", "/webhooks/generic?ev=dialin"),
+    ("POST", "/webhooks/generic?ev=hangup"),
+    ("POST", "/webhooks/kazoo"),
+    ("GET", "/webhooks/kazoo"),
 ];
 
 const CONTENT_TYPES: &[Option<&str>] = &[
@@ -145,8 +166,13 @@ const WEBHOOK_FIELDS: &[&str] = &[
     // TeleCMI
     "type", "status", "cmiuuid", "cmiuid", "conversation_uuid", "parent_uid", "request_id", "extra_params", "custom",
     "leg", "from", "to", "direction", "user", "time", "hangup_reason", "answeredsec", "duration", "name",
-    // generic (ELMA365 / VoipNow), for parsers to come
-    "event", "srcPhone", "dstPhone", "callId", "disposition", "CallID", "CallerIDNum", "CallFlow", "CallStatus",
+    // generic (ELMA365 / VoipNow)
+    "event", "srcPhone", "dstPhone", "srcPhoneExt", "dstPhoneExt", "callId", "disposition", "CallID", "CallerIDNum",
+    "CallerIDNam", "CallerIDName", "CalledDID", "CalledExtension", "CallerExtension", "CalledNumber", "CallFlow",
+    "CallStatus",
+    // Kazoo webhooks (snake_case)
+    "hook_event", "call_id", "call_direction", "caller_id_number", "caller_id_name", "callee_id_number",
+    "other_leg_call_id", "hangup_cause", "timestamp", "account_id", "authorizing_type",
 ];
 
 /// A JSON object (or a list of them) with webhook field names and values of every JSON type.
