@@ -15,7 +15,7 @@ case "$purpose" in
   run) ;;
   desktop) packages+=("${desktop[@]}") ;;
   # Desktop e2e: the app under Xvfb, driven by tauri-driver through WebKitWebDriver.
-  test) packages+=(dbus gnome-keyring libsecret-tools "${desktop[@]}" xvfb xauth webkit2gtk-driver) ;;
+  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth webkit2gtk-driver) ;;
   *) echo "deps.sh: unknown purpose '$purpose' (run, desktop, test)" >&2; exit 2 ;;
 esac
 

@@ -6,7 +6,12 @@
 //! `shared/reference/wire-formats.md` to the letter.
 
 pub mod bridge;
+pub mod cli;
 pub mod crm;
+pub mod kazoo;
+pub mod sipp;
+pub mod raw;
+pub mod telecmi;
 
 use std::time::Duration;
 

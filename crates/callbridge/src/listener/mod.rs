@@ -7,6 +7,9 @@
 //! * provider webhooks under `/webhooks/` (see [`webhooks`]);
 //! * `/health`.
 //!
+//! Every request passes the security [`guard`] first (see [`crate::security`]), and connections are
+//! served with read timeouts ([`serve`]).
+//!
 //! Every answer is JSON: `{"ok":true,…}` with what was done, or `{"ok":false,"error":code,"message":…}`
 //! with an HTTP status that fits ([`ApiError`]). A [`RunningListener`] can be stopped and started again
 //! on another port without stopping the engine, which is how the settings page applies a new port.
@@ -16,6 +19,8 @@ pub mod commands;
 pub mod events;
 pub mod settings_api;
 pub mod ui;
+pub mod guard;
+pub mod serve;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -35,11 +40,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -50,7 +57,11 @@ impl ApiError {
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        ApiError { status, code: e.code(), message: e.to_string() }
+        let retry_after = match e {
+            CommandError::Throttled { retry_after_secs } => Some(retry_after_secs),
+            _ => None,
+        };
+        ApiError { status, code: e.code(), message: e.to_string(), retry_after }
     }
 }
 
@@ -61,7 +72,11 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(status = %self.status, code = self.code, message = %self.message, "request refused");
         }
-        (self.status, Json(json!({ "ok": false, "error": self.code, "message": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "ok": false, "error": self.code, "message": self.message }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -75,6 +90,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/health", axum::routing::get(|| async { Json(json!({ "ok": true })) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(engine.clone(), guard::guard))
         .with_state(engine)
 }
 
@@ -118,14 +135,7 @@ impl RunningListener {
     pub fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<RunningListener> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the listener stopped with an error");
-            }
-        });
+        let task = tokio::spawn(serve::serve(listener, app, stopped));
         tracing::info!(%addr, "listening");
         Ok(RunningListener { addr, stop: Some(stop), task })
     }
