@@ -20,6 +20,7 @@ scripts/with-keyring.sh cargo test --workspace --no-fail-fast --exclude callbrid
 scripts/desktop-e2e.sh 2>&1 | tee -a "$log" || status=$?
 
 # One closing line for the whole run.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+# cargo test prints "test result: ok. N passed; M failed; …", nextest "Summary … N tests run: N passed, M failed …".
+awk '/^test result:|Summary .* tests? run:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed[;,]?$/) p += $(i-1); if ($(i) ~ /^failed[;,]?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -329,7 +329,7 @@ function renderProvider() {
     label.textContent = field.label;
     label.htmlFor = `provider-${field.key}`;
     const wrap = document.createElement("div");
-    const input = document.createElement("input");
+    const input = document.createElement(field.type === "choice" ? "select" : "input");
     input.id = `provider-${field.key}`;
     const error = document.createElement("span");
     error.className = "error";
@@ -344,6 +344,11 @@ function renderProvider() {
       input.setAttribute("data-testid", `provider-secret-${field.key}`);
       input.dataset.secretEntry = field.entry;
       input.placeholder = secretState[field.entry] ? "•••••••• (stored in the keyring; type to replace)" : "not set";
+    } else if (field.type === "choice") {
+      const current = section[field.key] ?? field.options[0];
+      input.replaceChildren(...field.options.map((o) => option(o, o, current)));
+      input.setAttribute("data-testid", `provider-field-${field.key}`);
+      input.addEventListener("change", () => (section[field.key] = input.value));
     } else if (field.type === "bool") {
       input.type = "checkbox";
       input.checked = Boolean(section[field.key]);
@@ -361,7 +366,11 @@ function renderProvider() {
       input.addEventListener("input", () => {
         const problem = checkField(field, input.value);
         mark(input, error, problem);
-        if (!problem) section[field.key] = field.type === "number" ? Number(input.value) : input.value.trim();
+        if (problem) return;
+        const value = input.value.trim();
+        // An empty optional field means "not set": leave the key out rather than send "".
+        if (!field.required && value === "") delete section[field.key];
+        else section[field.key] = field.type === "number" ? Number(value) : value;
       });
     }
     wrap.append(input, error);

@@ -45,7 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
-            let desktop = tauri::async_runtime::block_on(Desktop::start(config, path));
+            let desktop = tauri::async_runtime::block_on(Desktop::start(config, path))
+                .map_err(|e| format!("CallBridge cannot open its data store: {e}"))?;
             app.manage(desktop);
             tray::create(&handle)?;
             follow::spawn(handle.clone());

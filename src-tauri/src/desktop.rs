@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use callbridge::config::Config;
+use callbridge::engine::Services;
+use callbridge::store::StoreError;
 use callbridge::settings::{ListenerState, Settings};
 use callbridge::{Call, CallState, Direction, Engine};
 use serde::Serialize;
@@ -42,14 +44,20 @@ pub enum Condition {
 
 impl Desktop {
     /// Starts the engine on `config` and tries to listen. A taken port is not fatal here: the tray
-    /// shows it and the settings page can move the listener.
-    pub async fn start(config: Config, path: PathBuf) -> Desktop {
-        let engine = Engine::start(config);
+    /// shows it and the settings page can move the listener. A store that cannot be opened (another
+    /// CallBridge holds it, the disk is not writable) is: there would be no history and no outbox.
+    pub async fn start(config: Config, path: PathBuf) -> Result<Desktop, StoreError> {
+        let mut services = Services::standard(&config)?;
+        // "Always allow this site" writes the trusted origin into this file.
+        services.config_file = Some(path.clone());
+        let engine = Engine::start_with(config, services);
+        // Read the listener token from the keyring once, so the first request does not wait for it.
+        let _ = engine.listener_token().await;
         let settings = Settings::new(engine, Some(path), Some(Box::new(shortcut::check)));
         if let Err(e) = settings.start_listener().await {
             tracing::warn!(error = %e, "starting without a listener");
         }
-        Desktop { settings }
+        Ok(Desktop { settings })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -74,7 +82,9 @@ impl Desktop {
             }
             None => Body::empty(),
         };
-        let request = request.body(body).map_err(|e| e.to_string())?;
+        let mut request = request.body(body).map_err(|e| e.to_string())?;
+        // The app's own windows are this machine, whatever address the listener is bound to.
+        request.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
         let response = match self.settings.router().oneshot(request).await {
             Ok(r) => r,
             Err(never) => match never {},

@@ -6,6 +6,8 @@
 //! entries and config land there), its own X display and session bus (so the single-instance lock of
 //! one test never sees another's), and a fake `xdg-open` first on PATH that records what the app asks
 //! the OS to open instead of starting a browser.
+// Xvfb, tauri-driver with WebKitWebDriver and /proc: the desktop e2e runs on Linux only.
+#![cfg(target_os = "linux")]
 
 pub mod harness;
 pub mod pages;

@@ -1,6 +1,8 @@
 //! The tray app end to end: the real `callbridge-desktop` under Xvfb, driven over WebDriver
 //! (tauri-driver + WebKitWebDriver), its effects checked on its HTTP listener, on a fake CRM and on
 //! the file system. Run with `scripts/desktop-e2e.sh` (it builds the app and installs tauri-driver).
+// Xvfb, tauri-driver with WebKitWebDriver and /proc: the desktop e2e runs on Linux only.
+#![cfg(target_os = "linux")]
 
 use std::time::Duration;
 
