@@ -15,7 +15,8 @@ if ! command -v tauri-driver >/dev/null; then
   echo "Installing tauri-driver (WebDriver server for Tauri apps) from crates.io" >&2
   cargo install tauri-driver --locked
 fi
-cargo build -p callbridge-desktop
+# The same package selection as scripts/test.sh's build, so no dependency is rebuilt with other features.
+cargo build --workspace --bins
 # WebKitWebDriver occasionally fails to attach to a freshly started webview (an infrastructure hiccup,
 # not a CallBridge failure): nextest runs a failed test again, up to twice, and reports it as flaky.
 # A test that fails three times fails the run.

@@ -207,19 +207,18 @@ impl DesktopApp {
         .await;
     }
 
-    /// Saves a screenshot of the current window as `name` under `$CALLBRIDGE_SCREENSHOTS` (the
-    /// README's pictures in `docs/` come from here), else under the target directory.
-    pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let dir = std::env::var_os("CALLBRIDGE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| {
-            let exe = std::env::current_exe().expect("exe");
-            exe.parent().and_then(Path::parent).expect("target").join("screenshots")
-        });
+    /// With `$CALLBRIDGE_SCREENSHOTS` set (`scripts/desktop-e2e.sh --screenshots`), saves a screenshot
+    /// of the current window there as `name`: that is where the README's pictures in `docs/` come from.
+    /// Otherwise it does nothing: WebKitWebDriver sometimes drops the session while capturing an
+    /// undecorated popup, and the regular run should fail only on what the app does.
+    pub async fn screenshot(&self, name: &str) -> Option<PathBuf> {
+        let dir = PathBuf::from(std::env::var_os("CALLBRIDGE_SCREENSHOTS")?);
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         let png = self.driver.screenshot_as_png().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 2_000, "the screenshot is not a picture of a page");
         let path = dir.join(name);
         std::fs::write(&path, png).expect("write screenshot");
-        path
+        Some(path)
     }
 
     /// Ends the WebDriver session and stops everything.
