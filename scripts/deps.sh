@@ -2,6 +2,7 @@
 # Installs the Debian packages CallBridge needs for a purpose, skipping those already installed.
 #   scripts/deps.sh run    — building and running the headless bridge
 #   scripts/deps.sh test   — everything the test suite runs against (keyring, SIP, desktop under Xvfb)
+#   scripts/deps.sh bench  — the benchmark (scripts/bench.sh): a D-Bus session, a keyring, Xvfb, strip
 set -euo pipefail
 purpose=${1:-run}
 
@@ -9,7 +10,8 @@ packages=(build-essential pkg-config)
 case "$purpose" in
   run) ;;
   test) packages+=(dbus gnome-keyring libsecret-tools) ;;
-  *) echo "deps.sh: unknown purpose '$purpose' (run, test)" >&2; exit 2 ;;
+  bench) packages+=(dbus gnome-keyring xvfb binutils) ;;
+  *) echo "deps.sh: unknown purpose '$purpose' (run, test, bench)" >&2; exit 2 ;;
 esac
 
 if ! command -v cargo >/dev/null; then
