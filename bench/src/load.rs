@@ -98,7 +98,24 @@ pub fn describe(e: &reqwest::Error) -> String {
 pub struct Batch<T> {
     pub done: Vec<T>,
     pub errors: BTreeMap<String, usize>,
+    /// From the first start to the last.
+    pub sending: Duration,
+    /// From the first start to the last result.
     pub elapsed: Duration,
+}
+
+impl<T> Batch<T> {
+    fn record(&mut self, result: Result<Result<T, String>, tokio::task::JoinError>) {
+        match result.unwrap_or_else(|e| Err(format!("task failed: {e}"))) {
+            Ok(t) => self.done.push(t),
+            Err(why) => *self.errors.entry(why).or_default() += 1,
+        }
+    }
+
+    /// Jobs started per second.
+    pub fn started_rate(&self) -> f64 {
+        (self.done.len() + self.errors.values().sum::<usize>()) as f64 / self.sending.as_secs_f64().max(1e-9)
+    }
 }
 
 impl Batch<Duration> {
@@ -112,8 +129,13 @@ impl Batch<Duration> {
     }
 }
 
+/// At most this many jobs of [`fixed_rate`] run at once. A server that falls behind would otherwise be
+/// sent thousands of new connections; this way the generator falls behind instead, and the achieved
+/// rate shows it.
+pub const MAX_IN_FLIGHT: usize = 256;
+
 /// Starts `job(i)` for i = 0, 1, 2, … at `rate` per second for `duration`, without waiting for
-/// earlier ones, and collects their results.
+/// earlier ones (up to [`MAX_IN_FLIGHT`] at once), and collects their results.
 pub async fn fixed_rate<T, F, Fut>(rate: f64, duration: Duration, job: F) -> Batch<T>
 where
     T: Send + 'static,
@@ -125,21 +147,24 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let total = (rate * duration.as_secs_f64()).round() as usize;
+    let mut batch = Batch { done: Vec::with_capacity(total), errors: BTreeMap::new(), sending: Duration::ZERO, elapsed: Duration::ZERO };
     let mut sent = 0;
     while sent < total {
         ticker.tick().await;
         let due = ((rate * started.elapsed().as_secs_f64()) as usize).min(total);
         while sent < due {
+            while tasks.len() >= MAX_IN_FLIGHT {
+                if let Some(result) = tasks.join_next().await {
+                    batch.record(result);
+                }
+            }
             tasks.spawn(job(sent));
             sent += 1;
         }
     }
-    let mut batch = Batch { done: Vec::with_capacity(total), errors: BTreeMap::new(), elapsed: Duration::ZERO };
+    batch.sending = started.elapsed();
     while let Some(result) = tasks.join_next().await {
-        match result.unwrap_or_else(|e| Err(format!("task failed: {e}"))) {
-            Ok(t) => batch.done.push(t),
-            Err(why) => *batch.errors.entry(why).or_default() += 1,
-        }
+        batch.record(result);
     }
     batch.elapsed = started.elapsed();
     batch

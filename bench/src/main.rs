@@ -63,12 +63,22 @@ enum Hidden {
         #[arg(long)]
         port: u16,
     },
+    /// Closed-loop load on URL (`{i}` in it becomes 0000, 0001, …), for profiling a running server.
+    #[command(hide = true)]
+    Load {
+        url: String,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Hidden::Floor { port }) => floor::serve(port).map(|()| true),
+        Some(Hidden::Load { ref url, connections, seconds }) => hammer(url, connections, seconds),
         None => bench(&cli),
     };
     match result {
@@ -79,6 +89,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the hidden `load` command and prints what it came to.
+fn hammer(url: &str, connections: usize, seconds: f64) -> Result<bool> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let template = url.to_owned();
+    let url_for = std::sync::Arc::new(move |i: usize| template.replace("{i}", &format!("{:04}", i % 10_000)));
+    let mut outcome = runtime.block_on(load::closed_loop(&load::client(), connections, std::time::Duration::from_secs_f64(seconds), url_for));
+    let summary = outcome.latencies.summary();
+    println!("{:.0} req/s; {summary:?}; errors {:?}", outcome.throughput(), outcome.errors);
+    Ok(outcome.errors.is_empty())
 }
 
 /// The directory this binary is in (`target/release`), where the programs under test are built too.
@@ -122,6 +143,11 @@ fn bench(cli: &Cli) -> Result<bool> {
     let plan = if cli.quick { Plan::quick() } else { Plan::full() };
     let programs = programs(cli)?;
     let machine = machine::Machine::describe();
+    // A freshly built binary's pages are dirty in the page cache until written back, and smaps counts
+    // them as the process's private dirty memory: write them back first.
+    for program in std::iter::once(&programs.headless).chain(programs.desktop.as_ref()) {
+        std::fs::File::open(program).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", program.display()))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let wanted = |n: u8| cli.only.is_empty() || cli.only.contains(&n);
     let progress = |what: &str| eprintln!("callbridge-bench: {what}…");
@@ -137,7 +163,7 @@ fn bench(cli: &Cli) -> Result<bool> {
     }
     if wanted(3) {
         progress("figure 3, idle footprint");
-        rows.extend(figures::footprint::rows(&plan, &programs));
+        rows.extend(figures::footprint::rows(&runtime, &plan, &programs));
     }
     if wanted(4) {
         progress("figure 4, start-up");

@@ -89,6 +89,17 @@ pub fn threads(_pid: u32) -> io::Result<usize> {
     unsupported()
 }
 
+/// Open file descriptors of a process (its sockets among them).
+#[cfg(target_os = "linux")]
+pub fn open_files(pid: u32) -> io::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn open_files(_pid: u32) -> io::Result<usize> {
+    unsupported()
+}
+
 /// `root` and all its descendants, root first.
 #[cfg(target_os = "linux")]
 pub fn tree(root: u32) -> io::Result<Vec<u32>> {
