@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Builds and runs CallBridge on this machine. With nothing configured it uses the built-in simulator
-# and listens on http://localhost:5678. Extra arguments go to `callbridge serve` (e.g. --port 5679).
+# Builds and runs CallBridge, installing what it needs first. With a graphical session (DISPLAY or
+# WAYLAND_DISPLAY) it starts the tray app; without one, the headless bridge. Both listen on
+# http://localhost:5678 and use the built-in simulator when nothing is configured.
+#   ./run.sh                     the tray app, or the headless bridge when there is no display
+#   ./run.sh --headless [ARGS]   the headless bridge; ARGS go to `callbridge serve` (e.g. --port 5679)
+#   ./run.sh --open settings     the tray app with the settings window open
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/deps.sh run
-cargo build --release -p callbridge
-exec target/release/callbridge serve "$@"
+if [ "${1:-}" = "--headless" ] || { [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; }; then
+  [ "${1:-}" = "--headless" ] && shift
+  scripts/deps.sh run
+  cargo build --release -p callbridge
+  exec target/release/callbridge serve "$@"
+fi
+scripts/deps.sh desktop
+cargo build --release -p callbridge-desktop
+exec target/release/callbridge-desktop "$@"

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian packages CallBridge needs for a purpose, skipping those already installed.
 #   scripts/deps.sh run    — building and running the headless bridge
+#   scripts/deps.sh desktop — building and running the tray app (WebKitGTK, appindicator, xdg-utils)
 #   scripts/deps.sh test   — everything the test suite runs against (keyring, SIP, desktop under Xvfb)
-#   scripts/deps.sh bench  — the benchmark (scripts/bench.sh): a D-Bus session, a keyring, Xvfb, strip
+#   scripts/deps.sh bench  — the benchmark (scripts/bench.sh): the desktop build, a D-Bus session, a keyring, Xvfb, strip
 set -euo pipefail
 purpose=${1:-run}
 
 packages=(build-essential pkg-config)
+# The tray app (src-tauri): WebKitGTK webviews, the tray (appindicator), icons, the global shortcut
+# (libxdo), TLS, and xdg-utils/desktop-file-utils to open the CRM and register tel:/callto: links.
+desktop=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
+         xdg-utils desktop-file-utils)
 case "$purpose" in
   run) ;;
-  test) packages+=(dbus gnome-keyring libsecret-tools) ;;
-  bench) packages+=(dbus gnome-keyring xvfb binutils) ;;
-  *) echo "deps.sh: unknown purpose '$purpose' (run, test, bench)" >&2; exit 2 ;;
+  desktop) packages+=("${desktop[@]}") ;;
+  # Desktop e2e: the app under Xvfb, driven by tauri-driver through WebKitWebDriver.
+  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth webkit2gtk-driver python3) ;;
+  bench) packages+=(dbus gnome-keyring xvfb binutils python3 "${desktop[@]}") ;;
+  *) echo "deps.sh: unknown purpose '$purpose' (run, desktop, test, bench)" >&2; exit 2 ;;
 esac
 
 if ! command -v cargo >/dev/null; then

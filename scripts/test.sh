@@ -4,10 +4,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Property tests run a bounded number of random cases (plus the committed corpus) so CI time is bounded.
+export PROPTEST_CASES=${PROPTEST_CASES:-512}
+
 # The black-box tests run the built binaries: build them before the tests start.
 cargo build --workspace --bins
+# The real OS keyring (gnome-keyring in a private D-Bus session) backs the secret tests. The desktop
+# e2e tests run separately below (they bring their own display and session bus).
+status=0
 # The benchmark harness, briefly, on the debug build: checks every measurement still works (its figures
 # mean nothing here; scripts/bench.sh is the real run, on a release build).
-scripts/with-keyring.sh target/debug/callbridge-bench --quick
-# The real OS keyring (gnome-keyring in a private D-Bus session) backs the secret tests.
-scripts/with-keyring.sh cargo test --workspace --no-fail-fast
+scripts/with-keyring.sh target/debug/callbridge-bench --quick || status=$?
+scripts/with-keyring.sh cargo test --workspace --no-fail-fast --exclude callbridge-desktop-e2e 2>&1 | tee "$log" || status=$?
+# The tray app under Xvfb over WebDriver.
+scripts/desktop-e2e.sh 2>&1 | tee -a "$log" || status=$?
+
+# One closing line for the whole run.
+# cargo test prints "test result: ok. N passed; M failed; …", nextest "Summary … N tests run: N passed, M failed …".
+awk '/^test result:|Summary .* tests? run:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed[;,]?$/) p += $(i-1); if ($(i) ~ /^failed[;,]?$/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -102,6 +102,11 @@ impl Bridge {
         Bridge { child: Some(child), url, port, dir: dir.to_owned(), config_path, logs, _home: None }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
@@ -114,6 +119,13 @@ impl Bridge {
     /// `POST {url}{path}` with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         request(reqwest::Client::new().post(format!("{}{path}", self.url)).json(&body)).await
+    }
+
+    /// The listener token, as `callbridge token show` prints it (created if there is none yet).
+    pub fn token(&self) -> String {
+        let out = run_cli(&self.dir, &["token", "show"], &[]);
+        assert!(out.status.success(), "`callbridge token show` failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// Kills the process with SIGKILL (no clean shutdown), leaving its files behind.
@@ -151,6 +163,48 @@ impl Drop for Bridge {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Stores `value` in the OS keyring under `name` with `callbridge secret set`, as a user would. The
+/// tests run inside `scripts/with-keyring.sh` (a private, unlocked gnome-keyring), which sets
+/// `CALLBRIDGE_TEST_KEYRING`.
+pub fn store_secret(name: &str, value: &str) {
+    assert!(
+        std::env::var_os("CALLBRIDGE_TEST_KEYRING").is_some(),
+        "this test needs the OS keyring: run it through scripts/with-keyring.sh (scripts/test.sh does)"
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = crate::cli::callbridge(home.path(), &["secret", "set", name], value);
+    assert!(out.success, "callbridge secret set {name} failed: {}", out.stderr);
+}
+
+/// Runs `callbridge ARGS --config dir/callbridge.toml` to completion with the same private HOME and
+/// XDG directories as [`Bridge::start_in`], plus `extra_env`. A process still running after 30 s is
+/// killed (its output so far is returned, with a failed status).
+pub fn run_cli(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .arg("--config")
+        .arg(dir.join("callbridge.toml"))
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .stdin(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().expect("callbridge output")
 }
 
 /// Sends a request and returns the status and the JSON body (`null` if the body is not JSON).

@@ -6,7 +6,12 @@
 //! `shared/reference/wire-formats.md` to the letter.
 
 pub mod bridge;
+pub mod cli;
 pub mod crm;
+pub mod kazoo;
+pub mod sipp;
+pub mod raw;
+pub mod telecmi;
 
 use std::time::Duration;
 
@@ -25,7 +30,7 @@ pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut(
     }
 }
 
-/// Like [`eventually`] for checks that are themselves async (an HTTP request, say).
+/// Like [`eventually`], for checks that are themselves asynchronous (a WebDriver or HTTP query).
 pub async fn eventually_async<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -39,6 +44,6 @@ where
         if tokio::time::Instant::now() >= deadline {
             panic!("timed out after {timeout:?} waiting for {what}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

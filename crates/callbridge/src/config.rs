@@ -19,6 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::call::{CallEventKind, Direction};
 use crate::notify::template::{Template, UrlTemplate};
 use crate::number::Country;
+use crate::security::SecurityConfig;
+use crate::store::StoreConfig;
+use crate::provider::telecmi::TelecmiConfig;
+use crate::provider::baresip::config::BaresipConfig;
+use crate::provider::kazoo::config::KazooConfig;
 
 /// The version of the file format this build writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -35,6 +40,12 @@ pub struct Config {
     pub dialing: DialingConfig,
     pub delivery: DeliveryConfig,
     pub provider: ProviderConfig,
+    /// Who may make CallBridge dial, and which numbers (see `security`).
+    pub security: SecurityConfig,
+    /// The SQLite store: where, and how long history is kept (see `store`).
+    pub store: StoreConfig,
+    /// `[desktop]`: the tray app's own settings; the headless binary ignores them.
+    pub desktop: DesktopConfig,
     /// `[[notification]]` tables: what to call when a call rings, is answered or ends.
     #[serde(rename = "notification", skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationRule>,
@@ -48,6 +59,9 @@ impl Default for Config {
             dialing: DialingConfig::default(),
             delivery: DeliveryConfig::default(),
             provider: ProviderConfig::default(),
+            security: SecurityConfig::default(),
+            store: StoreConfig::default(),
+            desktop: DesktopConfig::default(),
             notifications: Vec::new(),
         }
     }
@@ -154,11 +168,17 @@ pub struct DialingConfig {
 pub struct DeliveryConfig {
     /// How long one notification request may take before it counts as failed.
     pub timeout_secs: u64,
+    /// The wait before the first retry of a failed notification; it doubles with each further failure.
+    pub retry_initial_ms: u64,
+    /// The longest wait between two retries.
+    pub retry_max_delay_secs: u64,
+    /// How long after the call event a failing notification is still retried.
+    pub max_age_hours: u32,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig { timeout_secs: 10 }
+        DeliveryConfig { timeout_secs: 10, retry_initial_ms: 1_000, retry_max_delay_secs: 3_600, max_age_hours: 24 }
     }
 }
 
@@ -168,6 +188,15 @@ impl Default for DeliveryConfig {
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub simulator: SimulatorConfig,
+    /// `[provider.telecmi]`: used when `kind = "telecmi"`.
+    #[serde(skip_serializing_if = "TelecmiConfig::is_default")]
+    pub telecmi: TelecmiConfig,
+    /// `[provider.baresip]`: a local SIP softphone (see `provider::baresip::config`).
+    #[serde(skip_serializing_if = "BaresipConfig::is_default")]
+    pub baresip: BaresipConfig,
+    /// `[provider.kazoo]`: Kazoo click-to-call (see `provider::kazoo::config`).
+    #[serde(skip_serializing_if = "KazooConfig::is_default")]
+    pub kazoo: KazooConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,12 +205,21 @@ pub enum ProviderKind {
     /// The built-in simulator: no phone account needed.
     #[default]
     Simulator,
+    /// TeleCMI click2call (seed 004).
+    Telecmi,
+    /// A local baresip softphone, driven over its ctrl_tcp socket.
+    Baresip,
+    /// Kazoo (2600Hz) click-to-call.
+    Kazoo,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Simulator => "simulator",
+            ProviderKind::Telecmi => "telecmi",
+            ProviderKind::Baresip => "baresip",
+            ProviderKind::Kazoo => "kazoo",
         }
     }
 }
@@ -201,6 +239,36 @@ pub struct SimulatorConfig {
 impl Default for SimulatorConfig {
     fn default() -> Self {
         SimulatorConfig { ring_after_ms: 300, answer_after_ms: 2_000, hangup_after_ms: 0 }
+    }
+}
+
+/// `[desktop]`: what the tray app shows and how it is reached. The headless binary ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DesktopConfig {
+    /// Show the incoming-call popup (with Answer, Decline and Open in CRM).
+    pub popups: bool,
+    /// Show a native desktop notification for incoming calls.
+    pub notifications: bool,
+    /// Do not disturb: no popups and no desktop notifications. Calls still reach the phone system and
+    /// the CRM is still notified.
+    pub do_not_disturb: bool,
+    /// "Open in CRM": the page to open for a caller, e.g. `https://crm.example/search?phone=$callerid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_url: Option<UrlTemplate>,
+    /// Global shortcut that opens the dial popup (`CommandOrControl+Alt+C`); empty for none.
+    pub dial_shortcut: String,
+}
+
+impl Default for DesktopConfig {
+    fn default() -> Self {
+        DesktopConfig {
+            popups: true,
+            notifications: true,
+            do_not_disturb: false,
+            crm_url: None,
+            dial_shortcut: "CommandOrControl+Alt+C".into(),
+        }
     }
 }
 
@@ -291,6 +359,11 @@ impl Config {
         Ok(config)
     }
 
+    /// Gives rules without an id one, as loading a file does (for configs that arrive as JSON).
+    pub fn assign_missing_rule_ids(&mut self) {
+        self.assign_rule_ids();
+    }
+
     /// Gives rules without an id the id `{event}-{n}`, n counting rules of that event from 1.
     fn assign_rule_ids(&mut self) {
         let mut counts: BTreeMap<CallEventKind, usize> = BTreeMap::new();
@@ -332,6 +405,24 @@ impl Config {
         if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs > 300 {
             return Err(("delivery.timeout_secs must be between 1 and 300".into(), Some("timeout_secs".into())));
         }
+        self.provider.telecmi.validate()?;
+        match self.provider.kind {
+            ProviderKind::Simulator | ProviderKind::Telecmi => {}
+            ProviderKind::Baresip => self.provider.baresip.check()?,
+            ProviderKind::Kazoo => self.provider.kazoo.check()?,
+        }
+        let d = &self.delivery;
+        if d.retry_initial_ms == 0 || d.retry_initial_ms > 3_600_000 {
+            return Err(("delivery.retry_initial_ms must be between 1 and 3600000 (an hour)".into(), Some("retry_initial_ms".into())));
+        }
+        if d.retry_max_delay_secs == 0 || d.retry_max_delay_secs > 86_400 {
+            return Err(("delivery.retry_max_delay_secs must be between 1 and 86400 (a day)".into(), Some("retry_max_delay_secs".into())));
+        }
+        if d.max_age_hours == 0 || d.max_age_hours > 24 * 30 {
+            return Err(("delivery.max_age_hours must be between 1 and 720 (30 days)".into(), Some("max_age_hours".into())));
+        }
+        self.security.validate()?;
+        self.store.validate()?;
         let mut seen = std::collections::BTreeSet::new();
         for rule in &self.notifications {
             if !seen.insert(rule.id.as_str()) {

@@ -6,6 +6,7 @@
 //! fed through the tracker like any provider event, so every path — URL command, API, tray menu,
 //! webhook — produces the same call events, notifications and UI updates.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -13,11 +14,21 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::call::{Call, CallEvent, CallId, CallState, Direction, Disposition};
-use crate::config::{Config, ProviderKind};
-use crate::notify::{DeliveryLog, MemoryOutbox, Notifier, Outbox, Sender};
+use crate::config::{Config, ConfigError, ProviderKind};
+use crate::notify::durable::{DurableOutbox, RetryPolicy};
+use crate::notify::{DeliveryLog, Notifier, Outbox};
 use crate::number::{NumberError, PhoneNumber};
-use crate::secrets::{Keyring, SecretStore};
+use crate::provider::baresip::Baresip;
+use crate::provider::kazoo::Kazoo;
+use crate::secrets::{Keyring, Secret, SecretStore};
+use crate::security::approval::{DialApprover, RefuseApprover};
+use crate::security::origin::TrustedOrigin;
+use crate::security::token::TokenError;
+use crate::security::{numbers, Caller, Security, SecuritySummary};
+use crate::store::deliveries::{DeliveryEntry, RetryError};
+use crate::store::{Store, StoreError};
 use crate::provider::simulator::{self, Simulator};
+use crate::provider::telecmi::TeleCmi;
 use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
 use crate::tracker::CallTracker;
 
@@ -89,6 +100,16 @@ pub struct Status {
     pub listener_url: String,
     pub live_calls: usize,
     pub current_call: Option<Call>,
+    pub security: SecuritySummary,
+    pub deliveries: DeliveryCounts,
+}
+
+/// How many notifications are waiting, arrived, or were given up.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub delivered: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,24 +127,41 @@ pub struct Services {
     pub secrets: Arc<dyn SecretStore>,
     /// Where notifications go to be sent.
     pub outbox: Arc<dyn Outbox>,
-    /// The delivery log the outbox writes to.
+    /// The most recent delivery attempts in memory (the outbox writes each attempt here too).
     pub deliveries: Arc<DeliveryLog>,
+    /// The SQLite store: call history, and the outbox's deliveries and their log.
+    pub store: Store,
+    /// Who decides about dial commands from web pages that are not trusted: the desktop's
+    /// Call / Block / Always allow dialog; headless, [`RefuseApprover`].
+    pub approver: Arc<dyn DialApprover>,
+    /// The config file the engine saves when it changes the configuration itself (an origin the user
+    /// chose to always allow). `None`: such changes last until the process ends.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Services {
-    /// The OS keyring and the in-memory outbox. Must be called inside a Tokio runtime.
-    pub fn standard(config: &Config) -> Services {
-        Services::with_secrets(config, Arc::new(Keyring))
+    /// The OS keyring; the store file (`[store] path`, else the platform's data directory) with the
+    /// durable outbox; the refusing approver. Must be called inside a Tokio runtime.
+    pub fn standard(config: &Config) -> Result<Services, StoreError> {
+        let store = Store::open(&config.store.file()?)?;
+        Ok(Services::with_store(config, Arc::new(Keyring), store))
     }
 
-    /// The in-memory outbox with the given secret store.
+    /// The given secret store and an in-memory store (the same durable outbox, nothing on disk).
     pub fn with_secrets(config: &Config, secrets: Arc<dyn SecretStore>) -> Services {
+        Services::with_store(config, secrets, Store::in_memory())
+    }
+
+    /// The given secret store and store, with the durable outbox started on it.
+    pub fn with_store(config: &Config, secrets: Arc<dyn SecretStore>, store: Store) -> Services {
         let deliveries = Arc::new(DeliveryLog::default());
-        let sender = Sender::new(Duration::from_secs(config.delivery.timeout_secs));
-        let outbox = Arc::new(MemoryOutbox::start(sender, Arc::clone(&deliveries)));
-        Services { secrets, outbox, deliveries }
+        let outbox = Arc::new(DurableOutbox::start(store.clone(), &config.delivery, Arc::clone(&deliveries)));
+        Services { secrets, outbox, deliveries, store, approver: Arc::new(RefuseApprover), config_file: None }
     }
 }
+
+/// How often old history is purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3_600);
 
 /// What a provider is built from.
 #[derive(Debug, Clone)]
@@ -140,6 +178,9 @@ pub fn build_provider(config: &Config, context: ProviderContext, simulator: &Arc
             let _ = context;
             Arc::clone(simulator) as Arc<dyn Provider>
         }
+        ProviderKind::Telecmi => Arc::new(TeleCmi::new(config.provider.telecmi.clone(), context)),
+        ProviderKind::Baresip => Arc::new(Baresip::start(config.provider.baresip.clone(), context)),
+        ProviderKind::Kazoo => Arc::new(Kazoo::start(config.provider.kazoo.clone(), context)),
     }
 }
 
@@ -161,7 +202,11 @@ struct Inner {
     simulator: Arc<Simulator>,
     tracker: Mutex<CallTracker>,
     notifier: Notifier,
+    outbox: Arc<dyn Outbox>,
     deliveries: Arc<DeliveryLog>,
+    store: Store,
+    security: Security,
+    config_file: Option<PathBuf>,
     events: broadcast::Sender<CallEvent>,
     sink: EventSink,
     secrets: Arc<dyn SecretStore>,
@@ -175,15 +220,16 @@ pub struct Engine {
 
 impl Engine {
     /// Starts an engine with the [standard services](Services::standard). Must be called inside a
-    /// Tokio runtime.
-    pub fn start(config: Config) -> Engine {
-        let services = Services::standard(&config);
-        Engine::start_with(config, services)
+    /// Tokio runtime. Fails when the store cannot be opened.
+    pub fn start(config: Config) -> Result<Engine, StoreError> {
+        let services = Services::standard(&config)?;
+        Ok(Engine::start_with(config, services))
     }
 
     /// Starts an engine with the given services.
     pub fn start_with(config: Config, services: Services) -> Engine {
-        let Services { secrets, outbox, deliveries } = services;
+        let Services { secrets, outbox, deliveries, store, approver, config_file } = services;
+        let security = Security::new(&config.security, Arc::clone(&secrets), approver);
         let (sink, mut provider_events) = mpsc::unbounded_channel::<ProviderEvent>();
         let simulator = Arc::new(Simulator::new(config.provider.simulator.clone(), sink.clone()));
         let context = ProviderContext { sink: sink.clone(), secrets: Arc::clone(&secrets) };
@@ -191,7 +237,11 @@ impl Engine {
         let (events, _) = broadcast::channel(256);
         let engine = Engine {
             inner: Arc::new(Inner {
-                notifier: Notifier::new(config.notifications.clone(), outbox),
+                notifier: Notifier::new(config.notifications.clone(), Arc::clone(&outbox)),
+                outbox,
+                store,
+                security,
+                config_file,
                 config: RwLock::new(Arc::new(config)),
                 provider: RwLock::new(provider),
                 simulator,
@@ -211,7 +261,26 @@ impl Engine {
                 Engine { inner }.observe(event);
             }
         });
+        let weak = Arc::downgrade(&engine.inner);
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { break };
+                Engine { inner }.purge_history();
+                tokio::time::sleep(PURGE_EVERY).await;
+            }
+        });
         engine
+    }
+
+    /// Removes history older than the retention period.
+    fn purge_history(&self) {
+        match self.inner.store.purge_older_than_days(self.config().store.history_days) {
+            Ok(report) if report.calls + report.deliveries > 0 => {
+                tracing::info!(calls = report.calls, deliveries = report.deliveries, "removed history past its retention period");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot remove old history"),
+        }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -223,6 +292,8 @@ impl Engine {
     pub async fn apply_config(&self, config: Config) {
         let old = self.config();
         self.inner.notifier.set_rules(config.notifications.clone());
+        self.inner.security.reconfigure(&config.security);
+        self.inner.outbox.reconfigure(&config.delivery);
         self.inner.simulator.reconfigure(config.provider.simulator.clone());
         let provider_changed = old.provider != config.provider;
         *self.inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
@@ -272,6 +343,60 @@ impl Engine {
         &self.inner.deliveries
     }
 
+    /// The SQLite store: call history and the delivery log.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The listener's security state: token, rate limit, approver.
+    pub fn security(&self) -> &Security {
+        &self.inner.security
+    }
+
+    /// The policy as the settings page shows it.
+    pub fn security_summary(&self) -> SecuritySummary {
+        self.inner.security.summary(&self.config().security)
+    }
+
+    /// The listener token (created and stored in the keyring at first use), for the settings page.
+    pub async fn listener_token(&self) -> Result<Secret, TokenError> {
+        self.inner.security.token().await
+    }
+
+    /// Replaces the listener token; the old one stops working at once.
+    pub async fn regenerate_token(&self) -> Result<Secret, TokenError> {
+        self.inner.security.regenerate_token().await
+    }
+
+    /// Sends a pending or failed delivery again now (the Activity view's "Retry").
+    pub fn retry_delivery(&self, id: i64) -> Result<DeliveryEntry, RetryError> {
+        let max_age = RetryPolicy::from_config(&self.config().delivery).max_age_ms();
+        self.inner.store.retry_delivery(id, max_age)
+    }
+
+    /// Adds `origin` to the trusted origins ("Always allow this site"), applies it, and saves the
+    /// config file when the engine has one.
+    pub async fn trust_origin(&self, origin: &str) -> Result<(), ConfigError> {
+        let path = self.inner.config_file.clone();
+        let invalid = |message: String| ConfigError::Invalid { path: path.clone().unwrap_or_default(), line: None, message };
+        let origin = TrustedOrigin::parse(origin).map_err(invalid)?;
+        let mut config = (*self.config()).clone();
+        if config.security.trusted_origins.contains(&origin) {
+            return Ok(());
+        }
+        tracing::info!(%origin, "trusting a web origin from now on");
+        config.security.trusted_origins.push(origin);
+        self.apply_config(config.clone()).await;
+        let Some(path) = path else { return Ok(()) };
+        let saved = tokio::task::spawn_blocking(move || config.save(&path))
+            .await
+            .unwrap_or_else(|e| Err(ConfigError::Write { path: PathBuf::new(), source: std::io::Error::other(e.to_string()) }));
+        if let Err(e) = &saved {
+            tracing::error!(error = %e, "cannot save the trusted origin to the config file");
+        }
+        saved
+    }
+
     fn tracker(&self) -> MutexGuard<'_, CallTracker> {
         self.inner.tracker.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -289,8 +414,15 @@ impl Engine {
     fn publish(&self, events: &[CallEvent]) {
         for event in events {
             tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event");
+            self.record_history(&event.call);
             self.inner.notifier.notify(event);
             let _ = self.inner.events.send(event.clone());
+        }
+    }
+
+    fn record_history(&self, call: &Call) {
+        if let Err(e) = self.inner.store.record_call(call) {
+            tracing::error!(call = %call.id, error = %e, "cannot write the call to the history");
         }
     }
 
@@ -298,8 +430,13 @@ impl Engine {
         self.tracker().calls().cloned().collect()
     }
 
+    /// A live or recent call, else one from the history.
     pub fn call(&self, id: &CallId) -> Option<Call> {
-        self.tracker().get(id).cloned()
+        let live = self.tracker().get(id).cloned();
+        live.or_else(|| self.inner.store.call(id).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the call history");
+            None
+        }))
     }
 
     pub fn status(&self) -> Status {
@@ -311,6 +448,13 @@ impl Engine {
             listener_url: self.config().listener.base_url(),
             live_calls: tracker.calls().filter(|c| c.state.is_live()).count(),
             current_call: tracker.current().cloned(),
+            security: self.security_summary(),
+            deliveries: self
+                .inner
+                .store
+                .delivery_counts()
+                .map(|(pending, delivered, failed)| DeliveryCounts { pending, delivered, failed })
+                .unwrap_or_default(),
         }
     }
 
@@ -319,9 +463,54 @@ impl Engine {
         PhoneNumber::parse(number, self.config().dialing.default_country)
     }
 
-    /// Places a call to `number` through the active provider.
+    /// Places a call to `number` through the active provider, for the user at this desk (the dial
+    /// popup, a `tel:` link, the tray): the number rules apply, the rate limit and approval do not.
     pub async fn dial(&self, number: &str) -> Result<Call, CommandError> {
-        let number = self.parse_number(number)?;
+        let number = self.admit_number(number)?;
+        self.place(number).await
+    }
+
+    /// Places a call for a listener request from `caller`: the number rules, the dial rate limit, and
+    /// for a page that is not trusted, the approver's answer.
+    pub async fn dial_from(&self, number: &str, caller: &Caller) -> Result<Call, CommandError> {
+        let number = self.admit_number(number)?;
+        let security = &self.inner.security;
+        let untrusted = matches!(caller, Caller::Untrusted { .. });
+        // A dial that will be put to the user counts against the limit (it bounds how often the user is
+        // asked); one that is refused outright does not.
+        if !untrusted || security.asks_the_user() {
+            security.throttle().inspect_err(|_| {
+                tracing::warn!(number = %number.dial, ?caller, "dial refused: over the rate limit");
+            })?;
+        }
+        if let Caller::Untrusted { origin, reason } = caller {
+            let hint = match &self.inner.config_file {
+                Some(path) => path.display().to_string(),
+                None => "the config file".to_owned(),
+            };
+            let trust = security.approve(&number, origin.as_deref(), reason, &hint).await?;
+            if let Some(origin) = trust {
+                // The call goes ahead either way; a config that cannot be saved is logged.
+                let _ = self.trust_origin(&origin).await;
+            }
+        }
+        tracing::info!(number = %number.dial, ?caller, "dial command accepted");
+        self.place(number).await
+    }
+
+    /// Parses `input` and checks it against the number rules.
+    fn admit_number(&self, input: &str) -> Result<PhoneNumber, CommandError> {
+        let config = self.config();
+        let number = PhoneNumber::parse(input, config.dialing.default_country)?;
+        let rules = &config.security;
+        numbers::check(&number, config.dialing.default_country, &rules.allow_numbers, &rules.deny_numbers).map_err(|e| {
+            tracing::warn!(number = %number.dial, "dial refused: {e}");
+            CommandError::Refused(e.to_string())
+        })?;
+        Ok(number)
+    }
+
+    async fn place(&self, number: PhoneNumber) -> Result<Call, CommandError> {
         let provider = self.provider();
         ensure_can(provider.as_ref(), "dial", |c| &c.dial)?;
         let call = Call::new(Direction::Out, number.dial.clone(), provider.name());
@@ -336,7 +525,10 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(call = %call.id, error = %e, "dial failed");
-                self.tracker().failed(&call.id);
+                let failed = self.tracker().failed(&call.id);
+                if let Some(failed) = failed {
+                    self.record_history(&failed);
+                }
                 Err(e.into())
             }
         }
@@ -348,10 +540,14 @@ impl Engine {
             let tracker = self.tracker();
             match id {
                 Some(id) => tracker.get(id).cloned().ok_or_else(|| CommandError::UnknownCall(id.clone()))?,
-                None => tracker
-                    .ringing_incoming()
-                    .cloned()
-                    .ok_or_else(|| CommandError::NoCall("no incoming call is ringing".into()))?,
+                None => match tracker.ringing_incoming() {
+                    Some(call) => call.clone(),
+                    // A provider that cannot answer at all says so, rather than "nothing to answer".
+                    None => {
+                        ensure_can(self.provider().as_ref(), "answer", |c| &c.answer)?;
+                        return Err(CommandError::NoCall("no incoming call is ringing".into()));
+                    }
+                },
             }
         };
         if call.direction != Direction::In || call.state != CallState::Ringing {
@@ -369,7 +565,13 @@ impl Engine {
             let tracker = self.tracker();
             match id {
                 Some(id) => tracker.get(id).cloned().ok_or_else(|| CommandError::UnknownCall(id.clone()))?,
-                None => tracker.current().cloned().ok_or_else(|| CommandError::NoCall("there is no call to end".into()))?,
+                None => match tracker.current() {
+                    Some(call) => call.clone(),
+                    None => {
+                        ensure_can(self.provider().as_ref(), "hang up", |c| &c.hangup)?;
+                        return Err(CommandError::NoCall("there is no call to end".into()));
+                    }
+                },
             }
         };
         if !call.state.is_live() {

@@ -12,6 +12,9 @@
 //! * [`call`] — the vocabulary: `Call`, `CallEvent`, directions, states, dispositions.
 //! * [`notify`] — call events rendered into the CRM's URLs and sent through an outbox.
 //! * [`config`] — the TOML file, validated with line numbers, written atomically.
+//! * [`settings`] — the running configuration changed safely: validate, bind, save, apply, move the listener.
+//! * [`security`] — the listener's policy: hosts, origins, the token, number rules, the dial rate limit.
+//! * [`store`] — the SQLite file: call history, the notification outbox and its delivery log.
 //!
 //! This crate has no GUI dependencies: the desktop shell is a thin layer over [`engine::Engine`].
 
@@ -23,6 +26,9 @@ pub mod notify;
 pub mod number;
 pub mod provider;
 pub mod secrets;
+pub mod settings;
+pub mod security;
+pub mod store;
 pub mod tracker;
 
 pub use call::{Call, CallEvent, CallEventKind, CallId, CallState, Direction, Disposition};

@@ -5,11 +5,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use std::sync::Arc;
+
 use callbridge::config::Config;
-use callbridge::listener::RunningListener;
+use callbridge::settings::Settings;
+use callbridge::engine::Services;
+use callbridge::secrets::{Keyring, Secret};
+use callbridge::security::token::{self, TokenError};
 use callbridge::Engine;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
+
+mod cli_secret;
 
 #[derive(Debug, Parser)]
 #[command(name = "callbridge", version, about = "CallBridge: CRM URL commands in, phone calls out, call events to the CRM")]
@@ -28,6 +35,10 @@ enum Command {
         /// Listen on this port instead of the configured one.
         #[arg(long)]
         port: Option<u16>,
+        /// The SQLite store file (call history, notification outbox) instead of `[store] path` or the
+        /// platform's data directory.
+        #[arg(long, env = "CALLBRIDGE_STORE")]
+        store: Option<PathBuf>,
     },
     /// Place a call through the running bridge.
     Dial { number: String },
@@ -49,6 +60,24 @@ enum Command {
         #[command(subcommand)]
         what: ConfigCommand,
     },
+    /// Keep provider secrets (the TeleCMI app secret, passwords) in the OS keyring.
+    Secret {
+        #[command(subcommand)]
+        what: cli_secret::SecretCommand,
+    },
+    /// The listener token that lets scripts and CRMs through (kept in the OS keyring).
+    Token {
+        #[command(subcommand)]
+        what: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print the token (creating it if there is none yet).
+    Show,
+    /// Replace the token with a new one; a running bridge stops taking the old one within a second.
+    Regenerate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,34 +136,98 @@ fn config_path(cli_path: Option<PathBuf>) -> Result<PathBuf> {
 async fn run(cli: Cli) -> Result<()> {
     let path = config_path(cli.config)?;
     match cli.command {
-        Command::Serve { port } => serve(&path, port).await,
+        Command::Serve { port, store } => serve(&path, port, store).await,
         Command::Config { what } => config_command(&path, what),
+        Command::Secret { what } => cli_secret::run(&path, what).await,
+        Command::Token { what } => token_command(&path, what).await,
         command => client_command(&path, command).await,
     }
 }
 
-async fn serve(path: &std::path::Path, port: Option<u16>) -> Result<()> {
+async fn serve(path: &std::path::Path, port: Option<u16>, store: Option<PathBuf>) -> Result<()> {
     let mut config = Config::load(path)?;
     if let Some(port) = port {
         config.listener.port = port;
     }
+    if let Some(store) = store {
+        config.store.path = Some(store);
+    }
     let addr = SocketAddr::new(config.listener.bind, config.listener.port);
-    let engine = Engine::start(config.clone());
-    let listener = RunningListener::start(engine.clone(), addr)
+    let token = keyring_token(&config.security.token_entry).await;
+    check_exposure(&config, addr, &token)?;
+    let store_file = config.store.file()?;
+    let store = callbridge::store::Store::open(&store_file)?;
+    let mut services = Services::with_store(&config, Arc::new(Keyring), store);
+    services.config_file = Some(path.to_owned());
+    let engine = Engine::start_with(config.clone(), services);
+    // The engine keeps its own copy of the token (read again from the keyring when it changes).
+    let _ = engine.listener_token().await;
+    // Settings own the listener, so the settings page (/ui/) can save and move it while running.
+    let settings = Settings::new(engine.clone(), Some(path.to_owned()), None);
+    let actual = settings
+        .start_listener()
         .await
         .with_context(|| format!("cannot listen on {addr} (is another CallBridge running? change [listener] port in {})", path.display()))?;
-    let actual = listener.local_addr();
     let mut shown = config.listener.clone();
     shown.port = actual.port();
     let base = shown.base_url();
     println!("CallBridge is listening on {base} (provider: {})", engine.provider().name());
     println!("Try it: curl {base}/{}/020123456", config.listener.make);
     println!("Config: {}{}", path.display(), if path.exists() { "" } else { " (not created yet: using defaults)" });
+    println!("Settings page: {base}/ui/");
+    println!("Store: {}", store_file.display());
+    match &token {
+        Ok(_) => println!("Token: in the OS keyring (`callbridge token show`); scripts send it as Authorization: Bearer … or ?token=…"),
+        Err(e) => println!("Token: none ({e}); programs on this machine can still send commands without it"),
+    }
+    if config.security.mode == callbridge::security::Mode::Open {
+        tracing::warn!("{}", callbridge::security::OPEN_MODE_WARNING);
+        println!("Warning: {}", callbridge::security::OPEN_MODE_WARNING);
+    }
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    listener.stop().await;
+    settings.stop_listener().await;
     engine.shutdown().await;
+    Ok(())
+}
+
+/// The listener token from the keyring, created at first run. Warns when there is none.
+async fn keyring_token(entry: &str) -> Result<Secret, TokenError> {
+    let entry = entry.to_owned();
+    let result = tokio::task::spawn_blocking(move || token::load_or_create(&Keyring, &entry))
+        .await
+        .unwrap_or_else(|e| Err(TokenError::Keyring(e.to_string())));
+    if let Err(e) = &result {
+        tracing::warn!("{e}; programs on this machine can still send commands without a token, but none can be used");
+    }
+    result
+}
+
+/// Refuses to face the network without the token (DESIGN.md, "Security").
+fn check_exposure(config: &Config, addr: SocketAddr, token: &Result<Secret, TokenError>) -> Result<()> {
+    if config.listener.bind.is_loopback() {
+        return Ok(());
+    }
+    if let Err(e) = token {
+        bail!(
+            "refusing to listen on {addr}: a listener reachable from other machines must require the listener token from them, \
+             and {e}. Set [listener] bind = \"127.0.0.1\" (the default), or make the OS keyring available so the token can be kept"
+        );
+    }
+    tracing::warn!(%addr, "listening beyond this machine: other machines must send the listener token");
+    Ok(())
+}
+
+async fn token_command(path: &std::path::Path, what: TokenCommand) -> Result<()> {
+    let entry = Config::load(path)?.security.token_entry;
+    let token = tokio::task::spawn_blocking(move || match what {
+        TokenCommand::Show => token::load_or_create(&Keyring, &entry),
+        TokenCommand::Regenerate => token::regenerate(&Keyring, &entry),
+    })
+    .await
+    .context("the keyring call did not finish")??;
+    println!("{}", token.expose());
     Ok(())
 }
 
@@ -180,7 +273,17 @@ fn config_command(path: &std::path::Path, what: ConfigCommand) -> Result<()> {
 async fn client_command(path: &std::path::Path, command: Command) -> Result<()> {
     let config = Config::load(path)?;
     let base = std::env::var("CALLBRIDGE_URL").unwrap_or_else(|_| config.listener.base_url());
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if !url::Url::parse(&base).ok().and_then(|u| u.host_str().map(callbridge::security::origin::is_loopback_host)).unwrap_or(true) {
+        // Beyond this machine the bridge wants the token: send it when the keyring has it.
+        let entry = config.security.token_entry.clone();
+        if let Ok(Ok(Some(token))) = tokio::task::spawn_blocking(move || callbridge::secrets::SecretStore::get(&Keyring, &entry)).await {
+            if let Ok(value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
+    }
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).default_headers(headers).build()?;
     let call_body = |id: Option<String>| match id {
         Some(id) => serde_json::json!({ "call_id": id }),
         None => serde_json::json!({}),
@@ -194,7 +297,9 @@ async fn client_command(path: &std::path::Path, command: Command) -> Result<()> 
         Command::Simulate { what: Simulate::Incoming { number, name } } => client
             .post(format!("{base}/api/v1/simulate/incoming"))
             .json(&serde_json::json!({ "number": number, "name": name })),
-        Command::Serve { .. } | Command::Config { .. } => unreachable!("handled in run"),
+        Command::Serve { .. } | Command::Config { .. } | Command::Secret { .. } | Command::Token { .. } => {
+            unreachable!("handled in run")
+        }
     };
     let response = request.send().await.with_context(|| format!("CallBridge is not answering at {base}; start it with `callbridge serve`"))?;
     let status = response.status();

@@ -4,6 +4,7 @@
 //! number may be written as people paste it (`/make/+44%2020%207946%200000`, `/make/tel:+4420…`).
 
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -12,6 +13,7 @@ use super::ApiError;
 use crate::call::Call;
 use crate::config::ListenerConfig;
 use crate::engine::Engine;
+use crate::security::Caller;
 
 pub fn routes(listener: &ListenerConfig) -> Router<Engine> {
     let get_or_post = MethodFilter::GET.or(MethodFilter::POST);
@@ -28,8 +30,8 @@ pub fn done(action: &str, call: &Call) -> Json<Value> {
     Json(json!({ "ok": true, "action": action, "call_id": call.id, "call": call }))
 }
 
-async fn make(State(engine): State<Engine>, Path(number): Path<String>) -> Result<Json<Value>, ApiError> {
-    let call = engine.dial(&number).await?;
+async fn make(State(engine): State<Engine>, Extension(caller): Extension<Caller>, Path(number): Path<String>) -> Result<Json<Value>, ApiError> {
+    let call = engine.dial_from(&number, &caller).await?;
     Ok(done("dial", &call))
 }
 

@@ -7,12 +7,20 @@
 //! * provider webhooks under `/webhooks/` (see [`webhooks`]);
 //! * `/health`.
 //!
+//! Every request passes the security [`guard`] first (see [`crate::security`]), and connections are
+//! served with read timeouts ([`serve`]).
+//!
 //! Every answer is JSON: `{"ok":true,…}` with what was done, or `{"ok":false,"error":code,"message":…}`
 //! with an HTTP status that fits ([`ApiError`]). A [`RunningListener`] can be stopped and started again
 //! on another port without stopping the engine, which is how the settings page applies a new port.
 
 pub mod api;
 pub mod commands;
+pub mod events;
+pub mod settings_api;
+pub mod ui;
+pub mod guard;
+pub mod serve;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -32,11 +40,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -47,7 +57,11 @@ impl ApiError {
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        ApiError { status, code: e.code(), message: e.to_string() }
+        let retry_after = match e {
+            CommandError::Throttled { retry_after_secs } => Some(retry_after_secs),
+            _ => None,
+        };
+        ApiError { status, code: e.code(), message: e.to_string(), retry_after }
     }
 }
 
@@ -58,7 +72,11 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(status = %self.status, code = self.code, message = %self.message, "request refused");
         }
-        (self.status, Json(json!({ "ok": false, "error": self.code, "message": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "ok": false, "error": self.code, "message": self.message }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -68,9 +86,12 @@ pub fn router(engine: Engine) -> Router {
         .merge(commands::routes(&engine.config().listener))
         .nest("/api/v1", api::routes())
         .nest("/webhooks", webhooks::routes())
+        .merge(ui::routes())
         .route("/health", axum::routing::get(|| async { Json(json!({ "ok": true })) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(engine.clone(), guard::guard))
         .with_state(engine)
 }
 
@@ -106,17 +127,15 @@ impl RunningListener {
     /// taken, leaving nothing running.
     pub async fn start(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningListener> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        RunningListener::serve(listener, router(engine))
+    }
+
+    /// Serves `app` on an already bound socket (so a caller can find out that a port is taken before
+    /// changing anything else).
+    pub fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<RunningListener> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router(engine);
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the listener stopped with an error");
-            }
-        });
+        let task = tokio::spawn(serve::serve(listener, app, stopped));
         tracing::info!(%addr, "listening");
         Ok(RunningListener { addr, stop: Some(stop), task })
     }
@@ -125,13 +144,21 @@ impl RunningListener {
         self.addr
     }
 
-    /// Stops accepting, lets requests in flight finish, and waits until the port is free.
+    /// Stops accepting, lets requests in flight finish, and waits until the port is free. A request
+    /// that does not finish within [`Self::DRAIN`] (a stream nobody closed) is cut off.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(Self::DRAIN, &mut self.task).await.is_err() {
+            tracing::warn!(addr = %self.addr, "requests still open after {:?}; closing the listener anyway", Self::DRAIN);
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
     }
+
+    /// How long [`Self::stop`] waits for requests in flight.
+    pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
     /// Waits until the listener stops by itself (it only does on an error).
     pub async fn join(mut self) {

@@ -4,8 +4,11 @@
 //! 000's three URLs, or VoipNow-style per-event rows), rendering the URL, headers and body from the
 //! rule's templates. It hands deliveries to an [`Outbox`], the one seam through which requests are
 //! sent: [`MemoryOutbox`] sends at once, in order per call, and records every attempt in the
-//! [`DeliveryLog`]; a durable outbox with retries can replace it without the notifier changing.
+//! [`DeliveryLog`]; [`durable::DurableOutbox`], the default, keeps deliveries in the SQLite store and
+//! retries them until they arrive.
 
+pub mod sample;
+pub mod durable;
 pub mod template;
 
 use std::collections::{HashMap, VecDeque};
@@ -48,6 +51,10 @@ pub struct Attempt {
     /// The start of the CRM's answer, for the settings page's "Send test".
     pub response: Option<String>,
     pub elapsed_ms: u64,
+    /// The request could not even be built (a rendered URL or header value HTTP does not allow):
+    /// sending it again cannot help.
+    #[serde(skip)]
+    pub malformed: bool,
 }
 
 impl Attempt {
@@ -58,7 +65,7 @@ impl Attempt {
     /// A failure worth retrying: no answer at all, or a server error. A 4xx is the request's fault.
     pub fn retryable(&self) -> bool {
         match self.status {
-            None => self.error.is_some(),
+            None => self.error.is_some() && !self.malformed,
             Some(s) => s >= 500 || s == 429 || s == 408,
         }
     }
@@ -100,9 +107,9 @@ impl Sender {
                 let text = response.text().await.unwrap_or_default();
                 let response = Some(text.chars().take(500).collect::<String>()).filter(|t| !t.is_empty());
                 let error = (!status.is_success()).then(|| format!("the CRM answered {status}"));
-                Attempt { status: Some(status.as_u16()), error, response, elapsed_ms }
+                Attempt { status: Some(status.as_u16()), error, response, elapsed_ms, malformed: false }
             }
-            Err(e) => Attempt { status: None, error: Some(describe(&e)), response: None, elapsed_ms },
+            Err(e) => Attempt { status: None, error: Some(describe(&e)), response: None, elapsed_ms, malformed: e.is_builder() },
         }
     }
 }
@@ -187,6 +194,9 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
     /// Accepts deliveries for sending. Must not block: it is called while call state is locked, which
     /// is also what keeps deliveries of one call in event order.
     fn enqueue(&self, deliveries: Vec<Delivery>);
+
+    /// Takes new delivery settings (timeouts, retry policy). Outboxes without settings ignore it.
+    fn reconfigure(&self, _config: &crate::config::DeliveryConfig) {}
 }
 
 /// Sends at once, one call's deliveries strictly in order, different calls in parallel. No retries;

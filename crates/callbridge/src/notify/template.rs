@@ -290,8 +290,35 @@ impl UrlTemplate {
         Ok(UrlTemplate(template))
     }
 
+    /// The URL for `event`. A value that would make up a whole path segment on its own and is `.` or
+    /// `..` is left out: URLs read such segments as "this directory" and "the parent directory", so a
+    /// caller name of `..` could otherwise send the request to another path of the CRM (no encoding
+    /// of the dots helps: `%2E` counts as a dot there too). Everywhere else values are sent as they are.
     pub fn render(&self, event: &CallEvent) -> String {
-        self.0.render(event, Encoding::Url)
+        let parts = &self.0.parts;
+        let mut out = String::with_capacity(self.0.source.len() + 32);
+        let mut in_path = true;
+        for (i, part) in parts.iter().enumerate() {
+            match part {
+                Part::Text(t) => {
+                    out.push_str(t);
+                    in_path &= !t.contains(['?', '#']);
+                }
+                Part::Value(p) => {
+                    let value = p.value(event);
+                    let ends_segment = match parts.get(i + 1) {
+                        None => true,
+                        Some(Part::Text(next)) => next.starts_with(['/', '?', '#']),
+                        Some(Part::Value(_)) => false,
+                    };
+                    let dot_segment = in_path && (value == "." || value == "..") && out.ends_with('/') && ends_segment;
+                    if !dot_segment {
+                        Encoding::Url.encode(&value, &mut out);
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn as_str(&self) -> &str {
@@ -358,6 +385,16 @@ mod tests {
         assert!(UrlTemplate::parse("ftp://example.com/$callerid").is_err());
         assert!(UrlTemplate::parse("example.com/?x=$callerid").is_err());
         assert!(UrlTemplate::parse("http://localhost:8080/in?c=$callerid").is_ok());
+    }
+
+    #[test]
+    fn dot_segments_cannot_move_the_request_to_another_path() {
+        let t = UrlTemplate::parse("https://crm.example/calls/$name/log?n=$name").expect("template");
+        assert_eq!(t.render(&event("+1", Some(".."))), "https://crm.example/calls//log?n=..");
+        assert_eq!(t.render(&event("+1", Some("."))), "https://crm.example/calls//log?n=.");
+        assert_eq!(t.render(&event("+1", Some("..."))), "https://crm.example/calls/.../log?n=...");
+        let inside = UrlTemplate::parse("https://crm.example/calls/x$name").expect("template");
+        assert_eq!(inside.render(&event("+1", Some(".."))), "https://crm.example/calls/x..");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! [`EventSink`] it was built with; the [`crate::tracker::CallTracker`] turns those into calls and call
 //! events. Providers never emit notifications or touch the UI themselves.
 
+pub mod forms;
+pub mod baresip;
+pub mod kazoo;
 pub mod simulator;
+pub mod telecmi;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -116,6 +120,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 
     /// Stops background work (sockets, timers). Called when the provider is replaced or the engine stops.
     async fn shutdown(&self) {}
+
+    /// The concrete provider, for the webhook route that feeds it what only its webhooks say (e.g. which
+    /// TeleCMI leg to hang up). `None` for providers that need nothing of the kind.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// What a provider saw happen. `Ringing` is progress of a call already started (the far end rings for an

@@ -1,0 +1,80 @@
+//! The listener's connection loop: hyper with read timeouts, the peer address handed to the router.
+//!
+//! `axum::serve` sets no timeouts, so a client that opens a connection and sends its headers one byte
+//! a minute would hold it for ever. This loop serves each connection with hyper's HTTP/1 header read
+//! timeout ([`HEADER_READ_TIMEOUT`]) and a body timeout between pieces ([`BODY_READ_TIMEOUT`]), and puts the peer's address into every request as
+//! [`axum::extract::ConnectInfo`], which the [security guard](super::guard) uses to tell this machine from
+//! others. Stopping lets requests in flight finish (for at most [`DRAIN_TIMEOUT`]).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_http::timeout::TimeoutBody;
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request's body may pause between two pieces.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long stopping waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `stop` fires (or its sender is dropped).
+pub async fn serve(listener: TcpListener, app: Router, mut stop: oneshot::Receiver<()>) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little rather than spin.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                    // A body that stops arriving for BODY_READ_TIMEOUT fails the request instead of holding it.
+                    let mut request = request.map(|body| Body::new(TimeoutBody::new(BODY_READ_TIMEOUT, body)));
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(tower::ServiceExt::oneshot(app, request).await.unwrap_or_else(|e| match e {})) }
+                });
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; closing them");
+    }
+}
+
+/// Whether `peer` is this machine.
+pub fn is_local(peer: Option<SocketAddr>) -> bool {
+    peer.is_some_and(|p| match p.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    })
+}

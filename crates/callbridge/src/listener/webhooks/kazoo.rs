@@ -1,0 +1,40 @@
+//! `/webhooks/kazoo`: Kazoo's `channel_create`, `channel_answer` and `channel_destroy` webhooks
+//! (wire-formats.md §2.3), as JSON or as form data (Kazoo's default format), by POST or GET.
+//!
+//! Events of another account than the configured one are acknowledged and ignored. Legs are tied
+//! into calls as for the websocket (see [`crate::provider::kazoo::events`]); the [`Legs`] state lives
+//! as long as the listener.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Uri};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::payload::{self, Payload};
+use crate::engine::Engine;
+use crate::listener::ApiError;
+use crate::provider::kazoo::events::{parse_webhook, Legs};
+
+pub async fn receive(engine: Engine, legs: Arc<Mutex<Legs>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let fields = match payload::read(&headers, uri.query(), &body).map_err(ApiError::bad_request)? {
+        Payload::Json(v) | Payload::Fields(v) => v,
+    };
+    let event = parse_webhook(&fields).map_err(|e| ApiError::bad_request(format!("not a Kazoo channel webhook: {e}")))?;
+    let account = engine.config().provider.kazoo.account_id.clone();
+    if let (Some(ours), Some(theirs)) = (&account, &event.account_id) {
+        if ours.as_str() != theirs {
+            return Ok(Json(json!({ "ok": true, "ignored": format!("account {theirs} is not the configured account") })));
+        }
+    }
+    let provider_event = legs.lock().unwrap_or_else(PoisonError::into_inner).observe(&event);
+    let understood = json!({
+        "event": provider_event.kind,
+        "direction": provider_event.direction,
+        "number": provider_event.remote_number,
+        "call_id": provider_event.provider_call_id,
+    });
+    let events: Vec<_> = engine.observe(provider_event).into_iter().map(|e| json!({"event": e.kind, "call_id": e.call.id})).collect();
+    Ok(Json(json!({ "ok": true, "understood": understood, "events": events })))
+}

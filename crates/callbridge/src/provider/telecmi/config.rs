@@ -1,0 +1,243 @@
+//! The `[provider.telecmi]` section of the config file.
+//!
+//! It holds everything needed to reach TeleCMI except the secrets: the app secret and the user's
+//! password live in the OS keyring, and this section only names their entries (`secret_entry`,
+//! `password_entry`), which `callbridge secret set NAME` fills in.
+
+use serde::{Deserialize, Serialize};
+
+/// The public TeleCMI REST endpoint (seed 004).
+pub const DEFAULT_BASE_URL: &str = "https://rest.telecmi.com";
+
+/// Keyring entry of the app secret unless the config names another.
+pub const DEFAULT_SECRET_ENTRY: &str = "telecmi";
+
+/// Keyring entry of the user's password unless the config names another.
+pub const DEFAULT_PASSWORD_ENTRY: &str = "telecmi-password";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelecmiConfig {
+    /// Where TeleCMI's REST API is; tests point this at a fake.
+    pub base_url: String,
+    /// The TeleCMI user whose device rings first, written `"<extension>_<appid>"` (e.g. `101_1111112`).
+    pub user_id: String,
+    /// Which of the user's devices rings first: the WebRTC softphone or the mobile (follow-me).
+    pub ring: Ring,
+    /// The caller id the far end sees (digits with country code); TeleCMI's default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callerid: Option<CallerId>,
+    /// The documented POST form (JSON body), or the GET form (query string).
+    pub method: RequestMethod,
+    /// Seconds to wait for a TCP (and TLS) connection to TeleCMI.
+    pub connect_timeout_secs: u64,
+    /// Seconds one request to TeleCMI may take in all.
+    pub timeout_secs: u64,
+    /// The keyring entry that holds the app secret.
+    pub secret_entry: String,
+    /// The user's TeleCMI login id (often the same as `user_id`). With it (and the password in the
+    /// keyring) `/end` hangs up through `/v2/c2c/hangup`; without it, hanging up is left to the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_id: Option<String>,
+    /// The keyring entry that holds the user's password, used only when `login_id` is set.
+    pub password_entry: String,
+}
+
+impl Default for TelecmiConfig {
+    fn default() -> Self {
+        TelecmiConfig {
+            base_url: DEFAULT_BASE_URL.into(),
+            user_id: String::new(),
+            ring: Ring::Softphone,
+            callerid: None,
+            method: RequestMethod::Post,
+            connect_timeout_secs: 5,
+            timeout_secs: 15,
+            secret_entry: DEFAULT_SECRET_ENTRY.into(),
+            login_id: None,
+            password_entry: DEFAULT_PASSWORD_ENTRY.into(),
+        }
+    }
+}
+
+impl TelecmiConfig {
+    /// True when the section says nothing the defaults do not (it is then left out of a saved file).
+    pub fn is_default(&self) -> bool {
+        *self == TelecmiConfig::default()
+    }
+
+    /// The login id, when hanging up through TeleCMI is configured.
+    pub fn login(&self) -> Option<&str> {
+        self.login_id.as_deref().map(str::trim).filter(|l| !l.is_empty())
+    }
+
+    /// Checks what the types alone cannot. On error: the message and the key to find its line by.
+    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
+        let key = |k: &str| Some(k.to_owned());
+        match url::Url::parse(&self.base_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err((
+                    format!("provider.telecmi.base_url {:?} is not an http(s) URL such as {DEFAULT_BASE_URL}", self.base_url),
+                    key("base_url"),
+                ))
+            }
+        }
+        if self.user_id.chars().any(char::is_whitespace) {
+            return Err((format!("provider.telecmi.user_id {:?} contains spaces", self.user_id), key("user_id")));
+        }
+        if !(1..=300).contains(&self.timeout_secs) {
+            return Err(("provider.telecmi.timeout_secs must be between 1 and 300".into(), key("timeout_secs")));
+        }
+        if !(1..=self.timeout_secs).contains(&self.connect_timeout_secs) {
+            return Err((
+                "provider.telecmi.connect_timeout_secs must be at least 1 and at most timeout_secs".into(),
+                key("connect_timeout_secs"),
+            ));
+        }
+        for (name, entry) in [("secret_entry", &self.secret_entry), ("password_entry", &self.password_entry)] {
+            if entry.trim().is_empty() {
+                return Err((format!("provider.telecmi.{name} cannot be empty: it names a keyring entry"), key(name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which of the user's devices TeleCMI rings first (seed 004's `webrtc`/`followme` pair).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ring {
+    /// The WebRTC softphone: `webrtc: true, followme: false`.
+    #[default]
+    Softphone,
+    /// The user's mobile: `webrtc: false, followme: true` (the seed requires webrtc off with followme).
+    Mobile,
+}
+
+impl Ring {
+    /// `(webrtc, followme)` as click2call takes them.
+    pub fn flags(self) -> (bool, bool) {
+        match self {
+            Ring::Softphone => (true, false),
+            Ring::Mobile => (false, true),
+        }
+    }
+}
+
+/// How click2call is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestMethod {
+    /// `POST` with a JSON body (the documented sample request).
+    #[default]
+    #[serde(alias = "POST")]
+    Post,
+    /// `GET` with the fields in the query string (the documented alternative).
+    #[serde(alias = "GET")]
+    Get,
+}
+
+/// A caller id: digits with country code, sent to TeleCMI as a JSON number. Written in the file as a
+/// string (`"919800000000"`, `"+91 98000 00000"`) or a bare integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerId(u64);
+
+impl CallerId {
+    pub fn parse(text: &str) -> Result<CallerId, String> {
+        let digits: String = text.trim().trim_start_matches('+').chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        if digits.is_empty() || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!("callerid {text:?} is not a phone number: use digits with the country code, e.g. \"919800000000\""));
+        }
+        digits.parse().map(CallerId).map_err(|_| format!("callerid {text:?} is too long"))
+    }
+
+    pub fn value(self) -> u64 {
+        self.0
+    }
+}
+
+impl Serialize for CallerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for CallerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(t) => CallerId::parse(&t).map_err(serde::de::Error::custom),
+            Raw::Number(n) => CallerId::parse(&n.to_string()).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_choice_gives_the_seed_flags() {
+        assert_eq!(Ring::Softphone.flags(), (true, false));
+        // Seed 004: "The WebRTC value should be set to false when the followme value set to true."
+        assert_eq!(Ring::Mobile.flags(), (false, true));
+    }
+
+    #[test]
+    fn caller_ids_are_digits() {
+        assert_eq!(CallerId::parse("+91 98000-00000").map(CallerId::value), Ok(919800000000));
+        assert!(CallerId::parse("abc").is_err());
+        assert!(CallerId::parse("").is_err());
+        let from_int: TelecmiConfig = toml::from_str("callerid = 919800000000").expect("integer");
+        let from_str: TelecmiConfig = toml::from_str("callerid = \"919800000000\"").expect("string");
+        assert_eq!(from_int.callerid, from_str.callerid);
+    }
+
+    #[test]
+    fn the_section_loads_round_trips_and_holds_no_secret() {
+        use crate::config::{Config, ProviderKind};
+        let text = r#"
+[provider]
+kind = "telecmi"
+
+[provider.telecmi]
+user_id = "101_1111112"
+ring = "mobile"
+callerid = "+91 98000 00000"
+method = "get"
+timeout_secs = 20
+login_id = "101_1111112"
+"#;
+        let config = Config::from_toml(text, std::path::Path::new("t.toml")).expect("loads");
+        assert_eq!(config.provider.kind, ProviderKind::Telecmi);
+        let t = &config.provider.telecmi;
+        assert_eq!((t.ring, t.method, t.timeout_secs, t.connect_timeout_secs), (Ring::Mobile, RequestMethod::Get, 20, 5));
+        assert_eq!(t.callerid.map(CallerId::value), Some(919800000000));
+        assert_eq!((t.secret_entry.as_str(), t.login()), (DEFAULT_SECRET_ENTRY, Some("101_1111112")));
+        let saved = config.to_toml();
+        assert_eq!(Config::from_toml(&saved, std::path::Path::new("t.toml")).expect("reloads"), config);
+        assert!(!Config::default().to_toml().contains("telecmi"), "an unused section is not written");
+
+        // A secret has no place in the file: the key does not exist.
+        let err = Config::from_toml("[provider.telecmi]\nsecret = \"x\"\n", std::path::Path::new("t.toml")).expect_err("no secret key");
+        assert!(err.to_string().contains("line 2") && err.to_string().contains("secret"), "{err}");
+        let err = Config::from_toml("[provider.telecmi]\nuser_id = \"1\"\nbase_url = \"ftp://x\"\n", std::path::Path::new("t.toml"))
+            .expect_err("bad url");
+        assert!(err.to_string().contains("line 3") && err.to_string().contains("base_url"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let bad = TelecmiConfig { base_url: "rest.telecmi.com".into(), ..TelecmiConfig::default() };
+        assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("base_url".into())));
+        let bad = TelecmiConfig { connect_timeout_secs: 20, timeout_secs: 10, ..TelecmiConfig::default() };
+        assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("connect_timeout_secs".into())));
+        assert!(TelecmiConfig::default().validate().is_ok());
+    }
+}

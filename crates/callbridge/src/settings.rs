@@ -1,0 +1,407 @@
+//! Settings: the running configuration, and how it changes while CallBridge runs.
+//!
+//! The settings page — in a browser against the headless binary, or inside the tray app — changes the
+//! configuration through [`Settings::save`]. It validates the new configuration, binds the new listen
+//! port first when that changed (a port that is taken is reported, and the running listener keeps
+//! serving), writes the file atomically, applies the configuration to the engine, and only then moves
+//! the listener over. When a step fails nothing is half-applied: the old configuration keeps running
+//! and the file is unchanged.
+//!
+//! `Settings` also owns the listener, so the tray app can start without one when its port is taken,
+//! show that problem, and let the user pick another port. Every change is announced on a
+//! [`watch`] channel ([`Settings::watch`]) that the tray and the event stream follow.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::{Extension, Router};
+use serde::Serialize;
+use tokio::sync::{watch, Mutex};
+
+use crate::config::{Config, ConfigError};
+use crate::engine::Engine;
+use crate::listener::{self, RunningListener};
+
+/// An extra check a front end adds to validation (the tray app checks its shortcut syntax).
+pub type Check = Box<dyn Fn(&Config) -> Result<(), FieldError> + Send + Sync>;
+
+/// A problem with one setting, named by its path in the config (`listener.port`, `desktop.crm_url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: Some(field.into()), message: message.into() }
+    }
+}
+
+/// Why a save did not happen. In every case the previous configuration is still in force.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("{}", .0.message)]
+    Invalid(FieldError),
+    #[error("port {port} cannot be used ({reason}); CallBridge keeps listening where it was and nothing was saved")]
+    PortTaken { port: u16, reason: String },
+    #[error("{0}; nothing was changed")]
+    Write(#[from] ConfigError),
+}
+
+/// Where the listener is, or why it is not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ListenerState {
+    /// `http://localhost:5678` while listening.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<SocketAddr>,
+    /// Why nothing is listening ("port 5678 is in use by another program").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// What [`Settings::watch`] reports: a new revision after every change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SettingsState {
+    /// Counts saves and listener changes.
+    pub revision: u64,
+    /// Counts listeners retired; streams on a retired listener end so that it can stop.
+    pub listener_generation: u64,
+    pub listener: ListenerState,
+}
+
+/// What a successful save did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Saved {
+    /// The file written, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The listener was started again (new port, address or command segments).
+    pub listener_restarted: bool,
+    pub listener: ListenerState,
+}
+
+struct Inner {
+    engine: Engine,
+    path: Option<PathBuf>,
+    /// Held for the whole of a save, so saves and listener changes happen one at a time.
+    listener: Mutex<Option<RunningListener>>,
+    state: watch::Sender<SettingsState>,
+    check: Option<Check>,
+}
+
+/// See the module documentation. Cheap to clone; clones share the listener and the state.
+#[derive(Clone)]
+pub struct Settings {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings").field("path", &self.inner.path).field("state", &*self.inner.state.borrow()).finish()
+    }
+}
+
+impl Settings {
+    /// Settings for `engine`, saved to `path` (none: changes apply but are not written anywhere).
+    /// Nothing listens until [`Self::start_listener`].
+    pub fn new(engine: Engine, path: Option<PathBuf>, check: Option<Check>) -> Settings {
+        let (state, _) = watch::channel(SettingsState::default());
+        Settings { inner: Arc::new(Inner { engine, path, listener: Mutex::new(None), state, check }) }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Follows every change: saves and listener moves.
+    pub fn watch(&self) -> watch::Receiver<SettingsState> {
+        self.inner.state.subscribe()
+    }
+
+    pub fn listener_state(&self) -> ListenerState {
+        self.inner.state.borrow().listener.clone()
+    }
+
+    /// The application router with these settings available to the API (`PUT /api/v1/config`…). The
+    /// tray app also sends its pages' API calls through it, in process.
+    pub fn router(&self) -> Router {
+        listener::router(self.inner.engine.clone()).layer(Extension(self.clone()))
+    }
+
+    /// Starts listening where the configuration says. On failure nothing listens, the problem is kept
+    /// for [`Self::listener_state`], and the error is returned; a later save can pick another port.
+    /// Port 0 picks a free port, which then becomes the effective configuration.
+    pub async fn start_listener(&self) -> Result<SocketAddr, std::io::Error> {
+        let mut slot = self.inner.listener.lock().await;
+        if let Some(running) = slot.take() {
+            self.retire();
+            running.stop().await;
+        }
+        let config = self.inner.engine.config();
+        let addr = SocketAddr::new(config.listener.bind, config.listener.port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(socket) => {
+                let actual = socket.local_addr()?;
+                if actual.port() != config.listener.port {
+                    let mut effective = (*config).clone();
+                    effective.listener.port = actual.port();
+                    self.inner.engine.apply_config(effective).await;
+                }
+                let running = RunningListener::serve(socket, self.router())?;
+                *slot = Some(running);
+                self.publish(listening(&self.inner.engine.config(), actual));
+                Ok(actual)
+            }
+            Err(e) => {
+                let problem = port_problem(addr, &e);
+                tracing::warn!(%addr, error = %e, "cannot listen");
+                self.publish(ListenerState { url: None, addr: None, problem: Some(problem) });
+                Err(e)
+            }
+        }
+    }
+
+    /// Validates, saves and applies `new`; see the module documentation for the order and guarantees.
+    pub async fn save(&self, new: Config) -> Result<Saved, SaveError> {
+        let mut slot = self.inner.listener.lock().await;
+        new.validate().map_err(|(message, _)| SaveError::Invalid(FieldError { field: field_of(&message), message }))?;
+        if let Some(check) = &self.inner.check {
+            check(&new).map_err(SaveError::Invalid)?;
+        }
+        let old = self.inner.engine.config();
+        let new_addr = SocketAddr::new(new.listener.bind, new.listener.port);
+        let running_addr = slot.as_ref().map(RunningListener::local_addr);
+        // A new address is bound before anything else changes: a taken port must change nothing.
+        let bound = if running_addr != Some(new_addr) {
+            let socket = tokio::net::TcpListener::bind(new_addr)
+                .await
+                .map_err(|e| SaveError::PortTaken { port: new_addr.port(), reason: io_reason(&e) })?;
+            Some(socket)
+        } else {
+            None
+        };
+        if let Some(path) = &self.inner.path {
+            new.save(path)?;
+        }
+        let segments_changed = old.listener.make != new.listener.make
+            || old.listener.answer != new.listener.answer
+            || old.listener.end != new.listener.end;
+        self.inner.engine.apply_config(new.clone()).await;
+        tracing::info!(path = ?self.inner.path, "settings saved and applied");
+
+        let mut restarted = false;
+        if let Some(socket) = bound {
+            // Streams on the old listener end now, so stopping it does not wait on them.
+            self.retire();
+            let actual = socket.local_addr().map_err(|e| SaveError::PortTaken { port: new_addr.port(), reason: io_reason(&e) })?;
+            let running = RunningListener::serve(socket, self.router())
+                .map_err(|e| SaveError::PortTaken { port: new_addr.port(), reason: io_reason(&e) })?;
+            if let Some(old_listener) = slot.replace(running) {
+                old_listener.stop().await;
+            }
+            self.publish(listening(&new, actual));
+            restarted = true;
+        } else if segments_changed {
+            // Same address, new command paths: the router is built from the configuration.
+            self.retire();
+            if let Some(old_listener) = slot.take() {
+                old_listener.stop().await;
+            }
+            match RunningListener::start_router(self.router(), new_addr).await {
+                Ok(running) => {
+                    let actual = running.local_addr();
+                    *slot = Some(running);
+                    self.publish(listening(&new, actual));
+                }
+                Err(e) => self.publish(ListenerState { url: None, addr: None, problem: Some(port_problem(new_addr, &e)) }),
+            }
+            restarted = true;
+        } else {
+            self.bump();
+        }
+        Ok(Saved { path: self.inner.path.clone(), listener_restarted: restarted, listener: self.listener_state() })
+    }
+
+    /// Stops the listener (streams first, then requests in flight).
+    pub async fn stop_listener(&self) {
+        let mut slot = self.inner.listener.lock().await;
+        self.retire();
+        if let Some(running) = slot.take() {
+            running.stop().await;
+        }
+        self.publish(ListenerState::default());
+    }
+
+    fn bump(&self) {
+        self.inner.state.send_modify(|s| s.revision += 1);
+    }
+
+    fn retire(&self) {
+        self.inner.state.send_modify(|s| {
+            s.revision += 1;
+            s.listener_generation += 1;
+        });
+    }
+
+    fn publish(&self, listener: ListenerState) {
+        self.inner.state.send_modify(|s| {
+            s.revision += 1;
+            s.listener = listener;
+        });
+    }
+}
+
+impl RunningListener {
+    /// Binds `addr` and serves `app` there.
+    pub async fn start_router(app: Router, addr: SocketAddr) -> std::io::Result<RunningListener> {
+        let socket = tokio::net::TcpListener::bind(addr).await?;
+        RunningListener::serve(socket, app)
+    }
+}
+
+fn listening(config: &Config, actual: SocketAddr) -> ListenerState {
+    let mut shown = config.listener.clone();
+    shown.port = actual.port();
+    ListenerState { url: Some(shown.base_url()), addr: Some(actual), problem: None }
+}
+
+/// A bind error in words a user can act on.
+fn port_problem(addr: SocketAddr, e: &std::io::Error) -> String {
+    format!("cannot listen on port {} ({}); pick another Listen Port in Settings", addr.port(), io_reason(e))
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "another program is already listening there".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied: ports below 1024 need administrator rights".into(),
+        std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The setting a validation message is about, when it names one (`listener.port must be…`).
+fn field_of(message: &str) -> Option<String> {
+    let first = message.split_whitespace().next()?;
+    if first.starts_with("listener.") || first.starts_with("delivery.") || first.starts_with("desktop.") {
+        return Some(first.trim_end_matches([',', ':', ';']).to_owned());
+    }
+    if message.starts_with("notification ") || message.contains("notification rules") {
+        return Some("notification".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Services;
+    use crate::secrets::MemorySecrets;
+
+    fn engine(port: u16) -> Engine {
+        let mut config = Config::default();
+        config.listener.port = port;
+        let services = Services::with_secrets(&config, Arc::new(MemorySecrets::default()));
+        Engine::start_with(config, services)
+    }
+
+    async fn get(url: &str) -> u16 {
+        reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_new_port_is_served_and_written_and_the_old_one_freed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("callbridge.toml");
+        let settings = Settings::new(engine(0), Some(path.clone()), None);
+        let first = settings.start_listener().await.expect("listens");
+        assert_eq!(settings.engine().config().listener.port, first.port(), "port 0 became the effective port");
+
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
+        let mut new = (*settings.engine().config()).clone();
+        new.listener.port = free;
+        let saved = settings.save(new).await.expect("saves");
+        assert!(saved.listener_restarted);
+        assert_eq!(get(&format!("http://127.0.0.1:{free}/health")).await, 200);
+        assert_eq!(get(&format!("http://127.0.0.1:{}/health", first.port())).await, 0, "old port closed");
+        assert!(std::fs::read_to_string(&path).expect("file").contains(&format!("port = {free}")));
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("callbridge.toml");
+        let settings = Settings::new(engine(0), Some(path.clone()), None);
+        let first = settings.start_listener().await.expect("listens");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("squat");
+        let mut new = (*settings.engine().config()).clone();
+        new.listener.port = taken.local_addr().expect("addr").port();
+        new.desktop.popups = false;
+        let err = settings.save(new).await.expect_err("port is taken");
+        assert!(matches!(err, SaveError::PortTaken { .. }), "{err}");
+        assert!(err.to_string().contains("keeps listening"), "{err}");
+        assert_eq!(get(&format!("http://127.0.0.1:{}/health", first.port())).await, 200, "old listener serves");
+        assert!(settings.engine().config().desktop.popups, "nothing applied");
+        assert!(!path.exists(), "nothing written");
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_at_start_is_a_problem_that_a_save_fixes() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("squat");
+        let settings = Settings::new(engine(taken.local_addr().expect("addr").port()), None, None);
+        assert!(settings.start_listener().await.is_err());
+        let problem = settings.listener_state().problem.unwrap_or_default();
+        assert!(problem.contains("another program"), "{problem}");
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
+        let mut new = (*settings.engine().config()).clone();
+        new.listener.port = free;
+        settings.save(new).await.expect("saves");
+        assert_eq!(settings.listener_state().problem, None);
+        assert_eq!(get(&format!("http://127.0.0.1:{free}/health")).await, 200);
+    }
+
+    #[tokio::test]
+    async fn new_segments_take_effect_on_the_same_port() {
+        let settings = Settings::new(engine(0), None, None);
+        let addr = settings.start_listener().await.expect("listens");
+        let mut new = (*settings.engine().config()).clone();
+        new.listener.make = crate::config::Segment::parse("dial").expect("segment");
+        assert!(settings.save(new).await.expect("saves").listener_restarted);
+        assert_eq!(get(&format!("http://{addr}/make/020123456")).await, 404);
+        let (code, _) = (get(&format!("http://{addr}/dial/+442079460000")).await, ());
+        assert_eq!(code, 200);
+    }
+
+    #[tokio::test]
+    async fn invalid_settings_name_the_field_and_a_check_can_refuse() {
+        let check: Check = Box::new(|c: &Config| {
+            if c.desktop.dial_shortcut == "nonsense" {
+                Err(FieldError::new("desktop.dial_shortcut", "not a shortcut"))
+            } else {
+                Ok(())
+            }
+        });
+        let settings = Settings::new(engine(0), None, Some(check));
+        let mut new = (*settings.engine().config()).clone();
+        new.listener.port = 0;
+        match settings.save(new.clone()).await {
+            Err(SaveError::Invalid(e)) => assert_eq!(e.field.as_deref(), Some("listener.port")),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+        new.listener.port = 5999;
+        new.desktop.dial_shortcut = "nonsense".into();
+        match settings.save(new).await {
+            Err(SaveError::Invalid(e)) => assert_eq!(e.field.as_deref(), Some("desktop.dial_shortcut")),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+}

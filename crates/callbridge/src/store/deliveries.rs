@@ -1,0 +1,493 @@
+//! The outbox and delivery log tables: every notification CallBridge owes a CRM, and every attempt.
+//!
+//! A delivery is written here when its call event happens ([`Store::enqueue`]), before anyone is told
+//! the event happened, so a crash afterwards cannot lose it. The outbox worker
+//! ([`crate::notify::durable`]) takes the due ones ([`Store::due`]) — per call only the oldest pending
+//! one, which keeps each call's notifications in event order — and records each attempt's outcome
+//! ([`Store::finish_attempt`]). The same rows are the delivery log the API and the Activity view show.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{now_ms, to_datetime, Store, StoreError};
+use crate::call::CallId;
+use crate::notify::{Attempt, Delivery};
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; will be tried (again) at `next_attempt_at`.
+    Pending,
+    /// The CRM answered 2xx.
+    Delivered,
+    /// Given up: the CRM refused it (4xx), or it kept failing until its maximum age.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed),
+            other => Err(StoreError::Corrupt(format!("unknown delivery status {other:?}"))),
+        }
+    }
+
+    /// Parses the API's `status=` filter.
+    pub fn from_query(s: &str) -> Option<Self> {
+        DeliveryStatus::parse(s).ok()
+    }
+}
+
+/// A delivery the worker should attempt now.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: i64,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub expires_at: i64,
+    pub delivery: Delivery,
+}
+
+/// What the worker decided after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    /// Try again in this many milliseconds.
+    RetryIn(i64),
+    /// Give up.
+    GiveUp,
+}
+
+/// One delivery as the log shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryEntry {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub call_id: CallId,
+    pub event: String,
+    pub rule_id: String,
+    pub method: String,
+    pub url: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// After this, failures are no longer retried.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The CRM's HTTP status on the last attempt, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it was delivered or given up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One attempt as the log shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptEntry {
+    pub attempt: u32,
+    pub at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The start of the CRM's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    pub elapsed_ms: u64,
+    /// The backoff chosen after this attempt, when it was retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+}
+
+/// Why a manual retry was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no delivery with id {0}")]
+    Unknown(i64),
+    #[error("delivery {0} was already delivered")]
+    AlreadyDelivered(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const ENTRY_COLUMNS: &str = "id, idempotency_key, call_id, event, rule_id, method, url, status, attempts, created_at, \
+     expires_at, next_attempt_at, last_attempt_at, last_http_status, last_error, finished_at";
+
+impl Store {
+    /// Writes `deliveries` as pending, all or none, and wakes the worker. A delivery whose idempotency
+    /// key is already stored is the same delivery and is not added twice.
+    pub fn enqueue(&self, deliveries: &[Delivery], max_age_ms: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO deliveries (idempotency_key, call_id, event, rule_id, method, url, headers, body, status,
+                                             created_at, expires_at, next_attempt_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?9)
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )?;
+                for d in deliveries {
+                    let headers = serde_json::to_string(&d.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    insert.execute(params![
+                        d.idempotency_key,
+                        d.call_id.as_str(),
+                        d.event,
+                        d.rule_id,
+                        d.method,
+                        d.url,
+                        headers,
+                        d.body,
+                        now,
+                        now.saturating_add(max_age_ms),
+                    ])?;
+                }
+            }
+            tx.commit()?;
+        }
+        self.outbox_changed().notify_one();
+        Ok(())
+    }
+
+    /// Up to `limit` deliveries due at `now`: for each call, only its oldest pending delivery, and none
+    /// of the calls in `busy` (which have an attempt in flight).
+    pub fn due(&self, now: i64, busy: &[CallId], limit: usize) -> Result<Vec<Due>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body
+             FROM deliveries d
+             WHERE status = 'pending' AND next_attempt_at <= ?1
+               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)
+             ORDER BY id",
+        )?;
+        let rows = select.query_map([now], due_from_row)?;
+        let mut due = Vec::new();
+        for row in rows {
+            let d = row??;
+            if busy.contains(&d.delivery.call_id) {
+                continue;
+            }
+            due.push(d);
+            if due.len() == limit {
+                break;
+            }
+        }
+        Ok(due)
+    }
+
+    /// When the next pending delivery that heads its call falls due, if any, ignoring the calls in
+    /// `busy`.
+    pub fn next_due_at(&self, busy: &[CallId]) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT call_id, next_attempt_at FROM deliveries d
+             WHERE status = 'pending'
+               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)",
+        )?;
+        let rows = select.query_map([], |row| Ok((CallId::from(row.get::<_, String>(0)?), row.get::<_, i64>(1)?)))?;
+        let mut next: Option<i64> = None;
+        for row in rows {
+            let (call, at) = row?;
+            if !busy.contains(&call) {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        Ok(next)
+    }
+
+    /// Records attempt number `attempt` of delivery `id` and what happens next, in one transaction.
+    pub fn finish_attempt(&self, id: i64, attempt: u32, at: i64, outcome: &Attempt, next: Next) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let retry_in = match next {
+            Next::RetryIn(ms) => Some(ms),
+            _ => None,
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, http_status, error, response, elapsed_ms, retry_in_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                attempt,
+                at,
+                outcome.status,
+                outcome.error,
+                outcome.response,
+                i64::try_from(outcome.elapsed_ms).unwrap_or(i64::MAX),
+                retry_in
+            ],
+        )?;
+        let (status, next_at, finished_at) = match next {
+            Next::Delivered => (DeliveryStatus::Delivered, at, Some(at)),
+            Next::RetryIn(ms) => (DeliveryStatus::Pending, at.saturating_add(ms), None),
+            Next::GiveUp => (DeliveryStatus::Failed, at, Some(at)),
+        };
+        tx.execute(
+            "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_attempt_at = ?5,
+                                   last_http_status = ?6, last_error = ?7, finished_at = ?8
+             WHERE id = ?1",
+            params![id, status.as_str(), attempt, next_at, at, outcome.status, outcome.error, finished_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Makes a pending or failed delivery due now, with a fresh maximum age, and wakes the worker.
+    pub fn retry_delivery(&self, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
+        let now = now_ms();
+        {
+            let conn = self.conn();
+            let status: Option<String> = conn
+                .query_row("SELECT status FROM deliveries WHERE id = ?1", [id], |row| row.get(0))
+                .optional()
+                .map_err(StoreError::from)?;
+            match status.as_deref() {
+                None => return Err(RetryError::Unknown(id)),
+                Some("delivered") => return Err(RetryError::AlreadyDelivered(id)),
+                Some(_) => {}
+            }
+            conn.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, expires_at = ?3, finished_at = NULL WHERE id = ?1",
+                params![id, now, now.saturating_add(max_age_ms)],
+            )
+            .map_err(StoreError::from)?;
+        }
+        self.outbox_changed().notify_one();
+        self.delivery(id)?.ok_or(RetryError::Unknown(id))
+    }
+
+    /// Deliveries, newest first: those with an id below `before` when given, of `status` when given.
+    pub fn deliveries(&self, before: Option<i64>, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<DeliveryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM deliveries
+             WHERE id < ?1 AND (?2 IS NULL OR status = ?2)
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = select.query_map(params![before.unwrap_or(i64::MAX), status.map(DeliveryStatus::as_str), limit], entry_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    pub fn delivery(&self, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
+        let conn = self.conn();
+        let entry = conn
+            .query_row(&format!("SELECT {ENTRY_COLUMNS} FROM deliveries WHERE id = ?1"), [id], entry_from_row)
+            .optional()?;
+        entry.transpose()
+    }
+
+    /// Every attempt of delivery `id`, first first.
+    pub fn attempts(&self, id: i64) -> Result<Vec<AttemptEntry>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT attempt, at, http_status, error, response, elapsed_ms, retry_in_ms
+             FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY attempt",
+        )?;
+        let rows = select.query_map([id], |row| {
+            Ok(AttemptEntry {
+                attempt: row.get(0)?,
+                at: to_datetime(row.get(1)?),
+                http_status: row.get(2)?,
+                error: row.get(3)?,
+                response: row.get(4)?,
+                elapsed_ms: u64::try_from(row.get::<_, i64>(5)?).unwrap_or_default(),
+                retry_in_ms: row.get::<_, Option<i64>>(6)?.map(|ms| u64::try_from(ms).unwrap_or_default()),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many deliveries are in each status: (pending, delivered, failed).
+    pub fn delivery_counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let conn = self.conn();
+        let count = |status: &str| -> Result<u64, StoreError> {
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = ?1", [status], |row| row.get(0))?;
+            Ok(u64::try_from(n).unwrap_or_default())
+        };
+        Ok((count("pending")?, count("delivered")?, count("failed")?))
+    }
+}
+
+fn due_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Due, StoreError>> {
+    let headers: String = row.get(9)?;
+    let method: String = row.get(7)?;
+    let headers = match serde_json::from_str::<Vec<(String, String)>>(&headers) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(StoreError::Corrupt(format!("delivery headers: {e}")))),
+    };
+    Ok(Ok(Due {
+        id: row.get(0)?,
+        attempts: row.get(1)?,
+        expires_at: row.get(2)?,
+        delivery: Delivery {
+            idempotency_key: row.get(3)?,
+            call_id: CallId::from(row.get::<_, String>(4)?),
+            event: row.get(5)?,
+            rule_id: row.get(6)?,
+            method: if method == "POST" { "POST" } else { "GET" },
+            url: row.get(8)?,
+            headers,
+            body: row.get(10)?,
+        },
+    }))
+}
+
+fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DeliveryEntry, StoreError>> {
+    let status: String = row.get(7)?;
+    let status = match DeliveryStatus::parse(&status) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(DeliveryEntry {
+        id: row.get(0)?,
+        idempotency_key: row.get(1)?,
+        call_id: CallId::from(row.get::<_, String>(2)?),
+        event: row.get(3)?,
+        rule_id: row.get(4)?,
+        method: row.get(5)?,
+        url: row.get(6)?,
+        status,
+        attempts: row.get(8)?,
+        created_at: to_datetime(row.get(9)?),
+        expires_at: to_datetime(row.get(10)?),
+        next_attempt_at: (status == DeliveryStatus::Pending).then(|| row.get(11).map(to_datetime)).transpose()?,
+        last_attempt_at: row.get::<_, Option<i64>>(12)?.map(to_datetime),
+        last_http_status: row.get(13)?,
+        last_error: row.get(14)?,
+        finished_at: row.get::<_, Option<i64>>(15)?.map(to_datetime),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(call: &str, event: &str) -> Delivery {
+        Delivery {
+            rule_id: format!("{event}-1"),
+            event: event.into(),
+            call_id: CallId::from(call),
+            method: "POST",
+            url: format!("http://127.0.0.1:9/{event}"),
+            headers: vec![("X-Api-Key".into(), "k".into())],
+            body: Some("{}".into()),
+            idempotency_key: format!("{call}:{event}:{event}-1"),
+        }
+    }
+
+    fn ok() -> Attempt {
+        Attempt { status: Some(200), error: None, response: None, elapsed_ms: 3, malformed: false }
+    }
+
+    fn unavailable() -> Attempt {
+        Attempt { status: Some(503), error: Some("the CRM answered 503".into()), response: None, elapsed_ms: 3, malformed: false }
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn enqueued_deliveries_round_trip_and_repeat_keys_are_one_delivery() {
+        let store = Store::in_memory();
+        let d = delivery("c1", "incoming");
+        store.enqueue(std::slice::from_ref(&d), DAY).expect("enqueue");
+        store.enqueue(std::slice::from_ref(&d), DAY).expect("enqueue again");
+        let due = store.due(now_ms(), &[], 10).expect("due");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].delivery, d);
+        assert_eq!(due[0].attempts, 0);
+    }
+
+    #[test]
+    fn only_the_oldest_pending_delivery_of_a_call_is_due() {
+        let store = Store::in_memory();
+        store
+            .enqueue(&[delivery("a", "incoming"), delivery("a", "ended"), delivery("b", "outgoing")], DAY)
+            .expect("enqueue");
+        let now = now_ms();
+        let keys = |due: Vec<Due>| due.into_iter().map(|d| d.delivery.idempotency_key).collect::<Vec<_>>();
+        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["a:incoming:incoming-1", "b:outgoing:outgoing-1"]);
+        assert_eq!(keys(store.due(now, &[CallId::from("a")], 10).expect("due")), ["b:outgoing:outgoing-1"]);
+
+        // The head failing and waiting for its retry holds back the rest of its call.
+        let head = store.due(now, &[], 1).expect("due").remove(0);
+        store.finish_attempt(head.id, 1, now, &unavailable(), Next::RetryIn(60_000)).expect("finish");
+        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["b:outgoing:outgoing-1"]);
+        assert!(store.next_due_at(&[]).expect("next").is_some_and(|at| at <= now));
+        assert_eq!(store.next_due_at(&[CallId::from("b")]).expect("next"), Some(now + 60_000));
+        store.finish_attempt(head.id, 2, now, &ok(), Next::Delivered).expect("finish");
+        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["a:ended:ended-1", "b:outgoing:outgoing-1"]);
+    }
+
+    #[test]
+    fn the_log_shows_attempts_and_a_failed_delivery_can_be_retried() {
+        let store = Store::in_memory();
+        store.enqueue(&[delivery("a", "incoming")], DAY).expect("enqueue");
+        let now = now_ms();
+        let d = store.due(now, &[], 1).expect("due").remove(0);
+        store.finish_attempt(d.id, 1, now, &unavailable(), Next::RetryIn(1_000)).expect("first");
+        let refused = Attempt { status: Some(404), error: Some("the CRM answered 404".into()), response: Some("no".into()), elapsed_ms: 1, malformed: false };
+        store.finish_attempt(d.id, 2, now + 1_000, &refused, Next::GiveUp).expect("second");
+
+        let entry = store.delivery(d.id).expect("read").expect("exists");
+        assert_eq!(entry.status, DeliveryStatus::Failed);
+        assert_eq!((entry.attempts, entry.last_http_status), (2, Some(404)));
+        assert!(entry.next_attempt_at.is_none() && entry.finished_at.is_some());
+        let attempts = store.attempts(d.id).expect("attempts");
+        assert_eq!(attempts.len(), 2);
+        assert_eq!((attempts[0].http_status, attempts[0].retry_in_ms), (Some(503), Some(1_000)));
+        assert_eq!((attempts[1].response.as_deref(), attempts[1].retry_in_ms), (Some("no"), None));
+        assert_eq!(store.delivery_counts().expect("counts"), (0, 0, 1));
+
+        let retried = store.retry_delivery(d.id, DAY).expect("retry");
+        assert_eq!(retried.status, DeliveryStatus::Pending);
+        assert_eq!(store.due(now_ms(), &[], 10).expect("due").len(), 1);
+        store.finish_attempt(d.id, 3, now_ms(), &ok(), Next::Delivered).expect("third");
+        assert!(matches!(store.retry_delivery(d.id, DAY), Err(RetryError::AlreadyDelivered(_))));
+        assert!(matches!(store.retry_delivery(999, DAY), Err(RetryError::Unknown(999))));
+    }
+
+    #[test]
+    fn the_log_pages_newest_first_and_filters_by_status() {
+        let store = Store::in_memory();
+        let all: Vec<Delivery> = (0..5).map(|i| delivery(&format!("c{i}"), "incoming")).collect();
+        store.enqueue(&all, DAY).expect("enqueue");
+        let first = store.deliveries(None, None, 2).expect("page 1");
+        assert_eq!(first.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(), ["c4", "c3"]);
+        let second = store.deliveries(Some(first[1].id), None, 2).expect("page 2");
+        assert_eq!(second.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(), ["c2", "c1"]);
+        assert_eq!(store.deliveries(None, Some(DeliveryStatus::Delivered), 10).expect("none").len(), 0);
+        assert_eq!(store.deliveries(None, Some(DeliveryStatus::Pending), 10).expect("all").len(), 5);
+    }
+
+    #[test]
+    fn deliveries_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sqlite3");
+        {
+            let store = Store::open(&path).expect("open");
+            store.enqueue(&[delivery("a", "incoming"), delivery("a", "ended")], DAY).expect("enqueue");
+        }
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.delivery_counts().expect("counts"), (2, 0, 0));
+        assert_eq!(store.due(now_ms(), &[], 10).expect("due")[0].delivery.headers, vec![("X-Api-Key".to_owned(), "k".to_owned())]);
+    }
+}

@@ -1,0 +1,292 @@
+//! The local store: one SQLite file with the call history, the notification outbox and its delivery log.
+//!
+//! It lives in the platform's data directory (`~/.local/share/callbridge/callbridge.sqlite3` on Linux,
+//! `~/Library/Application Support/dev.callbridge.CallBridge/` on macOS, `%APPDATA%\callbridge\CallBridge\data\` on
+//! Windows), or where `[store] path` or `callbridge serve --store` says. Every write is a committed
+//! transaction with `synchronous = FULL`, so what was written survives the process being killed and
+//! the machine losing power. One CallBridge owns the file at a time: it is opened with an exclusive
+//! lock, and a second instance is told so instead of sending the same notifications twice.
+//!
+//! The schema is versioned with SQLite's `user_version` and migrated forward on open; a file written by
+//! a newer CallBridge is refused rather than misread. Secrets never go in here.
+//!
+//! The connection sits behind a mutex and every operation is one short statement or transaction, so
+//! callers use it directly — also from async code, where the wait is far below a scheduler tick.
+
+pub mod calls;
+pub mod deliveries;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// The file name inside the platform's data directory.
+pub const FILE_NAME: &str = "callbridge.sqlite3";
+
+/// The schema version this build writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// `[store]` in the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file; the platform's data directory when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Days to keep call history and finished deliveries; 0 keeps them forever.
+    pub history_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: None, history_days: 90 }
+    }
+}
+
+impl StoreConfig {
+    /// Checks what the types cannot. On error: the message and text to find its line by.
+    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
+        if self.history_days > 36_500 {
+            return Err(("store.history_days must be at most 36500 (100 years), or 0 to keep history forever".into(), Some("history_days".into())));
+        }
+        if self.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(("store.path is empty; leave it out to use the platform's data directory".into(), Some("path".into())));
+        }
+        Ok(())
+    }
+
+    /// The file to open: the configured path, else the platform's data directory.
+    pub fn file(&self) -> Result<PathBuf, StoreError> {
+        match &self.path {
+            Some(path) => Ok(path.clone()),
+            None => default_path(),
+        }
+    }
+}
+
+/// The platform's store file.
+pub fn default_path() -> Result<PathBuf, StoreError> {
+    directories::ProjectDirs::from("dev", "callbridge", "CallBridge")
+        .map(|dirs| dirs.data_dir().join(FILE_NAME))
+        .ok_or(StoreError::NoDataDir)
+}
+
+/// Why the store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no data directory is known for this user; set [store] path in the config or pass --store PATH")]
+    NoDataDir,
+    #[error("cannot create the directory for the store {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("the store {path} is in use by another CallBridge; stop that one first (only one may send its notifications)")]
+    Locked { path: PathBuf },
+    #[error("the store {path} was written by a newer CallBridge (schema {found}); this one reads schema {SCHEMA_VERSION}")]
+    TooNew { path: PathBuf, found: i64 },
+    #[error("cannot open the store {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the store failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store holds a record it cannot read: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug)]
+struct Inner {
+    conn: Mutex<Connection>,
+    /// Where the file is; `None` for an in-memory store.
+    path: Option<PathBuf>,
+    /// Signalled when there is new work for the outbox worker (a new or retried delivery).
+    outbox_changed: Notify,
+}
+
+/// See the module documentation. Cheap to clone; all clones share one connection.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
+        }
+        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_millis(200)).map_err(open_err)?;
+        // Exclusive: one process owns the outbox. The lock is taken by the first transaction below.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(open_err)?;
+        match conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;") {
+            Ok(()) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            {
+                return Err(StoreError::Locked { path: path.to_owned() });
+            }
+            Err(source) => return Err(open_err(source)),
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        Store::finish_open(conn, Some(path.to_owned()))
+    }
+
+    /// A store in memory only: the same schema and code, gone when the process ends. For tests and
+    /// engines that must not touch the disk.
+    pub fn in_memory() -> Store {
+        // Opening an in-memory database only fails when SQLite cannot allocate: nothing works then.
+        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("cannot open an in-memory SQLite database: {e}"));
+        Store::finish_open(conn, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"))
+    }
+
+    fn finish_open(conn: Connection, path: Option<PathBuf>) -> Result<Store, StoreError> {
+        // FULL: a committed outbox row survives power loss too, not only a killed process.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&conn, path.as_deref())?;
+        Ok(Store { inner: Arc::new(Inner { conn: Mutex::new(conn), path, outbox_changed: Notify::new() }) })
+    }
+
+    /// The file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.inner.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn outbox_changed(&self) -> &Notify {
+        &self.inner.outbox_changed
+    }
+
+    /// Removes calls and finished deliveries older than `days` (0: nothing). Pending deliveries stay:
+    /// their own maximum age governs them.
+    pub fn purge_older_than_days(&self, days: u32) -> Result<PurgeReport, StoreError> {
+        if days == 0 {
+            return Ok(PurgeReport::default());
+        }
+        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let calls = tx.execute("DELETE FROM calls WHERE updated_at < ?1", [cutoff])?;
+        let deliveries = tx.execute("DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?1", [cutoff])?;
+        tx.commit()?;
+        Ok(PurgeReport { calls, deliveries })
+    }
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub calls: usize,
+    pub deliveries: usize,
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one step per version, each in a transaction.
+fn migrate(conn: &Connection, path: Option<&Path>) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { path: path.map(Path::to_owned).unwrap_or_default(), found: version });
+    }
+    if version < 1 {
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE calls (
+                 seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+                 id             TEXT NOT NULL UNIQUE,
+                 started_at     INTEGER NOT NULL,
+                 updated_at     INTEGER NOT NULL,
+                 direction      TEXT NOT NULL,
+                 remote_number  TEXT NOT NULL,
+                 state          TEXT NOT NULL,
+                 disposition    TEXT,
+                 provider       TEXT NOT NULL,
+                 call           TEXT NOT NULL
+             );
+             CREATE TABLE deliveries (
+                 id               INTEGER PRIMARY KEY AUTOINCREMENT,
+                 idempotency_key  TEXT NOT NULL UNIQUE,
+                 call_id          TEXT NOT NULL,
+                 event            TEXT NOT NULL,
+                 rule_id          TEXT NOT NULL,
+                 method           TEXT NOT NULL,
+                 url              TEXT NOT NULL,
+                 headers          TEXT NOT NULL,
+                 body             TEXT,
+                 status           TEXT NOT NULL,
+                 attempts         INTEGER NOT NULL DEFAULT 0,
+                 created_at       INTEGER NOT NULL,
+                 expires_at       INTEGER NOT NULL,
+                 next_attempt_at  INTEGER NOT NULL,
+                 last_attempt_at  INTEGER,
+                 last_http_status INTEGER,
+                 last_error       TEXT,
+                 finished_at      INTEGER
+             );
+             CREATE INDEX deliveries_pending ON deliveries (status, call_id, id);
+             CREATE TABLE delivery_attempts (
+                 delivery_id    INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+                 attempt        INTEGER NOT NULL,
+                 at             INTEGER NOT NULL,
+                 http_status    INTEGER,
+                 error          TEXT,
+                 response       TEXT,
+                 elapsed_ms     INTEGER NOT NULL,
+                 retry_in_ms    INTEGER,
+                 PRIMARY KEY (delivery_id, attempt)
+             );
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, the store's clock.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A store timestamp as a UTC date-time for the API.
+pub(crate) fn to_datetime(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_process_is_refused_and_the_file_reopens_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("deep").join(FILE_NAME);
+        let first = Store::open(&path).expect("first open");
+        let second = Store::open(&path).expect_err("second open must fail");
+        assert!(matches!(second, StoreError::Locked { .. }), "{second}");
+        assert!(second.to_string().contains("another CallBridge"), "{second}");
+        drop(first);
+        Store::open(&path).expect("reopen after the owner closed it");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.pragma_update(None, "user_version", 99).expect("set version");
+        }
+        let err = Store::open(&path).expect_err("too new");
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn history_days_is_validated() {
+        let config = StoreConfig { history_days: 40_000, ..StoreConfig::default() };
+        assert!(config.validate().is_err());
+        assert!(StoreConfig::default().validate().is_ok());
+    }
+}

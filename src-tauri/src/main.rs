@@ -1,0 +1,44 @@
+//! `callbridge-desktop`: the CallBridge tray app.
+//!
+//! A thin Tauri 2 shell over the `callbridge` engine, which runs in process: the tray shows the state
+//! (idle, ringing, in call, a problem) and every action; windows (settings, dial, incoming call) are
+//! created when opened and destroyed when closed; `tel:`/`callto:` links and a second launch are
+//! handed to the running instance. No telephony logic lives here.
+//!
+//! * [`args`] — the command line (`--config`, `--open`, a `tel:` link).
+//! * [`desktop`] — the running engine, its settings and listener, shared by everything below.
+//! * [`ipc`] — the commands the pages call: the API (in process), window and desktop actions.
+//! * [`follow`] — engine events turned into tray updates, popups, notifications and page events.
+//! * [`tray`] — the tray icon and menu.
+//! * [`windows`] — opening and closing the pages.
+//! * [`links`] — `tel:` and `callto:` links read into numbers.
+//! * [`shortcut`] — the global shortcut that opens the dial popup.
+//! * [`app`] — the Tauri application: plugins, setup, the event loop.
+
+// No console window on Windows release builds.
+#![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
+
+mod app;
+mod args;
+mod desktop;
+mod follow;
+mod ipc;
+mod links;
+mod shortcut;
+mod tray;
+mod windows;
+
+fn main() -> std::process::ExitCode {
+    let args = args::Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tao=warn,wry=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    match app::run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callbridge-desktop: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

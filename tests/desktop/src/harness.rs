@@ -1,0 +1,329 @@
+//! Runs the real tray app for one test: Xvfb, a private D-Bus session, `tauri-driver` (with
+//! WebKitWebDriver) and a WebDriver session, all in a temporary home that is removed afterwards.
+//!
+//! The app binary is `$CALLBRIDGE_DESKTOP_BIN`, else `target/debug/callbridge-desktop`;
+//! `tauri-driver` is `$TAURI_DRIVER`, else found on PATH or in `~/.cargo/bin`. `scripts/desktop-e2e.sh`
+//! builds and installs both.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use thirtyfour::prelude::*;
+use thirtyfour::WindowHandle;
+
+/// One desktop session at a time: WebKit processes are heavy and the machines have two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A running tray app under test.
+#[derive(Debug)]
+pub struct DesktopApp {
+    pub driver: WebDriver,
+    /// `http://127.0.0.1:PORT`: the app's listener, for checking what the UI did.
+    pub api: String,
+    pub home: PathBuf,
+    pub config_path: PathBuf,
+    env: Vec<(String, String)>,
+    processes: Vec<Child>,
+    logs: Arc<Mutex<String>>,
+    _guard: tokio::sync::MutexGuard<'static, ()>,
+    _dir: tempfile::TempDir,
+}
+
+/// A free loopback port (free when asked; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn app_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CALLBRIDGE_DESKTOP_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("callbridge-desktop");
+    assert!(bin.exists(), "{} is missing: run scripts/desktop-e2e.sh (it builds the app)", bin.display());
+    bin
+}
+
+fn tauri_driver() -> PathBuf {
+    if let Some(p) = std::env::var_os("TAURI_DRIVER") {
+        return PathBuf::from(p);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("tauri-driver"))
+        .find(|p| p.exists());
+    let in_cargo = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tauri-driver")).filter(|p| p.exists());
+    on_path.or(in_cargo).expect("tauri-driver is missing: cargo install tauri-driver --locked (scripts/desktop-e2e.sh does)")
+}
+
+/// Starts `cmd` and returns it with the first line it prints on stdout.
+fn spawn_reading_first_line(mut cmd: Command, what: &str) -> (Child, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_else(|| panic!("{what} printed nothing"));
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    (child, first.trim().to_owned())
+}
+
+impl DesktopApp {
+    /// Writes `config` (TOML) and starts the app with `args` (e.g. `["--open", "settings"]`; a window
+    /// must open at start, because WebKitWebDriver attaches to the first webview).
+    pub async fn launch(config: &str, args: &[&str]) -> DesktopApp {
+        let guard = ONE_AT_A_TIME.lock().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().to_owned();
+        let config_path = home.join("callbridge.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let bin = home.join("bin");
+        std::fs::create_dir_all(&bin).expect("bin dir");
+        // What the app asks the OS to open (Open in CRM) is recorded here instead of opening a browser.
+        let opener = bin.join("xdg-open");
+        std::fs::write(&opener, format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", home.join("opened.txt").display()))
+            .expect("fake xdg-open");
+        std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+
+        let mut processes = Vec::new();
+        let mut xvfb = Command::new("Xvfb");
+        xvfb.args(["-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"]);
+        let (child, display) = spawn_reading_first_line(xvfb, "Xvfb (apt-get install xvfb)");
+        processes.push(child);
+        let mut dbus = Command::new("dbus-daemon");
+        dbus.args(["--session", "--nofork", "--print-address=1"]);
+        let (child, bus) = spawn_reading_first_line(dbus, "dbus-daemon (apt-get install dbus)");
+        processes.push(child);
+
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let env: Vec<(String, String)> = vec![
+            ("DISPLAY".into(), format!(":{display}")),
+            ("DBUS_SESSION_BUS_ADDRESS".into(), bus),
+            ("HOME".into(), home.display().to_string()),
+            ("XDG_CONFIG_HOME".into(), home.join("config").display().to_string()),
+            ("XDG_DATA_HOME".into(), home.join("data").display().to_string()),
+            ("XDG_CACHE_HOME".into(), home.join("cache").display().to_string()),
+            ("XDG_RUNTIME_DIR".into(), home.display().to_string()),
+            ("PATH".into(), path),
+            ("CALLBRIDGE_LOG".into(), "info,callbridge=debug,callbridge_desktop=debug".into()),
+            ("NO_AT_BRIDGE".into(), "1".into()),
+            ("NO_COLOR".into(), "1".into()),
+            // Xvfb has no GPU: WebKit's compositing mode paints (and snapshots) unreliably there.
+            ("WEBKIT_DISABLE_COMPOSITING_MODE".into(), "1".into()),
+            ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
+        ];
+        let mut app_args: Vec<String> = vec!["--config".into(), config_path.display().to_string()];
+        app_args.extend(args.iter().map(|a| a.to_string()));
+        let logs = Arc::new(Mutex::new(String::new()));
+        // WebKitWebDriver now and then never attaches to the app's first webview (the app waits
+        // for it forever); a session that does not start within a minute is started again.
+        let mut driver = None;
+        for attempt in 1..=3 {
+            let (child, session) = start_session(&env, &app_args, &logs).await;
+            processes.push(child);
+            match session {
+                Ok(d) => {
+                    driver = Some(d);
+                    break;
+                }
+                Err(e) => {
+                    eprintln!("[harness] WebDriver session attempt {attempt} failed: {e}");
+                    if let Some(child) = processes.pop() {
+                        kill_tree(child);
+                    }
+                }
+            }
+        }
+        let Some(driver) = driver else {
+            panic!("no WebDriver session with the app\nlogs:\n{}", logs.lock().map(|l| l.clone()).unwrap_or_default());
+        };
+        let api = api_url(config);
+        let app = DesktopApp { driver, api, home, config_path, env, processes, logs, _guard: guard, _dir: dir };
+        app.wait_for_api().await;
+        app
+    }
+
+    async fn wait_for_api(&self) {
+        let url = format!("{}/health", self.api);
+        callbridge_e2e::eventually_async(Duration::from_secs(30), "the app's listener", || async {
+            reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ())
+        })
+        .await;
+    }
+
+    /// Everything the app (and the drivers) logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Runs `callbridge-desktop ARGS` a second time in the same session, as a browser opening a
+    /// `tel:` link or a user relaunching would; it hands over to the running app and exits.
+    pub fn launch_again(&self, args: &[&str]) -> std::process::ExitStatus {
+        Command::new(app_binary())
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .status()
+            .expect("second launch")
+    }
+
+    /// What the app handed to the OS to open (the fake `xdg-open` records each call).
+    pub fn opened_urls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.home.join("opened.txt")).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    /// The app's API: status and JSON.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        callbridge_e2e::bridge::request(reqwest::Client::new().get(format!("{}{path}", self.api))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        callbridge_e2e::bridge::request(reqwest::Client::new().post(format!("{}{path}", self.api)).json(&body)).await
+    }
+
+    /// Waits until a window other than `known` opens and switches to it.
+    pub async fn switch_to_new_window(&self, known: &[WindowHandle], what: &str) -> WindowHandle {
+        let handle = callbridge_e2e::eventually_async(Duration::from_secs(20), what, || async {
+            let handles = self.driver.windows().await.ok()?;
+            handles.into_iter().find(|h| !known.contains(h))
+        })
+        .await;
+        self.driver.switch_to_window(handle.clone()).await.expect("switch window");
+        handle
+    }
+
+    /// Waits until window `handle` is gone (closed and destroyed).
+    pub async fn wait_window_closed(&self, handle: &WindowHandle, what: &str) {
+        callbridge_e2e::eventually_async(Duration::from_secs(20), what, || async {
+            let handles = self.driver.windows().await.ok()?;
+            (!handles.contains(handle)).then_some(())
+        })
+        .await;
+    }
+
+    /// Saves a screenshot of the current window as `name` under `$CALLBRIDGE_SCREENSHOTS` (the
+    /// README's pictures in `docs/` come from here), else under the target directory.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = std::env::var_os("CALLBRIDGE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("exe");
+            exe.parent().and_then(Path::parent).expect("target").join("screenshots")
+        });
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let png = self.driver.screenshot_as_png().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 2_000, "the screenshot is not a picture of a page");
+        let path = dir.join(name);
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    /// Ends the WebDriver session and stops everything.
+    pub async fn quit(mut self) {
+        let driver = self.driver.clone();
+        let _ = driver.quit().await;
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Children first (WebKitWebDriver, the app and its web processes; the services D-Bus started).
+        for child in self.processes.drain(..).rev() {
+            kill_tree(child);
+        }
+    }
+}
+
+/// The processes below `root`, parents before children, from `/proc/*/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid …": comm may contain spaces, so read after its closing parenthesis.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+impl Drop for DesktopApp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts tauri-driver (which starts WebKitWebDriver) and asks it for a session with the app.
+async fn start_session(env: &[(String, String)], app_args: &[String], logs: &Arc<Mutex<String>>) -> (Child, WebDriverResult<WebDriver>) {
+    let port = free_port();
+    let native_port = free_port();
+    let mut driver_cmd = Command::new(tauri_driver());
+    driver_cmd
+        .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = driver_cmd.spawn().expect("start tauri-driver");
+    let streams = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let logs = Arc::clone(logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("[app] {line}");
+                if let Ok(mut l) = logs.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+    }
+    // tauri-driver listens before the WebKitWebDriver it starts does: wait for both.
+    for (p, what) in [(port, "tauri-driver to listen"), (native_port, "WebKitWebDriver to listen")] {
+        callbridge_e2e::eventually(Duration::from_secs(30), what, || std::net::TcpStream::connect(("127.0.0.1", p)).ok().map(|_| ())).await;
+    }
+    let mut caps = thirtyfour::Capabilities::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert("tauri:options".into(), json!({ "application": app_binary(), "args": app_args }));
+    let session = WebDriver::new(format!("http://127.0.0.1:{port}"), caps);
+    let session = match tokio::time::timeout(Duration::from_secs(60), session).await {
+        Ok(result) => result,
+        Err(_) => Err(thirtyfour::error::WebDriverError::Timeout("no session within 60 s".into())),
+    };
+    (child, session)
+}
+
+/// Kills `child` and everything below it, each by its own pid.
+fn kill_tree(mut child: Child) {
+    for pid in descendants(child.id()).into_iter().rev() {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `http://127.0.0.1:PORT` from the `port = N` line of a test config.
+fn api_url(config: &str) -> String {
+    let port = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("port = ").and_then(|p| p.trim().parse::<u16>().ok()))
+        .expect("test configs set [listener] port");
+    format!("http://127.0.0.1:{port}")
+}

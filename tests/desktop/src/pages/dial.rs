@@ -1,0 +1,37 @@
+//! The dial popup (`ui/dial.html`).
+
+use thirtyfour::prelude::*;
+
+use super::{element, value, wait_ready, wait_text};
+use crate::testid::*;
+
+#[derive(Debug)]
+pub struct DialPopup<'a> {
+    driver: &'a WebDriver,
+}
+
+impl<'a> DialPopup<'a> {
+    pub async fn ready(driver: &'a WebDriver) -> DialPopup<'a> {
+        wait_ready(driver).await;
+        DialPopup { driver }
+    }
+
+    pub async fn number(&self) -> String {
+        value(self.driver, DIAL_NUMBER).await
+    }
+
+    /// Clicks Call and waits until the status names the call's progress or an error.
+    pub async fn call(&self) -> String {
+        element(self.driver, DIAL_CALL).await.click().await.expect("click");
+        wait_text(self.driver, DIAL_STATUS, "the dial status", |t| !t.is_empty() && !t.starts_with("Dialing")).await
+    }
+
+    /// Clicks Hang up (shown while the call is live).
+    pub async fn hang_up(&self) {
+        element(self.driver, DIAL_HANGUP).await.click().await.expect("click");
+    }
+
+    pub async fn status(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        wait_text(self.driver, DIAL_STATUS, what, check).await
+    }
+}

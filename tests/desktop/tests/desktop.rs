@@ -1,0 +1,197 @@
+//! The tray app end to end: the real `callbridge-desktop` under Xvfb, driven over WebDriver
+//! (tauri-driver + WebKitWebDriver), its effects checked on its HTTP listener, on a fake CRM and on
+//! the file system. Run with `scripts/desktop-e2e.sh` (it builds the app and installs tauri-driver).
+// Xvfb, tauri-driver with WebKitWebDriver and /proc: the desktop e2e runs on Linux only.
+#![cfg(target_os = "linux")]
+
+use std::time::Duration;
+
+use callbridge_desktop_e2e::harness::free_port;
+use callbridge_desktop_e2e::pages::dial::DialPopup;
+use callbridge_desktop_e2e::pages::incoming::IncomingPopup;
+use callbridge_desktop_e2e::pages::settings::SettingsPage;
+use callbridge_desktop_e2e::DesktopApp;
+use callbridge_e2e::crm::FakeCrm;
+use callbridge_e2e::{eventually, eventually_async};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(port: u16, extra: &str) -> String {
+    format!("[listener]\nport = {port}\n\n[provider.simulator]\nring_after_ms = 100\nanswer_after_ms = 0\n\n{extra}")
+}
+
+async fn reachable(url: &str) -> bool {
+    reqwest::get(url).await.map(|r| r.status().is_success()).unwrap_or(false)
+}
+
+/// Done-when 1 and 5: settings change the listen port and a notification URL, Save applies both at
+/// once; bad input is caught inline; a taken port is refused while the old listener keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_move_the_listener_and_route_notifications_without_a_restart() {
+    let crm = FakeCrm::start().await;
+    let old_port = free_port();
+    let app = DesktopApp::launch(&config(old_port, ""), &["--open", "settings"]).await;
+    let page = SettingsPage::ready(&app.driver).await;
+    assert_eq!(page.listen_port().await, old_port.to_string());
+    page.listener_status("the listener status", |t| t.contains(&format!("localhost:{old_port}"))).await;
+
+    // Inline validation: an impossible port is marked and not saved.
+    page.set_listen_port("70000").await;
+    assert!(page.listen_port_error().await.contains("between 1 and 65535"));
+    assert!(page.save().await.contains("Fix the fields"));
+
+    // A port another program holds is refused by the app, and the old listener keeps serving.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("squat");
+    let taken = squatter.local_addr().expect("addr").port();
+    page.set_listen_port(&taken.to_string()).await;
+    let refused = page.save().await;
+    assert!(refused.contains("keeps listening"), "{refused}");
+    assert!(reachable(&format!("http://127.0.0.1:{old_port}/health")).await);
+
+    // The real change: a new port and an Enreach "Incoming Call" URL.
+    let new_port = free_port();
+    page.set_listen_port(&new_port.to_string()).await;
+    assert!(page.make_example().await.contains(&format!("localhost:{new_port}/make/020123456")));
+    page.set_incoming_url(&format!("{}/incoming?callerid=$callerid", crm.url())).await;
+    assert_eq!(page.rule_count().await, 1, "the Enreach row is a rule of the per-event table");
+    let saved = page.save().await;
+    assert!(saved.starts_with("Saved"), "{saved}\n{}", app.logs());
+
+    let new_url = format!("http://127.0.0.1:{new_port}");
+    assert!(reachable(&format!("{new_url}/health")).await, "the new port answers");
+    assert!(!reachable(&format!("http://127.0.0.1:{old_port}/health")).await, "the old port is closed");
+    let file = std::fs::read_to_string(&app.config_path).expect("config file");
+    assert!(file.contains(&format!("port = {new_port}")) && file.contains("/incoming?callerid=$callerid"), "{file}");
+
+    // "Send test" reaches the CRM and shows its answer.
+    let tested = page.send_test_on_first_rule().await;
+    assert!(tested.contains("answered 200"), "{tested}");
+    page.listener_status("the status to follow the move", |t| t.contains(&format!("localhost:{new_port}"))).await;
+    app.screenshot("settings.png").await;
+    let before = crm.received().len();
+
+    // The next (simulated) call is announced at the new URL.
+    let (status, _) = callbridge_e2e::bridge::request(
+        reqwest::Client::new().post(format!("{new_url}/api/v1/simulate/incoming")).json(&json!({ "number": "+442079460123" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let got = crm.wait_for(before + 1, WAIT).await;
+    let last = got.last().expect("a request");
+    assert_eq!(last.path, "/incoming");
+    assert_eq!(last.param("callerid").as_deref(), Some("+442079460123"));
+    drop(squatter);
+    app.quit().await;
+}
+
+/// Done-when 2: a `tel:` link launched while the app runs opens the dial popup in the running app,
+/// prefilled; Call places the call through the simulator and the CRM hears `outgoing`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tel_link_opens_the_dial_popup_and_the_call_reaches_the_crm() {
+    let crm = FakeCrm::start().await;
+    let port = free_port();
+    let rule = format!("[[notification]]\nevent = \"outgoing\"\nurl = \"{}/outgoing?number=$callerid&call=$callid\"\n", crm.url());
+    let app = DesktopApp::launch(&config(port, &rule), &["--open", "settings"]).await;
+    SettingsPage::ready(&app.driver).await;
+    let known = app.driver.windows().await.expect("windows");
+
+    // A second launch with a link hands it to the running app and exits at once.
+    let second = app.launch_again(&["tel:+44-20-7946-0456"]);
+    assert!(second.success(), "the second instance exits cleanly: {second:?}");
+    let dial_window = app.switch_to_new_window(&known, "the dial popup").await;
+    let popup = DialPopup::ready(&app.driver).await;
+    assert_eq!(popup.number().await, "+442079460456", "prefilled from the link, cleaned");
+    app.screenshot("dial-popup.png").await;
+
+    let progress = popup.call().await;
+    assert!(progress.contains("+442079460456"), "{progress}");
+    let got = crm.wait_for(1, WAIT).await;
+    assert_eq!(got[0].path, "/outgoing");
+    assert_eq!(got[0].param("number").as_deref(), Some("+442079460456"));
+    let call_id = got[0].param("call").expect("call id");
+    let (_, call) = app.get(&format!("/api/v1/calls/{call_id}")).await;
+    assert_eq!(call["call"]["provider"], "simulator");
+    assert_eq!(call["call"]["direction"], "out");
+    eventually_async(WAIT, "the simulator's far end to ring", || async {
+        let (_, body) = app.get(&format!("/api/v1/calls/{call_id}")).await;
+        (body["call"]["state"] == "ringing").then_some(())
+    })
+    .await;
+
+    // Hang up from the popup: the call ends and the popup says so.
+    popup.hang_up().await;
+    popup.status("the call to end", |t| t.contains("ended")).await;
+    let (_, body) = app.get(&format!("/api/v1/calls/{call_id}")).await;
+    assert_eq!(body["call"]["state"], "ended");
+    assert_eq!(app.driver.window().await.expect("current window"), dial_window);
+    app.quit().await;
+}
+
+/// Done-when 3 and 5: a simulated incoming call opens the popup with number and name; Open in CRM
+/// hands the filled-in template to the OS; Answer makes the call active. A call answered elsewhere
+/// closes its popup by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incoming_popup_answers_and_opens_the_crm() {
+    let port = free_port();
+    let desktop = "[desktop]\ncrm_url = \"https://crm.example.com/contacts?phone=$callerid&name=$name\"\n";
+    let app = DesktopApp::launch(&config(port, desktop), &["--open", "settings"]).await;
+    SettingsPage::ready(&app.driver).await;
+    let known = app.driver.windows().await.expect("windows");
+
+    let (status, rang) = app.post("/api/v1/simulate/incoming", json!({ "number": "+442079460789", "name": "Ada Lovelace" })).await;
+    assert_eq!(status, 200, "{rang}");
+    let call_id = rang["call_id"].as_str().expect("call id").to_owned();
+    let popup_window = app.switch_to_new_window(&known, "the incoming-call popup").await;
+    let popup = IncomingPopup::ready(&app.driver).await;
+    assert_eq!(popup.number().await, "+442079460789");
+    assert_eq!(popup.name().await, "Ada Lovelace");
+    app.screenshot("incoming-popup.png").await;
+
+    let opened = popup.open_in_crm().await;
+    let expected = "https://crm.example.com/contacts?phone=%2B442079460789&name=Ada%20Lovelace";
+    assert!(opened.contains(expected), "{opened}");
+    eventually(WAIT, "the OS to be asked to open the CRM", || app.opened_urls().contains(&expected.to_owned()).then_some(())).await;
+
+    popup.answer().await;
+    eventually_async(WAIT, "the call to be active", || async {
+        let (_, body) = app.get(&format!("/api/v1/calls/{call_id}")).await;
+        (body["call"]["state"] == "active").then_some(())
+    })
+    .await;
+    let (_, ended) = app.post("/api/v1/hangup", json!({ "call_id": call_id })).await;
+    assert_eq!(ended["call"]["state"], "ended");
+    app.wait_window_closed(&popup_window, "the popup to close when the call ends").await;
+
+    // Answered elsewhere (here: through the API, as a desk phone would): the popup goes away.
+    let known = app.driver.windows().await.expect("windows");
+    let (_, second) = app.post("/api/v1/simulate/incoming", json!({ "number": "+442079460790" })).await;
+    let second_window = app.switch_to_new_window(&known, "the second popup").await;
+    IncomingPopup::ready(&app.driver).await;
+    let (status, _) = app.post("/api/v1/answer", json!({ "call_id": second["call_id"] })).await;
+    assert_eq!(status, 200);
+    app.wait_window_closed(&second_window, "the popup to close when answered elsewhere").await;
+    app.quit().await;
+}
+
+/// Done-when 4: "Start at login" creates and removes the autostart entry (on Linux
+/// `~/.config/autostart/CallBridge.desktop`, pointing at the app).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_at_login_creates_and_removes_the_autostart_entry() {
+    let port = free_port();
+    let app = DesktopApp::launch(&config(port, ""), &["--open", "settings"]).await;
+    let page = SettingsPage::ready(&app.driver).await;
+    let entry = app.home.join(".config/autostart/CallBridge.desktop");
+    assert!(!page.autostart_checked().await);
+    assert!(!entry.exists());
+
+    page.toggle_autostart().await;
+    let desktop_file = std::fs::read_to_string(&entry).unwrap_or_else(|e| panic!("{} was not created: {e}", entry.display()));
+    assert!(desktop_file.contains("callbridge-desktop"), "{desktop_file}");
+    assert!(page.autostart_checked().await);
+
+    page.toggle_autostart().await;
+    assert!(!entry.exists(), "{} was not removed", entry.display());
+    assert!(!page.autostart_checked().await);
+    app.quit().await;
+}

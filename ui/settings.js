@@ -1,0 +1,603 @@
+// The settings page: mirrors the option tables of the config file (seed 000's "Accept URL Commands" and
+// "URL Call Notifications", VoipNow's per-event request table), the phone system's fields and the
+// desktop's own settings. Validation runs as you type; Save sends the whole configuration to
+// PUT /api/v1/config, which applies it at once or says which field is wrong.
+
+import { api, inApp, onEvent, desktop, show, byId } from "./api.js";
+
+const RESERVED = ["api", "health", "webhooks", "ui", "assets"];
+const PLACEHOLDERS = ["callerid", "direction", "callid", "from", "to", "name", "extension", "event", "disposition", "duration", "timestamp"];
+const EVENTS = [
+  ["incoming", "Incoming (Dial-In)"],
+  ["outgoing", "Outgoing (Dial-Out)"],
+  ["answered", "Answered"],
+  ["ended", "Ended (Hangup)"],
+];
+
+let config = null;
+let providers = [];
+let secretState = {};
+let selected = new Set();
+
+const SEGMENTS = ["make", "answer", "end"];
+
+// ---- validation -------------------------------------------------------------------------------
+
+function checkPort(value) {
+  const n = Number(value);
+  if (!/^\d+$/.test(String(value).trim()) || n < 1 || n > 65535) return "Enter a port between 1 and 65535.";
+  return "";
+}
+
+function checkSegment(name, value, all) {
+  const s = String(value).trim().replace(/^\/+|\/+$/g, "");
+  if (!s) return "A command needs a path segment.";
+  if (s.length > 64) return "At most 64 characters.";
+  const bad = s.match(/[^A-Za-z0-9_-]/);
+  if (bad) return `"${bad[0]}" is not allowed: use letters, digits, - and _.`;
+  if (RESERVED.includes(s.toLowerCase())) return `"${s}" is reserved for CallBridge's own paths.`;
+  for (const other of SEGMENTS) {
+    if (other !== name && String(all[other]).trim().toLowerCase() === s.toLowerCase()) return `Same as the ${other} command; each needs its own.`;
+  }
+  return "";
+}
+
+/** "" when `value` is a usable URL template, else why not. Empty is allowed when `optional`. */
+export function checkUrl(value, optional) {
+  const s = String(value || "").trim();
+  if (!s) return optional ? "" : "Enter the URL to call.";
+  if (!/^https?:\/\/[^\s/$?#]+/i.test(s)) return "Start with http:// or https:// and a host.";
+  if (/\s/.test(s)) return "A URL cannot contain spaces.";
+  for (const m of s.matchAll(/\$\{?([A-Za-z_]+)\}?/g)) {
+    if (!PLACEHOLDERS.includes(m[1].toLowerCase())) return `$${m[1]} is not a placeholder; use one of $${PLACEHOLDERS.join(", $")}.`;
+  }
+  return "";
+}
+
+function mark(input, errorEl, message) {
+  if (input) input.setAttribute("aria-invalid", message ? "true" : "false");
+  if (errorEl) errorEl.textContent = message || "";
+  return !message;
+}
+
+// ---- Accept URL Commands ----------------------------------------------------------------------
+
+function listenerInputs() {
+  return {
+    port: byId("listen-port").value,
+    make: byId("segment-make").value,
+    answer: byId("segment-answer").value,
+    end: byId("segment-end").value,
+  };
+}
+
+function validateListener() {
+  const v = listenerInputs();
+  let ok = mark(byId("listen-port"), byId("error-listener.port"), checkPort(v.port));
+  for (const name of SEGMENTS) {
+    ok = mark(byId(`segment-${name}`), byId(`error-listener.${name}`), checkSegment(name, v[name], v)) && ok;
+  }
+  return ok;
+}
+
+function renderExamples() {
+  const v = listenerInputs();
+  const base = `http://localhost:${String(v.port).trim() || "5678"}`;
+  const seg = (s) => String(s).trim().replace(/^\/+|\/+$/g, "");
+  show("example-make", `${base}/${seg(v.make)}/020123456`);
+  show("example-answer", `${base}/${seg(v.answer)}`);
+  show("example-end", `${base}/${seg(v.end)}`);
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {
+    // Older webviews: copy through a selected text field.
+    const area = document.createElement("textarea");
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  const was = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => (button.textContent = was), 1200);
+}
+
+// ---- URL Call Notifications -------------------------------------------------------------------
+
+function rules() {
+  if (!config.notification) config.notification = [];
+  return config.notification;
+}
+
+/** The rule an Enreach row edits: the first plain GET rule for the event, for any direction. */
+function enreachRule(event) {
+  return rules().find((r) => r.event === event && (r.method || "GET") === "GET" && !r.direction && !r.body && !(r.headers && Object.keys(r.headers).length));
+}
+
+function newId(event) {
+  const taken = new Set(rules().map((r) => r.id));
+  for (let n = 1; ; n++) {
+    const id = `${event}-${n}`;
+    if (!taken.has(id)) return id;
+  }
+}
+
+function renderEnreach() {
+  for (const input of document.querySelectorAll("[data-enreach]")) {
+    const rule = enreachRule(input.dataset.enreach);
+    if (document.activeElement !== input) input.value = rule ? rule.url : "";
+  }
+}
+
+function onEnreachInput(input) {
+  const event = input.dataset.enreach;
+  const url = input.value.trim();
+  let rule = enreachRule(event);
+  const err = byId(`error-enreach-${event}`);
+  mark(input, err, checkUrl(url, true));
+  if (!url) {
+    if (rule) config.notification = rules().filter((r) => r !== rule);
+  } else if (rule) {
+    rule.url = url;
+  } else {
+    rule = { id: newId(event), event, method: "GET", url, active: true, note: "" };
+    rules().push(rule);
+  }
+  renderRules();
+}
+
+function option(value, label, current) {
+  const o = document.createElement("option");
+  o.value = value;
+  o.textContent = label;
+  o.selected = value === current;
+  return o;
+}
+
+function cell(row, child, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  if (child) td.append(child);
+  row.append(td);
+  return td;
+}
+
+function renderRules() {
+  const body = byId("rules");
+  body.replaceChildren();
+  rules().forEach((rule, index) => {
+    const row = document.createElement("tr");
+    row.dataset.testid = "rule-row";
+    row.setAttribute("data-testid", "rule-row");
+    row.dataset.ruleId = rule.id;
+
+    const check = document.createElement("input");
+    check.type = "checkbox";
+    check.setAttribute("data-testid", "rule-select");
+    check.checked = selected.has(rule.id);
+    check.addEventListener("change", () => (check.checked ? selected.add(rule.id) : selected.delete(rule.id)));
+    cell(row, check);
+
+    const id = document.createElement("span");
+    id.textContent = rule.id;
+    id.setAttribute("data-testid", "rule-id");
+    cell(row, id, "id");
+
+    const event = document.createElement("select");
+    event.setAttribute("data-testid", "rule-event");
+    for (const [value, label] of EVENTS) event.append(option(value, label, rule.event));
+    event.addEventListener("change", () => {
+      rule.event = event.value;
+      renderEnreach();
+    });
+    cell(row, event);
+
+    const direction = document.createElement("select");
+    direction.setAttribute("data-testid", "rule-direction");
+    for (const [value, label] of [["", "all"], ["in", "incoming"], ["out", "outgoing"], ["internal", "internal"]]) direction.append(option(value, label, rule.direction || ""));
+    direction.addEventListener("change", () => {
+      if (direction.value) rule.direction = direction.value;
+      else delete rule.direction;
+      renderEnreach();
+    });
+    cell(row, direction);
+
+    const method = document.createElement("select");
+    method.setAttribute("data-testid", "rule-method");
+    for (const m of ["GET", "POST"]) method.append(option(m, m, rule.method || "GET"));
+    method.addEventListener("change", () => {
+      rule.method = method.value;
+      if (rule.method === "GET") delete rule.body;
+      renderEnreach();
+    });
+    cell(row, method);
+
+    const url = document.createElement("input");
+    url.value = rule.url || "";
+    url.setAttribute("data-testid", "rule-url");
+    url.placeholder = "https://crm.example.com/calls?number=$callerid";
+    const urlError = document.createElement("span");
+    urlError.className = "error";
+    urlError.setAttribute("data-testid", "rule-error");
+    urlError.dataset.error = `notification.${index}`;
+    url.addEventListener("input", () => {
+      rule.url = url.value.trim();
+      mark(url, urlError, checkUrl(rule.url, false));
+      renderEnreach();
+    });
+    const urlCell = cell(row, url);
+    urlCell.append(urlError);
+    if (rule.body || (rule.headers && Object.keys(rule.headers).length)) {
+      const extra = document.createElement("span");
+      extra.className = "hint";
+      extra.textContent = "custom body or headers (edit in the config file)";
+      urlCell.append(extra);
+    }
+
+    const active = document.createElement("input");
+    active.type = "checkbox";
+    active.checked = rule.active !== false;
+    active.setAttribute("data-testid", "rule-active");
+    active.addEventListener("change", () => (rule.active = active.checked));
+    cell(row, active);
+
+    const note = document.createElement("input");
+    note.value = rule.note || "";
+    note.setAttribute("data-testid", "rule-note");
+    note.addEventListener("input", () => (rule.note = note.value));
+    cell(row, note);
+
+    const test = document.createElement("button");
+    test.type = "button";
+    test.className = "small";
+    test.textContent = "Send test";
+    test.setAttribute("data-testid", "rule-test");
+    const result = document.createElement("output");
+    result.className = "result";
+    result.setAttribute("data-testid", "rule-test-result");
+    test.addEventListener("click", () => sendTest(rule, result));
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "small";
+    remove.textContent = "Remove";
+    remove.setAttribute("data-testid", "rule-remove");
+    remove.addEventListener("click", () => {
+      config.notification = rules().filter((r) => r !== rule);
+      selected.delete(rule.id);
+      renderRules();
+      renderEnreach();
+    });
+    const actions = cell(row, test);
+    actions.append(" ", remove, result);
+    body.append(row);
+  });
+}
+
+function describeTest(status, body) {
+  if (status !== 200) return [`Not sent: ${body.message || "the rule is not valid"}`, "error"];
+  const t = body.test;
+  const head = `${t.request.method} ${t.request.url}\n`;
+  if (t.status) {
+    const answer = t.response ? `: ${t.response}` : "";
+    return [`${head}The CRM answered ${t.status}${answer}`, t.error ? "error" : "ok"];
+  }
+  return [`${head}${t.error}`, "error"];
+}
+
+async function sendTest(rule, output) {
+  const problem = checkUrl(rule.url, false);
+  if (problem) {
+    output.textContent = problem;
+    output.dataset.kind = "error";
+    return;
+  }
+  output.textContent = "Sending…";
+  output.dataset.kind = "busy";
+  try {
+    const { status, body } = await api("POST", "/notifications/test", { rule });
+    const [text, kind] = describeTest(status, body);
+    output.textContent = text;
+    output.dataset.kind = kind;
+  } catch (e) {
+    output.textContent = `Not sent: ${e}`;
+    output.dataset.kind = "error";
+  }
+}
+
+// ---- Phone system -----------------------------------------------------------------------------
+
+function providerSection(kind) {
+  if (!config.provider[kind]) config.provider[kind] = {};
+  return config.provider[kind];
+}
+
+function renderProvider() {
+  const select = byId("provider-kind");
+  select.replaceChildren(...providers.map((p) => option(p.kind, p.label, config.provider.kind)));
+  const form = providers.find((p) => p.kind === config.provider.kind) || providers[0];
+  const box = byId("provider-fields");
+  box.replaceChildren();
+  if (!form) return;
+  show("provider-description", form.description);
+  const section = providerSection(form.kind);
+  for (const field of form.fields) {
+    const label = document.createElement("label");
+    label.textContent = field.label;
+    label.htmlFor = `provider-${field.key}`;
+    const wrap = document.createElement("div");
+    const input = document.createElement(field.type === "choice" ? "select" : "input");
+    input.id = `provider-${field.key}`;
+    const error = document.createElement("span");
+    error.className = "error";
+    error.dataset.error = `provider.${form.kind}.${field.key}`;
+    error.setAttribute("data-testid", `error-provider.${field.key}`);
+    const help = document.createElement("span");
+    help.className = "hint";
+    help.textContent = field.help;
+    if (field.type === "secret") {
+      input.type = "password";
+      input.autocomplete = "off";
+      input.setAttribute("data-testid", `provider-secret-${field.key}`);
+      input.dataset.secretEntry = field.entry;
+      input.placeholder = secretState[field.entry] ? "•••••••• (stored in the keyring; type to replace)" : "not set";
+    } else if (field.type === "choice") {
+      const current = section[field.key] ?? field.options[0];
+      input.replaceChildren(...field.options.map((o) => option(o, o, current)));
+      input.setAttribute("data-testid", `provider-field-${field.key}`);
+      input.addEventListener("change", () => (section[field.key] = input.value));
+    } else if (field.type === "bool") {
+      input.type = "checkbox";
+      input.checked = Boolean(section[field.key]);
+      input.setAttribute("data-testid", `provider-field-${field.key}`);
+      input.addEventListener("change", () => (section[field.key] = input.checked));
+    } else {
+      input.type = field.type === "number" ? "number" : "text";
+      if (field.type === "number") {
+        input.min = field.min;
+        input.max = field.max;
+      }
+      input.placeholder = field.placeholder || "";
+      input.value = section[field.key] ?? "";
+      input.setAttribute("data-testid", `provider-field-${field.key}`);
+      input.addEventListener("input", () => {
+        const problem = checkField(field, input.value);
+        mark(input, error, problem);
+        if (problem) return;
+        const value = input.value.trim();
+        // An empty optional field means "not set": leave the key out rather than send "".
+        if (!field.required && value === "") delete section[field.key];
+        else section[field.key] = field.type === "number" ? Number(value) : value;
+      });
+    }
+    wrap.append(input, error);
+    box.append(label, wrap, help);
+  }
+}
+
+function checkField(field, value) {
+  const s = String(value).trim();
+  if (!s) return field.required ? "Required." : "";
+  if (field.type === "number") {
+    const n = Number(s);
+    if (!/^\d+$/.test(s) || n < field.min || n > field.max) return `Enter a whole number from ${field.min} to ${field.max}.`;
+  }
+  if (field.type === "url") return checkUrl(s, !field.required);
+  return "";
+}
+
+async function saveSecrets() {
+  for (const input of document.querySelectorAll("[data-secret-entry]")) {
+    if (!input.value) continue;
+    const { status, body } = await api("PUT", `/secrets/${encodeURIComponent(input.dataset.secretEntry)}`, { value: input.value });
+    if (status !== 200) throw new Error(body.message || "the keyring refused the secret");
+    input.value = "";
+    secretState[input.dataset.secretEntry] = true;
+  }
+}
+
+// ---- General ----------------------------------------------------------------------------------
+
+function renderGeneral() {
+  const d = config.desktop;
+  byId("popups").checked = d.popups;
+  byId("notifications").checked = d.notifications;
+  byId("dnd").checked = d.do_not_disturb;
+  byId("crm-url").value = d.crm_url || "";
+  byId("dial-shortcut").value = d.dial_shortcut || "";
+}
+
+function readGeneral() {
+  const d = config.desktop;
+  d.popups = byId("popups").checked;
+  d.notifications = byId("notifications").checked;
+  d.do_not_disturb = byId("dnd").checked;
+  const crm = byId("crm-url").value.trim();
+  if (crm) d.crm_url = crm;
+  else delete d.crm_url;
+  d.dial_shortcut = byId("dial-shortcut").value.trim();
+}
+
+async function setAutostart(enabled) {
+  const err = byId("error-autostart");
+  err.textContent = "";
+  try {
+    const on = await desktop.invoke("set_autostart", { enabled });
+    byId("autostart").checked = Boolean(on);
+    show("save-status", on ? "CallBridge will start when you log in." : "CallBridge will not start at login.", "ok");
+  } catch (e) {
+    err.textContent = String(e);
+    byId("autostart").checked = !enabled;
+  }
+}
+
+// ---- load, save, status -----------------------------------------------------------------------
+
+function renderListenerStatus(listener) {
+  if (!listener) return;
+  if (listener.problem) show("listener-status", listener.problem, "error");
+  else show("listener-status", listener.url ? `Listening on ${listener.url}` : "Not listening", listener.url ? "ok" : "error");
+}
+
+function render() {
+  byId("listen-port").value = config.listener.port;
+  for (const name of SEGMENTS) byId(`segment-${name}`).value = config.listener[name];
+  renderExamples();
+  validateListener();
+  renderEnreach();
+  renderRules();
+  renderProvider();
+  renderGeneral();
+}
+
+function validateAll() {
+  let ok = validateListener();
+  for (const input of document.querySelectorAll("[data-enreach]")) {
+    ok = mark(input, byId(`error-enreach-${input.dataset.enreach}`), checkUrl(input.value, true)) && ok;
+  }
+  for (const row of byId("rules").querySelectorAll("tr")) {
+    const url = row.querySelector('[data-testid="rule-url"]');
+    ok = mark(url, row.querySelector('[data-testid="rule-error"]'), checkUrl(url.value, false)) && ok;
+  }
+  ok = mark(byId("crm-url"), byId("error-desktop.crm_url"), checkUrl(byId("crm-url").value, true)) && ok;
+  return ok;
+}
+
+/** Puts a server-side error under the field it names. */
+function showFieldError(field, message) {
+  let el = document.querySelector(`[data-error="${CSS.escape(field)}"]`);
+  if (!el && field.startsWith("notification.")) {
+    el = document.querySelector(`[data-error="notification.${field.split(".")[1]}"]`);
+  }
+  if (el) {
+    el.textContent = message;
+    const input = el.parentElement && el.parentElement.querySelector("input");
+    if (input) input.setAttribute("aria-invalid", "true");
+  }
+}
+
+async function save() {
+  readGeneral();
+  const v = listenerInputs();
+  if (!validateAll()) {
+    show("save-status", "Fix the fields marked in red first.", "error");
+    return;
+  }
+  config.listener.port = Number(v.port);
+  for (const name of SEGMENTS) config.listener[name] = String(v[name]).trim().replace(/^\/+|\/+$/g, "");
+  show("save-status", "Saving…", "busy");
+  try {
+    await saveSecrets();
+    const { status, body } = await api("PUT", "/config", config);
+    if (status === 200) {
+      config = body.config;
+      const listener = body.saved.listener;
+      renderListenerStatus(listener);
+      render();
+      const where = body.saved.path ? ` to ${body.saved.path}` : "";
+      show("save-status", `Saved${where} and applied.`, "ok");
+      movePageIfListenerMoved(listener);
+      return;
+    }
+    if (body.field) showFieldError(body.field, body.message);
+    show("save-status", `Not saved: ${body.message}`, "error");
+  } catch (e) {
+    show("save-status", `Not saved: ${e}`, "error");
+  }
+}
+
+/** In a browser the page lives on the listener: after a port change, follow it to the new port. */
+function movePageIfListenerMoved(listener) {
+  if (inApp || !listener || !listener.url) return;
+  const target = new URL(listener.url);
+  if (target.port !== window.location.port) {
+    show("save-status", `Saved. CallBridge now listens on ${listener.url}; opening the settings there…`, "ok");
+    setTimeout(() => (window.location.href = `${listener.url}/ui/settings.html`), 800);
+  }
+}
+
+async function load() {
+  const [cfg, prov, sec, lis] = await Promise.all([
+    api("GET", "/config"),
+    api("GET", "/providers"),
+    api("GET", "/secrets"),
+    api("GET", "/listener"),
+  ]);
+  config = cfg.body.config;
+  providers = prov.body.providers || [];
+  secretState = {};
+  if (sec.status === 200) for (const s of sec.body.secrets) secretState[s.entry] = s.set;
+  renderListenerStatus(lis.body.listener);
+  render();
+  if (inApp) {
+    byId("autostart").checked = Boolean(await desktop.invoke("autostart_enabled"));
+  }
+  document.body.dataset.ready = "true";
+}
+
+function wire() {
+  for (const el of document.querySelectorAll("[data-desktop]")) el.hidden = !inApp;
+  for (const id of ["listen-port", "segment-make", "segment-answer", "segment-end"]) {
+    byId(id).addEventListener("input", () => {
+      validateListener();
+      renderExamples();
+    });
+  }
+  for (const button of document.querySelectorAll("[data-copy]")) {
+    button.addEventListener("click", () => copy(byId(button.dataset.copy).textContent, button));
+  }
+  for (const input of document.querySelectorAll("[data-enreach]")) {
+    input.addEventListener("input", () => onEnreachInput(input));
+  }
+  for (const button of document.querySelectorAll("[data-enreach-test]")) {
+    button.addEventListener("click", () => {
+      const rule = enreachRule(button.dataset.enreachTest);
+      const out = byId("enreach-test-result");
+      if (!rule) {
+        out.textContent = "Enter a URL first.";
+        out.dataset.kind = "error";
+        return;
+      }
+      sendTest(rule, out);
+    });
+  }
+  byId("rule-add").addEventListener("click", () => {
+    rules().push({ id: newId("incoming"), event: "incoming", method: "GET", url: "", active: true, note: "" });
+    renderRules();
+    const urls = byId("rules").querySelectorAll('[data-testid="rule-url"]');
+    if (urls.length) urls[urls.length - 1].focus();
+  });
+  byId("rules-clear-selected").addEventListener("click", () => {
+    const count = rules().filter((r) => selected.has(r.id)).length;
+    if (!count) {
+      show("save-status", "Select the requests to clear first.", "error");
+      return;
+    }
+    show("clear-count", String(count));
+    byId("clear-confirm-box").hidden = false;
+  });
+  byId("clear-confirm").addEventListener("click", () => {
+    config.notification = rules().filter((r) => !selected.has(r.id));
+    selected = new Set();
+    byId("clear-confirm-box").hidden = true;
+    renderRules();
+    renderEnreach();
+  });
+  byId("clear-cancel").addEventListener("click", () => (byId("clear-confirm-box").hidden = true));
+  byId("provider-kind").addEventListener("change", () => {
+    config.provider.kind = byId("provider-kind").value;
+    renderProvider();
+  });
+  byId("crm-url").addEventListener("input", () => mark(byId("crm-url"), byId("error-desktop.crm_url"), checkUrl(byId("crm-url").value, true)));
+  byId("autostart").addEventListener("change", () => setAutostart(byId("autostart").checked));
+  byId("save").addEventListener("click", save);
+  onEvent((kind, data) => {
+    if (kind === "settings" && data) renderListenerStatus(data.listener);
+  });
+}
+
+wire();
+load().catch((e) => show("save-status", `Cannot load the settings: ${e}`, "error"));
