@@ -3,6 +3,7 @@
 #   scripts/deps.sh run    — building and running the headless bridge
 #   scripts/deps.sh desktop — building and running the tray app (WebKitGTK, appindicator, xdg-utils)
 #   scripts/deps.sh test   — everything the test suite runs against (keyring, SIP, desktop under Xvfb)
+#   scripts/deps.sh bench  — the benchmark (scripts/bench.sh): the desktop build, a D-Bus session, a keyring, Xvfb, strip
 set -euo pipefail
 purpose=${1:-run}
 
@@ -15,8 +16,9 @@ case "$purpose" in
   run) ;;
   desktop) packages+=("${desktop[@]}") ;;
   # Desktop e2e: the app under Xvfb, driven by tauri-driver through WebKitWebDriver.
-  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth webkit2gtk-driver) ;;
-  *) echo "deps.sh: unknown purpose '$purpose' (run, desktop, test)" >&2; exit 2 ;;
+  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth webkit2gtk-driver python3) ;;
+  bench) packages+=(dbus gnome-keyring xvfb binutils python3 "${desktop[@]}") ;;
+  *) echo "deps.sh: unknown purpose '$purpose' (run, desktop, test, bench)" >&2; exit 2 ;;
 esac
 
 if ! command -v cargo >/dev/null; then

@@ -15,6 +15,9 @@ cargo build --workspace --bins
 # The real OS keyring (gnome-keyring in a private D-Bus session) backs the secret tests. The desktop
 # e2e tests run separately below (they bring their own display and session bus).
 status=0
+# The benchmark harness, briefly, on the debug build: checks every measurement still works (its figures
+# mean nothing here; scripts/bench.sh is the real run, on a release build).
+scripts/with-keyring.sh target/debug/callbridge-bench --quick || status=$?
 scripts/with-keyring.sh cargo test --workspace --no-fail-fast --exclude callbridge-desktop-e2e 2>&1 | tee "$log" || status=$?
 # The tray app under Xvfb over WebDriver.
 scripts/desktop-e2e.sh 2>&1 | tee -a "$log" || status=$?

@@ -153,12 +153,14 @@ impl CallTracker {
         if let Some(id) = event.call_id.as_ref().filter(|id| self.calls.contains_key(*id)) {
             return Some(id.clone());
         }
+        // Index entries of evicted calls may linger (see `evict_old`): they count as unknown.
+        let known = |id: &&CallId| self.calls.contains_key(*id);
         if let Some(pid) = &event.provider_call_id {
-            if let Some(id) = self.by_provider_id.get(&(event.provider.clone(), pid.clone())) {
+            if let Some(id) = self.by_provider_id.get(&(event.provider.clone(), pid.clone())).filter(known) {
                 return Some(id.clone());
             }
         }
-        if let Some(id) = event.request_id.as_ref().and_then(|r| self.by_request_id.get(r)) {
+        if let Some(id) = event.request_id.as_ref().and_then(|r| self.by_request_id.get(r)).filter(known) {
             return Some(id.clone());
         }
         if event.provider_call_id.is_some() || event.request_id.is_some() {
@@ -189,26 +191,34 @@ impl CallTracker {
             .map(|c| c.id.clone())
     }
 
+    /// Drops the oldest ended calls beyond [`KEEP_ENDED`]. Runs on every event, so it touches only the
+    /// front of `order` (where old ended calls are) rather than every call; index entries of dropped
+    /// calls are ignored by [`Self::find`] and swept out once they outnumber the calls.
     fn evict_old(&mut self) {
         let ended = self.calls.values().filter(|t| !t.call.state.is_live()).count();
-        if ended <= KEEP_ENDED {
-            return;
-        }
-        let mut to_drop = ended - KEEP_ENDED;
-        let mut kept = VecDeque::with_capacity(self.order.len());
-        for id in self.order.drain(..) {
-            let live = self.calls.get(&id).is_some_and(|t| t.call.state.is_live());
-            if to_drop > 0 && !live {
-                to_drop -= 1;
-                self.calls.remove(&id);
-            } else {
-                kept.push_back(id);
+        let mut to_drop = ended.saturating_sub(KEEP_ENDED);
+        let mut live_at_front = Vec::new();
+        while to_drop > 0 {
+            let Some(id) = self.order.pop_front() else { break };
+            match self.calls.get(&id) {
+                Some(t) if t.call.state.is_live() => live_at_front.push(id),
+                Some(_) => {
+                    self.calls.remove(&id);
+                    to_drop -= 1;
+                }
+                None => {}
             }
         }
-        self.order = kept;
+        for id in live_at_front.into_iter().rev() {
+            self.order.push_front(id);
+        }
         let calls = &self.calls;
-        self.by_provider_id.retain(|_, id| calls.contains_key(id));
-        self.by_request_id.retain(|_, id| calls.contains_key(id));
+        if self.by_provider_id.len() > 2 * calls.len() + 64 {
+            self.by_provider_id.retain(|_, id| calls.contains_key(id));
+        }
+        if self.by_request_id.len() > 2 * calls.len() + 64 {
+            self.by_request_id.retain(|_, id| calls.contains_key(id));
+        }
     }
 }
 
@@ -464,5 +474,21 @@ mod tests {
         }
         assert_eq!(t.calls().count(), KEEP_ENDED + 1);
         assert!(t.ringing_incoming().is_some(), "the live call survived eviction");
+    }
+
+    #[test]
+    fn an_evicted_call_is_forgotten_by_its_provider_id() {
+        let mut t = CallTracker::new();
+        for i in 0..(3 * KEEP_ENDED) {
+            let pid = format!("p{i}");
+            run(&mut t, vec![ev(ProviderEventKind::Incoming, &pid), ev(ProviderEventKind::Ended, &pid)]);
+        }
+        assert_eq!(t.calls().count(), KEEP_ENDED);
+        assert!(t.by_provider_id.len() <= 2 * KEEP_ENDED + 64, "stale index entries are swept");
+        // p0 was evicted long ago: a late event for it is a call of its own, as for any unknown id.
+        let late = t.observe(ev(ProviderEventKind::Ended, "p0"));
+        assert_eq!(late.iter().map(|e| e.kind).collect::<Vec<_>>(), [Incoming, Ended]);
+        // p1499 is still tracked: its late duplicate changes nothing.
+        assert!(t.observe(ev(ProviderEventKind::Ended, &format!("p{}", 3 * KEEP_ENDED - 1))).is_empty());
     }
 }

@@ -12,6 +12,7 @@ pub mod durable;
 pub mod template;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -222,33 +223,60 @@ impl Outbox for MemoryOutbox {
     }
 }
 
-/// Routes each delivery to its call's lane; a lane is a task that sends in order and ends when idle.
+/// Routes each delivery to its call's lane. A lane whose deliveries are all sent is closed by this
+/// dispatcher — never by the lane itself, so nothing handed to a lane can be lost — when the lanes are
+/// swept, which happens once they have doubled since the last sweep: routing stays O(1), and only calls
+/// with deliveries in flight (plus a few idle lanes) hold a task.
 async fn dispatch(mut rx: mpsc::UnboundedReceiver<Delivery>, sender: Sender, log: Arc<DeliveryLog>) {
-    let mut lanes: HashMap<CallId, mpsc::UnboundedSender<Delivery>> = HashMap::new();
+    let mut lanes: HashMap<CallId, Lane> = HashMap::new();
+    let mut sweep_at = Lane::SWEEP_MIN;
     while let Some(delivery) = rx.recv().await {
-        lanes.retain(|_, lane| !lane.is_closed());
-        let call_id = delivery.call_id.clone();
-        let delivery = match lanes.get(&call_id) {
-            Some(lane) => match lane.send(delivery) {
-                Ok(()) => continue,
-                // The lane went idle just now: start a new one with this delivery.
-                Err(mpsc::error::SendError(d)) => d,
-            },
-            None => delivery,
-        };
-        let (lane_tx, mut lane_rx) = mpsc::unbounded_channel::<Delivery>();
-        let _ = lane_tx.send(delivery);
-        lanes.insert(call_id, lane_tx);
-        let (sender, log) = (sender.clone(), Arc::clone(&log));
+        if lanes.len() >= sweep_at {
+            lanes.retain(|_, lane| lane.busy());
+            sweep_at = (2 * lanes.len()).max(Lane::SWEEP_MIN);
+        }
+        lanes
+            .entry(delivery.call_id.clone())
+            .or_insert_with(|| Lane::start(sender.clone(), Arc::clone(&log)))
+            .push(delivery);
+    }
+}
+
+/// A task that sends one call's deliveries strictly in order; it ends when its [`Lane`] is dropped.
+#[derive(Debug)]
+struct Lane {
+    tx: mpsc::UnboundedSender<Delivery>,
+    /// Deliveries handed to the lane and not yet sent and logged.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Lane {
+    /// Lanes kept before the first sweep.
+    const SWEEP_MIN: usize = 64;
+
+    fn start(sender: Sender, log: Arc<DeliveryLog>) -> Lane {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let done = Arc::clone(&pending);
         tokio::spawn(async move {
-            loop {
-                // Wait briefly for the next event of the same call before letting the lane go.
-                let next = tokio::time::timeout(Duration::from_secs(30), lane_rx.recv()).await;
-                let Ok(Some(delivery)) = next else { break };
+            while let Some(delivery) = rx.recv().await {
                 let outcome = sender.send(&delivery).await;
                 log.record(&delivery, 1, outcome);
+                done.fetch_sub(1, Ordering::AcqRel);
             }
         });
+        Lane { tx, pending }
+    }
+
+    fn push(&self, delivery: Delivery) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        // The lane's task only ends once this Lane is dropped.
+        let _ = self.tx.send(delivery);
+    }
+
+    /// Still has deliveries to send; an idle lane may be dropped without losing or reordering any.
+    fn busy(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0
     }
 }
 

@@ -1,0 +1,152 @@
+//! Figures 3 and 4 for the desktop app: start-up, idle memory and wake-ups of all its processes
+//! together (the Tauri shell and any WebKit children), and memory after the settings window was opened
+//! and closed.
+//!
+//! The app is measured as "a process tree started by a command": it is started in a private home with a
+//! config whose listener port is known, start-up is timed to its listener's first `/health` answer, and
+//! memory is summed over the tree. Without a display, a private Xvfb server is started for it. The
+//! settings window is opened and closed by shell commands given on the command line
+//! (`--desktop-open-settings`, `--desktop-close-settings`); they run with the app's environment
+//! (DISPLAY, HOME, …) and `CALLBRIDGE_DESKTOP` set to the app's binary.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::footprint::{idle, Idle};
+use super::{Plan, Programs};
+use crate::process::{free_port, Launch, Running};
+use crate::procfs;
+use crate::stats::{mib, ms};
+use crate::table::Row;
+
+/// How long a window gets to open, or its processes to go, before memory is read.
+const WINDOW_SETTLE: Duration = Duration::from_secs(3);
+
+pub fn rows(plan: &Plan, programs: &Programs) -> Vec<Row> {
+    let Some(desktop) = programs.desktop.as_deref() else {
+        let why = "desktop app not built (no callbridge-desktop beside callbridge)";
+        return vec![
+            Row::absent("3", "desktop idle RSS, all processes", why, "≤ 130 MiB"),
+            Row::absent("3", "desktop idle private dirty, all processes", why, "≤ 35 MiB"),
+            Row::absent("3", "desktop after opening and closing settings", why, "within 10 MiB of idle"),
+            Row::absent("3", "desktop wake-ups at idle", why, "≤ 1/s"),
+            Row::absent("4", "desktop start-up: exec → listener answers", why, "≤ 1 s"),
+        ];
+    };
+    measure(plan, programs, desktop).unwrap_or_else(|e| vec![Row::failed("3", "desktop app footprint", &e)])
+}
+
+/// A private X server, killed when dropped.
+struct Xvfb(Child);
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The display to use: `$DISPLAY`, else a private Xvfb on the first free display number.
+fn display() -> Result<(String, Option<Xvfb>)> {
+    if let Some(d) = std::env::var_os("DISPLAY").filter(|d| !d.is_empty()) {
+        return Ok((d.to_string_lossy().into_owned(), None));
+    }
+    let n = (90..200).find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()).context("no free X display number")?;
+    let display = format!(":{n}");
+    let child = Command::new("Xvfb")
+        .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("no DISPLAY, and Xvfb cannot be started (apt-get install xvfb)")?;
+    let xvfb = Xvfb(child);
+    for _ in 0..100 {
+        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            return Ok((display, Some(xvfb)));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("Xvfb did not start on {display}")
+}
+
+/// Runs a settings-window command with the app's environment.
+fn run_hook(command: &str, app: &Running, desktop: &Path, display: &str) -> Result<()> {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("DISPLAY", display)
+        .env("HOME", &app.home)
+        .env("XDG_CONFIG_HOME", app.home.join("config"))
+        .env("XDG_DATA_HOME", app.home.join("data"))
+        .env("CALLBRIDGE_CONFIG", app.home.join("config/callbridge/callbridge.toml"))
+        .env("CALLBRIDGE_DESKTOP", desktop)
+        .status()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    anyhow::ensure!(status.success(), "{command:?} failed ({status})");
+    Ok(())
+}
+
+fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>> {
+    let (display, _xvfb) = display()?;
+    let port = free_port()?;
+    let mut launch = Launch::new(desktop, &[], port)?;
+    let config = launch.write("config/callbridge/callbridge.toml", &format!("version = 1\n\n[listener]\nport = {port}\n"))?;
+    launch.env("CALLBRIDGE_CONFIG", config).env("DISPLAY", &display);
+    let mut app = launch.start("the desktop app")?;
+    let settle = plan.idle_settle.max(if plan.quick { Duration::from_secs(2) } else { Duration::from_secs(10) });
+    let at_idle: Idle = idle(app.pid(), settle, plan.idle_window)?;
+    app.ensure_alive("the desktop app")?;
+
+    let mut rows = vec![
+        Row::new("3", format!("desktop idle RSS, all {} processes", at_idle.processes), mib(at_idle.memory.rss_kib))
+            .compared("a bare Tauri 2 tray app: about 121 MiB (issue #7)")
+            .target("≤ 130 MiB", at_idle.memory.rss_kib <= 130 * 1024),
+        Row::new("3", "desktop idle private dirty, all processes", mib(at_idle.memory.private_dirty_kib))
+            .compared("a bare Tauri 2 tray app: about 26 MiB (issue #7)")
+            .target("≤ 35 MiB", at_idle.memory.private_dirty_kib <= 35 * 1024),
+    ];
+    rows.push(match (&programs.open_settings, &programs.close_settings) {
+        (Some(open), Some(close)) => {
+            run_hook(open, &app, desktop, &display)?;
+            std::thread::sleep(WINDOW_SETTLE);
+            let (open_mem, open_procs) = procfs::tree_memory(app.pid())?;
+            run_hook(close, &app, desktop, &display)?;
+            std::thread::sleep(WINDOW_SETTLE);
+            let (after, procs) = procfs::tree_memory(app.pid())?;
+            let grew = after.rss_kib.saturating_sub(at_idle.memory.rss_kib);
+            Row::new("3", "desktop after opening and closing settings", format!("{} in {procs} processes (+{})", mib(after.rss_kib), mib(grew)))
+                .compared(format!("idle {}; window open {} in {open_procs} processes", mib(at_idle.memory.rss_kib), mib(open_mem.rss_kib)))
+                .target("within 10 MiB of idle", grew <= 10 * 1024)
+        }
+        _ => Row::absent(
+            "3",
+            "desktop after opening and closing settings",
+            "not measured: give --desktop-open-settings and --desktop-close-settings",
+            "within 10 MiB of idle",
+        ),
+    });
+    rows.push(
+        Row::new("3", format!("desktop wake-ups at idle, all processes (over {} s)", plan.idle_window.as_secs_f64()), format!("{:.2}/s", at_idle.wakeups_per_sec))
+            .target("≤ 1/s", at_idle.wakeups_per_sec <= 1.0),
+    );
+    drop(app);
+
+    let mut times = Vec::new();
+    for _ in 0..plan.startups.clamp(1, 5) {
+        let port = free_port()?;
+        let mut launch = Launch::new(desktop, &[], port)?;
+        let config = launch.write("config/callbridge/callbridge.toml", &format!("version = 1\n\n[listener]\nport = {port}\n"))?;
+        launch.env("CALLBRIDGE_CONFIG", config).env("DISPLAY", &display);
+        times.push(launch.start("the desktop app")?.started_in);
+    }
+    times.sort_unstable();
+    let median = times[times.len() / 2];
+    rows.push(
+        Row::new("4", format!("desktop start-up: exec → listener answers (median of {})", times.len()), format!("{} (max {})", ms(median), ms(times[times.len() - 1])))
+            .target("≤ 1 s", median <= Duration::from_secs(1)),
+    );
+    Ok(rows)
+}

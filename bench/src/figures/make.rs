@@ -1,0 +1,120 @@
+//! Figure 1: `GET /make/NUMBER` on the simulator, beside a bare axum handler (the floor).
+//!
+//! Both servers run as processes of their own; this process is the CRM sending the commands. The
+//! simulated far end rings after 1 ms, answers after 2 ms and hangs up 1 ms later, so every call ends
+//! within milliseconds: the tracker then holds only its 500 most recent ended calls, however many are
+//! placed, instead of tens of thousands of live ones. The dial rate limit is switched off
+//! ([`bridge::DIAL_RATE_LIMIT_OFF`]). Numbers are E.164 (`+44207946xxxx`), so each one is parsed and
+//! validated as a CRM's would be.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::runtime::Runtime;
+
+use super::{Plan, Programs};
+use crate::bridge::{self, Setup};
+use crate::load::{self, Outcome};
+use crate::process::{free_port, Launch, Running};
+use crate::procfs;
+use crate::stats::{mib, ms};
+use crate::table::Row;
+
+/// The `/make` URL of the i-th request.
+fn make_url(base: &str, i: usize) -> String {
+    format!("{base}/make/+44207946{:04}", i % 10_000)
+}
+
+/// One server under load: its process and its own keep-alive client.
+struct Target {
+    name: &'static str,
+    running: Running,
+    client: reqwest::Client,
+}
+
+impl Target {
+    async fn fixed_rate(&self, rate: f64, duration: Duration) -> Outcome {
+        let (client, base) = (self.client.clone(), self.running.url());
+        load::fixed_rate(rate, duration, move |i| {
+            let (client, url) = (client.clone(), make_url(&base, i));
+            async move { load::timed_get(&client, &url).await }
+        })
+        .await
+        .into_outcome()
+    }
+
+    async fn closed_loop(&self, connections: usize, duration: Duration) -> Outcome {
+        let base = self.running.url();
+        load::closed_loop(&self.client, connections, duration, Arc::new(move |i| make_url(&base, i))).await
+    }
+}
+
+fn merge(into: &mut Outcome, other: Outcome) {
+    into.latencies.extend(other.latencies);
+    for (why, n) in other.errors {
+        *into.errors.entry(why).or_default() += n;
+    }
+    into.elapsed += other.elapsed;
+}
+
+pub fn rows(rt: &Runtime, plan: &Plan, programs: &Programs) -> Vec<Row> {
+    measure(rt, plan, programs).unwrap_or_else(|e| vec![Row::failed("1", "`GET /make/NUMBER` on the simulator", &e)])
+}
+
+fn measure(rt: &Runtime, plan: &Plan, programs: &Programs) -> Result<Vec<Row>> {
+    let port = free_port()?;
+    let floor = Launch::new(&programs.bench, &["floor", "--port", &port.to_string()], port)?.start("the bare axum floor")?;
+    let setup = Setup { far_end: Some((1, 2, 1)), no_rate_limit: true, notify_url: None };
+    let bridge = bridge::start(&programs.headless, &setup)?;
+    let mut targets = [
+        Target { name: "the floor", running: floor, client: load::client() },
+        Target { name: "CallBridge", running: bridge, client: load::client() },
+    ];
+
+    let rounds = plan.rounds.max(1);
+    let mut fixed = [Outcome::default(), Outcome::default()];
+    let mut closed = [Outcome::default(), Outcome::default()];
+    rt.block_on(async {
+        for t in &targets {
+            t.fixed_rate(plan.make_rate, plan.warmup).await;
+        }
+        for _ in 0..rounds {
+            for (t, total) in targets.iter().zip(fixed.iter_mut()) {
+                merge(total, t.fixed_rate(plan.make_rate, plan.make_duration / rounds).await);
+            }
+        }
+        for _ in 0..rounds {
+            for (t, total) in targets.iter().zip(closed.iter_mut()) {
+                merge(total, t.closed_loop(plan.make_connections, plan.make_closed_duration / rounds).await);
+            }
+        }
+    });
+    for (t, (f, c)) in targets.iter_mut().zip(fixed.iter().zip(&closed)) {
+        t.running.ensure_alive(t.name)?;
+        f.ensure_no_errors(&format!("{} at a fixed rate", t.name))?;
+        c.ensure_no_errors(&format!("{} in a closed loop", t.name))?;
+    }
+    let [floor_fixed, bridge_fixed] = &mut fixed;
+    let (Some(floor_lat), Some(bridge_lat)) = (floor_fixed.latencies.summary(), bridge_fixed.latencies.summary()) else {
+        anyhow::bail!("no request was answered");
+    };
+    let bridge_rate = bridge_fixed.throughput();
+    let bridge_pid = targets[1].running.pid();
+    let after = procfs::memory(bridge_pid).map(|m| mib(m.rss_kib)).unwrap_or_else(|e| e.to_string());
+    let calls = bridge_lat.count + closed[1].latencies.len();
+
+    let ratio = bridge_lat.p99.as_secs_f64() / floor_lat.p99.as_secs_f64().max(1e-9);
+    let p99_met = ratio <= 1.5 && bridge_lat.p99 <= Duration::from_millis(1);
+    let rate = format!("{:.0} req/s", plan.make_rate);
+    Ok(vec![
+        Row::new("1", format!("`GET /make` p50 at {rate} ({} requests, {bridge_rate:.0} req/s achieved)", bridge_lat.count), ms(bridge_lat.p50))
+            .compared(format!("floor {}", ms(floor_lat.p50))),
+        Row::new("1", format!("`GET /make` p99 at {rate}"), format!("{} (max {})", ms(bridge_lat.p99), ms(bridge_lat.max)))
+            .compared(format!("floor {} (max {}); CallBridge = {ratio:.2} × floor", ms(floor_lat.p99), ms(floor_lat.max)))
+            .target("≤ 1.5 × floor p99 and ≤ 1 ms", p99_met),
+        Row::new("1", format!("`GET /make` max throughput, closed loop, {} connections", plan.make_connections), format!("{:.0} req/s", closed[1].throughput()))
+            .compared(format!("floor {:.0} req/s", closed[0].throughput())),
+        Row::new("1", format!("headless RSS after {calls} `/make` calls"), after),
+    ])
+}
