@@ -569,6 +569,9 @@ fn secret_set_prompts_on_a_terminal_without_echo() {
         String::from_utf8_lossy(&seen).into_owned()
     };
     read_until("not shown as you type");
+    // rpassword prints the prompt a moment before it turns echo off; a person cannot type inside that
+    // window, but a loaded test machine can. Give the prompt time to settle before typing.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(format!("{value}\r").as_bytes()).expect("type");
     let screen = read_until("Stored the secret");
