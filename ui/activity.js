@@ -21,12 +21,10 @@ function when(iso) {
   return Number.isNaN(d.getTime()) ? String(iso || "") : d.toLocaleString();
 }
 
-/** The last error as people read it: the HTTP status when the CRM answered, else what went wrong. */
+/** The last error as people read it: what went wrong, else the CRM's HTTP status. */
 function problem(entry) {
-  const parts = [];
-  if (entry.last_http_status) parts.push(`HTTP ${entry.last_http_status}`);
-  if (entry.last_error) parts.push(entry.last_error);
-  return parts.join(": ");
+  if (entry.last_error) return entry.last_error;
+  return entry.last_http_status && entry.status !== "delivered" ? `HTTP ${entry.last_http_status}` : "";
 }
 
 function row(entry) {
