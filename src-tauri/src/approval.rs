@@ -141,7 +141,7 @@ fn open(app: &AppHandle, approvals: &Approvals, id: u64, request: &ApprovalReque
     // Closing the window is Block.
     let approvals = approvals.clone();
     window.on_window_event(move |event| {
-        if matches!(event, WindowEvent::Destroyed) {
+        if matches!(event, WindowEvent::CloseRequested { .. } | WindowEvent::Destroyed) {
             approvals.answer(id, Approval::Deny);
         }
     });
