@@ -4,6 +4,7 @@
 // PUT /api/v1/config, which applies it at once or says which field is wrong.
 
 import { api, inApp, onEvent, desktop, show, byId } from "./api.js";
+import { refreshActivity, wireActivity } from "./activity.js";
 
 const RESERVED = ["api", "health", "webhooks", "ui", "assets"];
 const PLACEHOLDERS = ["callerid", "direction", "callid", "from", "to", "name", "extension", "event", "disposition", "duration", "timestamp"];
@@ -596,7 +597,9 @@ function wire() {
   byId("save").addEventListener("click", save);
   onEvent((kind, data) => {
     if (kind === "settings" && data) renderListenerStatus(data.listener);
+    if (kind === "call") refreshActivity();
   });
+  wireActivity();
 }
 
 wire();

@@ -2,6 +2,8 @@
 //! engine), the engine and tray at setup, the commands, and an event loop that keeps running with no
 //! window open.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use callbridge::config::Config;
 use tauri::{AppHandle, Manager, RunEvent};
@@ -11,7 +13,7 @@ use tauri_plugin_global_shortcut::ShortcutState;
 
 use crate::args::{Args, Page};
 use crate::desktop::Desktop;
-use crate::{follow, ipc, links, shortcut, tray, windows};
+use crate::{approval, follow, ipc, links, shortcut, tray, windows};
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = match args.config.clone() {
@@ -41,11 +43,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ipc::close_window,
             ipc::open_crm,
             ipc::autostart_enabled,
-            ipc::set_autostart
+            ipc::set_autostart,
+            approval::approval_request,
+            approval::approval_answer
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
-            let desktop = tauri::async_runtime::block_on(Desktop::start(config, path))
+            let approvals = approval::Approvals::default();
+            app.manage(approvals.clone());
+            let approver = Arc::new(approval::WindowApprover::new(handle.clone(), approvals));
+            let desktop = tauri::async_runtime::block_on(Desktop::start(config, path, approver))
                 .map_err(|e| format!("CallBridge cannot open its data store: {e}"))?;
             app.manage(desktop);
             tray::create(&handle)?;

@@ -5,11 +5,13 @@
 //! page keeps working when the listen port is taken and the listener cannot start.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use callbridge::config::Config;
 use callbridge::engine::Services;
+use callbridge::security::approval::DialApprover;
 use callbridge::store::StoreError;
 use callbridge::settings::{ListenerState, Settings};
 use callbridge::{Call, CallState, Direction, Engine};
@@ -46,8 +48,10 @@ impl Desktop {
     /// Starts the engine on `config` and tries to listen. A taken port is not fatal here: the tray
     /// shows it and the settings page can move the listener. A store that cannot be opened (another
     /// CallBridge holds it, the disk is not writable) is: there would be no history and no outbox.
-    pub async fn start(config: Config, path: PathBuf) -> Result<Desktop, StoreError> {
+    pub async fn start(config: Config, path: PathBuf, approver: Arc<dyn DialApprover>) -> Result<Desktop, StoreError> {
         let mut services = Services::standard(&config)?;
+        // Dials from web pages that are not trusted are put to the user (Call / Block / Always allow).
+        services.approver = approver;
         // "Always allow this site" writes the trusted origin into this file.
         services.config_file = Some(path.clone());
         let engine = Engine::start_with(config, services);

@@ -6,6 +6,7 @@
 //! handed to the running instance. No telephony logic lives here.
 //!
 //! * [`args`] — the command line (`--config`, `--open`, a `tel:` link).
+//! * [`approval`] — the Call / Block / Always allow dialog for dials from untrusted web pages.
 //! * [`desktop`] — the running engine, its settings and listener, shared by everything below.
 //! * [`ipc`] — the commands the pages call: the API (in process), window and desktop actions.
 //! * [`follow`] — engine events turned into tray updates, popups, notifications and page events.
@@ -19,6 +20,7 @@
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
 mod app;
+mod approval;
 mod args;
 mod desktop;
 mod follow;

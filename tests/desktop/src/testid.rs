@@ -28,6 +28,20 @@ pub const CRM_URL: TestId = TestId("crm-url");
 pub const SAVE: TestId = TestId("save");
 pub const SAVE_STATUS: TestId = TestId("save-status");
 
+// Settings page, Activity view.
+pub const ACTIVITY: TestId = TestId("activity");
+pub const ACTIVITY_REFRESH: TestId = TestId("activity-refresh");
+pub const ACTIVITY_RESULT: TestId = TestId("activity-result");
+pub const DELIVERY_ROW: TestId = TestId("delivery-row");
+pub const DELIVERY_RETRY: TestId = TestId("delivery-retry");
+
+// Approval dialog.
+pub const APPROVE_NUMBER: TestId = TestId("approve-number");
+pub const APPROVE_ORIGIN: TestId = TestId("approve-origin");
+pub const APPROVE_CALL: TestId = TestId("approve-call");
+pub const APPROVE_BLOCK: TestId = TestId("approve-block");
+pub const APPROVE_ALWAYS: TestId = TestId("approve-always");
+
 // Dial popup.
 pub const DIAL_NUMBER: TestId = TestId("dial-number");
 pub const DIAL_CALL: TestId = TestId("dial-call");

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use callbridge_desktop_e2e::harness::free_port;
+use callbridge_desktop_e2e::pages::approve::ApprovalDialog;
 use callbridge_desktop_e2e::pages::dial::DialPopup;
 use callbridge_desktop_e2e::pages::incoming::IncomingPopup;
 use callbridge_desktop_e2e::pages::settings::SettingsPage;
@@ -193,5 +194,117 @@ async fn start_at_login_creates_and_removes_the_autostart_entry() {
     page.toggle_autostart().await;
     assert!(!entry.exists(), "{} was not removed", entry.display());
     assert!(!page.autostart_checked().await);
+    app.quit().await;
+}
+
+/// Issue #5: the Activity view lists each notification with its status, attempts and last error; a
+/// failed one (the CRM refused it with a 4xx, which is not retried by itself) is sent again by Retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activity_view_shows_a_failed_delivery_and_retries_it() {
+    let crm = FakeCrm::start().await;
+    crm.respond_with(404);
+    let port = free_port();
+    let rule = format!("[[notification]]\nid = \"crm-incoming\"\nevent = \"incoming\"\nurl = \"{}/incoming?callerid=$callerid\"\n", crm.url());
+    let app = DesktopApp::launch(&config(port, &rule), &["--open", "settings"]).await;
+    let page = SettingsPage::ready(&app.driver).await;
+
+    let (status, _) = app.post("/api/v1/simulate/incoming", json!({ "number": "+442079460321" })).await;
+    assert_eq!(status, 200);
+    crm.wait_for(1, WAIT).await;
+    let failed = page.wait_delivery("the failed delivery in the Activity view", |r| r.status == "failed").await;
+    assert_eq!(failed.event, "incoming");
+    assert_eq!(failed.rule, "crm-incoming");
+    assert!(failed.url.contains("/incoming?callerid=%2B442079460321"), "{failed:?}");
+    assert_eq!(failed.attempts, "1");
+    assert!(failed.error.contains("404"), "{failed:?}");
+    assert!(failed.can_retry, "a failed delivery offers Retry");
+    page.show_activity().await;
+    app.screenshot("activity.png").await;
+
+    // The CRM is fixed; Retry sends it again and the view shows it delivered on the second attempt.
+    crm.respond_with(200);
+    let said = page.retry(&failed.id).await;
+    assert!(said.contains("being sent again"), "{said}");
+    let got = crm.wait_for(2, WAIT).await;
+    assert_eq!(got[1].param("callerid").as_deref(), Some("+442079460321"));
+    let delivered = page.wait_delivery("the delivery to show delivered", |r| r.id == failed.id && r.status == "delivered").await;
+    assert_eq!(delivered.attempts, "2");
+    assert!(!delivered.can_retry, "a delivered one has nothing to retry");
+    let (_, body) = app.get(&format!("/api/v1/deliveries/{}", failed.id)).await;
+    assert_eq!(body["delivery"]["status"], "delivered");
+    app.quit().await;
+}
+
+const UNTRUSTED: &str = "https://crm.untrusted.example";
+
+/// A link on a page of `UNTRUSTED` asking the app's listener to dial `number` (in the background: the
+/// answer waits for the user).
+fn cross_site_dial(app: &DesktopApp, number: &str) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
+    let request = reqwest::Client::new()
+        .get(format!("{}/make/{number}", app.api))
+        .header("Origin", UNTRUSTED)
+        .header("Sec-Fetch-Site", "cross-site");
+    tokio::spawn(callbridge_e2e::bridge::request(request))
+}
+
+/// Waits for the approval window of the next cross-site dial and returns its handle.
+async fn approval_window(app: &DesktopApp, known: &[thirtyfour::WindowHandle]) -> thirtyfour::WindowHandle {
+    app.switch_to_new_window(known, "the approval dialog").await
+}
+
+/// Issue #5: a cross-site dial never dials silently. The app asks (site and number shown): Call
+/// places it, Block refuses it with 403 and dials nothing, Always allow places it and saves the site
+/// as trusted, after which that site is not asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_dial_is_put_to_the_user() {
+    let port = free_port();
+    let app = DesktopApp::launch(&config(port, ""), &["--open", "settings"]).await;
+    SettingsPage::ready(&app.driver).await;
+    let settings = app.driver.window().await.expect("settings window");
+    let known = app.driver.windows().await.expect("windows");
+
+    // Call: placed once.
+    let asked = cross_site_dial(&app, "+442079460111");
+    let window = approval_window(&app, &known).await;
+    let dialog = ApprovalDialog::ready(&app.driver).await;
+    assert_eq!(dialog.number().await, "+442079460111");
+    assert_eq!(dialog.origin().await, UNTRUSTED);
+    dialog.call().await;
+    let (status, body) = asked.await.expect("request task");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["call"]["remote_number"], "+442079460111");
+    app.wait_window_closed(&window, "the dialog to close after Call").await;
+    app.driver.switch_to_window(settings.clone()).await.expect("back to settings");
+
+    // Block: 403, nothing dialed.
+    let (_, before) = app.get("/api/v1/calls").await;
+    let calls_before = before["calls"].as_array().map(Vec::len);
+    let asked = cross_site_dial(&app, "+442079460222");
+    let window = approval_window(&app, &known).await;
+    ApprovalDialog::ready(&app.driver).await.block().await;
+    let (status, body) = asked.await.expect("request task");
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("chose not to dial")), "{body}");
+    app.wait_window_closed(&window, "the dialog to close after Block").await;
+    app.driver.switch_to_window(settings.clone()).await.expect("back to settings");
+    let (_, after) = app.get("/api/v1/calls").await;
+    assert_eq!(after["calls"].as_array().map(Vec::len), calls_before, "Block dialed nothing: {after}");
+
+    // Always allow: placed, and the site is trusted in the saved config.
+    let asked = cross_site_dial(&app, "+442079460333");
+    let window = approval_window(&app, &known).await;
+    ApprovalDialog::ready(&app.driver).await.always_allow().await;
+    let (status, body) = asked.await.expect("request task");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["call"]["remote_number"], "+442079460333");
+    app.wait_window_closed(&window, "the dialog to close after Always allow").await;
+    app.driver.switch_to_window(settings).await.expect("back to settings");
+    let file = std::fs::read_to_string(&app.config_path).expect("config file");
+    assert!(file.contains("trusted_origins") && file.contains(UNTRUSTED), "{file}");
+
+    // Trusted now: the next dial from that site goes through without a dialog.
+    let (status, body) = cross_site_dial(&app, "+442079460444").await.expect("request task");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.driver.windows().await.expect("windows").len(), known.len(), "no dialog was opened");
     app.quit().await;
 }

@@ -22,6 +22,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../../../ui/style.css")),
     ("api.js", JS, include_bytes!("../../../../ui/api.js")),
     ("settings.js", JS, include_bytes!("../../../../ui/settings.js")),
+    ("activity.js", JS, include_bytes!("../../../../ui/activity.js")),
     ("dial.js", JS, include_bytes!("../../../../ui/dial.js")),
     ("incoming.js", JS, include_bytes!("../../../../ui/incoming.js")),
     ("icon.png", "image/png", include_bytes!("../../../../ui/icon.png")),

@@ -1,5 +1,6 @@
 //! Page objects: what a test can do on each page, in the page's own words.
 
+pub mod approve;
 pub mod dial;
 pub mod incoming;
 pub mod settings;

@@ -4,6 +4,7 @@ use thirtyfour::prelude::*;
 
 use super::{element, type_into, value, wait_ready, wait_text};
 use crate::testid::*;
+use crate::TestId;
 
 #[derive(Debug)]
 pub struct SettingsPage<'a> {
@@ -78,4 +79,69 @@ impl<'a> SettingsPage<'a> {
         let expected = if was { "will not start" } else { "will start" };
         wait_text(self.driver, SAVE_STATUS, "the Start at login result", |t| t.contains(expected)).await
     }
+
+    /// The rows of the Activity view as it shows them now (after pressing Refresh), read in one go
+    /// so a refresh cannot swap rows halfway through; `None` when the page could not be read.
+    pub async fn deliveries(&self) -> Option<Vec<DeliveryRow>> {
+        element(self.driver, ACTIVITY_REFRESH).await.click().await.ok()?;
+        let read = self.driver.execute(READ_DELIVERIES, Vec::new()).await.ok()?;
+        read.convert().ok()
+    }
+
+    /// Waits until the Activity view shows a delivery for which `check` holds.
+    pub async fn wait_delivery(&self, what: &str, check: impl Fn(&DeliveryRow) -> bool) -> DeliveryRow {
+        callbridge_e2e::eventually_async(std::time::Duration::from_secs(20), what, || async {
+            self.deliveries().await?.into_iter().find(|r| check(r))
+        })
+        .await
+    }
+
+    /// Clicks Retry on delivery `id` and returns what the view said.
+    pub async fn retry(&self, id: &str) -> String {
+        let button = By::Css(format!("[data-testid=\"delivery-row\"][data-delivery-id=\"{id}\"] {}", css(DELIVERY_RETRY)));
+        // The view refreshes itself: a button found just before a refresh is gone by the click, so
+        // find and click again until a click lands.
+        callbridge_e2e::eventually_async(std::time::Duration::from_secs(20), "the Retry button", || async {
+            self.driver.find(button.clone()).await.ok()?.click().await.ok()
+        })
+        .await;
+        wait_text(self.driver, ACTIVITY_RESULT, "the retry result", |t| !t.is_empty() && !t.starts_with("Retrying")).await
+    }
+
+    /// Scrolls the Activity view into sight (for screenshots).
+    pub async fn show_activity(&self) {
+        element(self.driver, ACTIVITY).await.scroll_into_view().await.expect("scroll");
+    }
+}
+
+fn css(id: TestId) -> String {
+    format!("[data-testid=\"{}\"]", id.0)
+}
+
+/// Reads every row of the Activity view by its cells' `data-testid`s.
+const READ_DELIVERIES: &str = r#"
+const cell = (row, id) => (row.querySelector(`[data-testid="${id}"]`) || {}).textContent || "";
+return [...document.querySelectorAll('[data-testid="delivery-row"]')].map((row) => ({
+  id: row.dataset.deliveryId,
+  event: cell(row, "delivery-event"),
+  rule: cell(row, "delivery-rule"),
+  url: cell(row, "delivery-url"),
+  status: cell(row, "delivery-status"),
+  attempts: cell(row, "delivery-attempts"),
+  error: cell(row, "delivery-error"),
+  can_retry: Boolean(row.querySelector('[data-testid="delivery-retry"]')),
+}));
+"#;
+
+/// One row of the Activity view, as text.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub event: String,
+    pub rule: String,
+    pub url: String,
+    pub status: String,
+    pub attempts: String,
+    pub error: String,
+    pub can_retry: bool,
 }
