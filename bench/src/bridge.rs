@@ -1,17 +1,16 @@
 //! The headless `callbridge` as the benchmark runs it: `callbridge serve --port N` on a config file
 //! written for the figure being measured, in a private home.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::process::{free_port, Launch, Running};
 
-/// TOML that switches the dial rate limit off, appended to the config of the `/make` figure: the issue
-/// measures the listener and the engine, not the throttle. Empty while the engine on this branch has no
-/// rate limit; when it gets one (issue #5, with its own config key), put the key here, e.g.
-/// `"[security]\ndial_rate_limit = 0\n"`. Forgetting shows: the run fails with "HTTP 429".
-pub const DIAL_RATE_LIMIT_OFF: &str = "";
+/// TOML that switches the dial rate limit off (`[security] dials_per_minute = 0`), appended to the config
+/// of the `/make` figure: the issue measures the listener and the engine, not the throttle. If the key
+/// ever changes, the run fails with "HTTP 429" until it is changed here too.
+pub const DIAL_RATE_LIMIT_OFF: &str = "[security]\ndials_per_minute = 0\n";
 
 /// What a headless config holds beyond the port.
 #[derive(Debug, Default, Clone)]
@@ -22,6 +21,8 @@ pub struct Setup {
     pub no_rate_limit: bool,
     /// GET this URL template on `incoming` and `ended`.
     pub notify_url: Option<String>,
+    /// Keep the store in a directory under this one (a tmpfs, to take the disk's `fsync` out).
+    pub data_under: Option<PathBuf>,
 }
 
 impl Setup {
@@ -50,12 +51,22 @@ pub fn start(binary: &Path, setup: &Setup) -> Result<Running> {
     let mut launch = Launch::new(binary, &["serve", "--port", &port_arg], port)?;
     let config = launch.write("callbridge.toml", &setup.toml(port))?;
     launch.env("CALLBRIDGE_CONFIG", config);
+    if let Some(parent) = &setup.data_under {
+        launch.data_under(parent)?;
+    }
     launch.start("the headless callbridge")
 }
 
 /// Which notification outbox the engine used, judged by what it left in its home: a durable outbox
 /// keeps a SQLite file there; the in-memory one leaves nothing.
-pub fn outbox_kind(home: &Path) -> String {
+pub fn outbox_kind(running: &Running) -> String {
+    let mut dirs = vec![running.home.clone()];
+    dirs.extend(running.data.clone());
+    outbox_kind_in(&dirs)
+}
+
+/// [`outbox_kind`] for the program whose files are in `dirs`.
+fn outbox_kind_in(dirs: &[PathBuf]) -> String {
     fn sqlite_files(dir: &Path, found: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
@@ -73,7 +84,9 @@ pub fn outbox_kind(home: &Path) -> String {
         std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == magic
     }
     let mut found = Vec::new();
-    sqlite_files(home, &mut found);
+    for dir in dirs {
+        sqlite_files(dir, &mut found);
+    }
     if found.is_empty() {
         "in-memory outbox".into()
     } else {
@@ -87,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_config_has_the_far_end_and_the_rules() {
-        let setup = Setup { far_end: Some((1, 2, 1)), no_rate_limit: true, notify_url: Some("http://127.0.0.1:9/n?e=$event".into()) };
+        let setup = Setup { far_end: Some((1, 2, 1)), no_rate_limit: true, notify_url: Some("http://127.0.0.1:9/n?e=$event".into()), data_under: None };
         let toml = setup.toml(4242);
         assert!(toml.contains("port = 4242"));
         assert!(toml.contains("ring_after_ms = 1\nanswer_after_ms = 2\nhangup_after_ms = 1"));
@@ -98,9 +111,10 @@ mod tests {
     #[test]
     fn a_sqlite_file_means_a_durable_outbox() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(outbox_kind(dir.path()), "in-memory outbox");
+        let dirs = [dir.path().to_owned()];
+        assert_eq!(outbox_kind_in(&dirs), "in-memory outbox");
         std::fs::create_dir_all(dir.path().join("data/callbridge")).expect("mkdir");
         std::fs::write(dir.path().join("data/callbridge/store.db"), b"SQLite format 3\0rest").expect("write");
-        assert_eq!(outbox_kind(dir.path()), "durable outbox (store.db)");
+        assert_eq!(outbox_kind_in(&dirs), "durable outbox (store.db)");
     }
 }

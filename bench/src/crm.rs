@@ -1,6 +1,7 @@
 //! The CRM's server, as far as the benchmark needs one: an HTTP server on loopback, in this process, that
-//! notes when each notification arrived. The notification URLs carry `$event` and `$callid`, so each
-//! arrival can be matched afterwards to the moment the event was injected into CallBridge.
+//! notes when each notification arrived. The notification URLs carry `$event` and `$callerid` (each
+//! benchmark call has a number of its own), so each arrival can be matched afterwards to the moment the
+//! event was injected into CallBridge.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +14,8 @@ use axum::Router;
 #[derive(Debug, Clone)]
 pub struct Arrival {
     pub event: String,
-    pub call_id: String,
+    /// The call's number (`$callerid`), decoded.
+    pub number: String,
     pub at: Instant,
 }
 
@@ -43,7 +45,7 @@ impl TimingCrm {
 
     /// The notification URL template for CallBridge's config.
     pub fn url_template(&self) -> String {
-        format!("http://{}/notify?event=$event&call=$callid", self.addr)
+        format!("http://{}/notify?event=$event&number=$callerid", self.addr)
     }
 
     pub fn count(&self) -> usize {
@@ -59,11 +61,12 @@ impl TimingCrm {
 async fn arrive(State(arrivals): State<Arrivals>, RawQuery(query): RawQuery) -> &'static str {
     let at = Instant::now();
     let query = query.unwrap_or_default();
-    let mut arrival = Arrival { event: String::new(), call_id: String::new(), at };
+    let mut arrival = Arrival { event: String::new(), number: String::new(), at };
     for pair in query.split('&') {
         match pair.split_once('=') {
             Some(("event", v)) => arrival.event = v.to_owned(),
-            Some(("call", v)) => arrival.call_id = v.to_owned(),
+            // Numbers are digits and a leading `+`, which arrives percent-encoded.
+            Some(("number", v)) => arrival.number = v.replace("%2B", "+"),
             _ => {}
         }
     }

@@ -21,13 +21,15 @@ use tokio::task::JoinSet;
 
 use crate::stats::Latencies;
 
-/// A client that keeps connections open and reuses them, HTTP/1.1 as a CRM's browser would use.
+/// A client that keeps connections open and reuses them, HTTP/1.1 as a CRM's browser would use. Idle
+/// connections are let go after 5 s, before CallBridge's listener closes them (it allows 10 s for the
+/// next request's headers): reusing one it is closing just then fails the request.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .http1_only()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap_or_else(|e| panic!("cannot build the load generator's HTTP client: {e}"))
@@ -135,7 +137,8 @@ impl Batch<Duration> {
 pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Starts `job(i)` for i = 0, 1, 2, … at `rate` per second for `duration`, without waiting for
-/// earlier ones (up to [`MAX_IN_FLIGHT`] at once), and collects their results.
+/// earlier ones (up to [`MAX_IN_FLIGHT`] at once), and collects their results. When the server cannot
+/// keep up, fewer jobs start within `duration` ([`Batch::started_rate`] shows it); none start after.
 pub async fn fixed_rate<T, F, Fut>(rate: f64, duration: Duration, job: F) -> Batch<T>
 where
     T: Send + 'static,
@@ -149,10 +152,10 @@ where
     let total = (rate * duration.as_secs_f64()).round() as usize;
     let mut batch = Batch { done: Vec::with_capacity(total), errors: BTreeMap::new(), sending: Duration::ZERO, elapsed: Duration::ZERO };
     let mut sent = 0;
-    while sent < total {
+    while sent < total && started.elapsed() < duration {
         ticker.tick().await;
         let due = ((rate * started.elapsed().as_secs_f64()) as usize).min(total);
-        while sent < due {
+        while sent < due && started.elapsed() < duration {
             while tasks.len() >= MAX_IN_FLIGHT {
                 if let Some(result) = tasks.join_next().await {
                     batch.record(result);

@@ -39,15 +39,19 @@ struct Cli {
     /// The desktop app (default: `callbridge-desktop` beside this one, if it is there).
     #[arg(long)]
     desktop: Option<PathBuf>,
-    /// Shell command that opens the desktop app's settings window.
+    /// Shell command that opens the desktop app's settings window (default: `"$CALLBRIDGE_DESKTOP" --open settings`).
     #[arg(long, env = "CALLBRIDGE_BENCH_OPEN_SETTINGS")]
     desktop_open_settings: Option<String>,
-    /// Shell command that closes it again.
+    /// Shell command that closes it again (default: WM_DELETE_WINDOW to "CallBridge Settings").
     #[arg(long, env = "CALLBRIDGE_BENCH_CLOSE_SETTINGS")]
     desktop_close_settings: Option<String>,
     /// The Linux package (default: the newest `bundle/deb/*.deb` beside this binary, if any).
     #[arg(long)]
     deb: Option<PathBuf>,
+    /// Keep the engine's SQLite store on a tmpfs (/dev/shm) for figures 1 and 2, where fsync costs
+    /// nothing: shows how much of a figure is the disk's.
+    #[arg(long)]
+    store_on_tmpfs: bool,
     /// Only these figures (1 to 5; all by default).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
@@ -140,7 +144,10 @@ fn programs(cli: &Cli) -> Result<Programs> {
 
 /// Runs the figures, prints the table; false if a measurement failed.
 fn bench(cli: &Cli) -> Result<bool> {
-    let plan = if cli.quick { Plan::quick() } else { Plan::full() };
+    let mut plan = if cli.quick { Plan::quick() } else { Plan::full() };
+    if cli.store_on_tmpfs {
+        plan.data_under = Some(PathBuf::from("/dev/shm"));
+    }
     let programs = programs(cli)?;
     let machine = machine::Machine::describe();
     // A freshly built binary's pages are dirty in the page cache until written back, and smaps counts

@@ -45,8 +45,11 @@ pub struct Running {
     /// From `exec` to the first 200 on `/health`.
     pub started_in: Duration,
     pub home: PathBuf,
+    /// Where its data is when not in the home ([`Launch::data_under`]).
+    pub data: Option<PathBuf>,
     log: PathBuf,
     _home: Option<tempfile::TempDir>,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Running {
@@ -93,6 +96,7 @@ pub struct Launch {
     port: u16,
     home: tempfile::TempDir,
     log: PathBuf,
+    data: Option<tempfile::TempDir>,
 }
 
 impl Launch {
@@ -110,12 +114,21 @@ impl Launch {
             .env("XDG_CACHE_HOME", home.path().join("cache"))
             .env("XDG_STATE_HOME", home.path().join("state"))
             .stdin(Stdio::null());
-        Ok(Launch { command, port, home, log })
+        Ok(Launch { command, port, home, log, data: None })
     }
 
     pub fn env(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Self {
         self.command.env(key, value);
         self
+    }
+
+    /// Keeps the program's data (its SQLite store) in a fresh directory under `parent` instead of the
+    /// home, e.g. on a tmpfs where `fsync` costs nothing.
+    pub fn data_under(&mut self, parent: &Path) -> Result<&mut Self> {
+        let dir = tempfile::Builder::new().prefix("callbridge-bench-data-").tempdir_in(parent).with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+        self.command.env("XDG_DATA_HOME", dir.path());
+        self.data = Some(dir);
+        Ok(self)
     }
 
     /// Writes `text` to `relative` inside the home (creating directories), e.g. the config file.
@@ -135,7 +148,7 @@ impl Launch {
         let started = Instant::now();
         let child = self.command.spawn().with_context(|| format!("cannot start {what} ({:?})", self.command.get_program()))?;
         let mut running =
-            Running { child, port: self.port, started_in: Duration::ZERO, home: self.home.path().to_owned(), log: self.log, _home: Some(self.home) };
+            Running { child, port: self.port, started_in: Duration::ZERO, home: self.home.path().to_owned(), data: self.data.as_ref().map(|d| d.path().to_owned()), log: self.log, _home: Some(self.home), _data: self.data };
         loop {
             if healthy(running.port) {
                 running.started_in = started.elapsed();

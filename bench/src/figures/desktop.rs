@@ -5,9 +5,11 @@
 //! The app is measured as "a process tree started by a command": it is started in a private home with a
 //! config whose listener port is known, start-up is timed to its listener's first `/health` answer, and
 //! memory is summed over the tree. Without a display, a private Xvfb server is started for it. The
-//! settings window is opened and closed by shell commands given on the command line
-//! (`--desktop-open-settings`, `--desktop-close-settings`); they run with the app's environment
-//! (DISPLAY, HOME, …) and `CALLBRIDGE_DESKTOP` set to the app's binary.
+//! settings window is opened and closed by shell commands, which run with the app's environment
+//! (DISPLAY, HOME, …) and `CALLBRIDGE_DESKTOP` set to the app's binary. By default they are what a
+//! user does: launching the app again with `--open settings` (the running instance opens the window),
+//! and the window's close button (`close-window.py` sends WM_DELETE_WINDOW to the window titled
+//! "CallBridge Settings"); `--desktop-open-settings` and `--desktop-close-settings` replace them.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +23,12 @@ use crate::process::{free_port, Launch, Running};
 use crate::procfs;
 use crate::stats::{mib, ms};
 use crate::table::Row;
+
+/// Sends WM_DELETE_WINDOW to a window by title (see the script).
+const CLOSE_WINDOW_PY: &str = include_str!("../../close-window.py");
+
+/// The settings window's title, as `src-tauri/src/windows.rs` sets it.
+const SETTINGS_TITLE: &str = "CallBridge Settings";
 
 /// How long a window gets to open, or its processes to go, before memory is read.
 const WINDOW_SETTLE: Duration = Duration::from_secs(3);
@@ -108,26 +116,22 @@ fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>>
             .compared("a bare Tauri 2 tray app: about 26 MiB (issue #7)")
             .target("≤ 35 MiB", at_idle.memory.private_dirty_kib <= 35 * 1024),
     ];
-    rows.push(match (&programs.open_settings, &programs.close_settings) {
-        (Some(open), Some(close)) => {
-            run_hook(open, &app, desktop, &display)?;
-            std::thread::sleep(WINDOW_SETTLE);
-            let (open_mem, open_procs) = procfs::tree_memory(app.pid())?;
-            run_hook(close, &app, desktop, &display)?;
-            std::thread::sleep(WINDOW_SETTLE);
-            let (after, procs) = procfs::tree_memory(app.pid())?;
-            let grew = after.rss_kib.saturating_sub(at_idle.memory.rss_kib);
-            Row::new("3", "desktop after opening and closing settings", format!("{} in {procs} processes (+{})", mib(after.rss_kib), mib(grew)))
-                .compared(format!("idle {}; window open {} in {open_procs} processes", mib(at_idle.memory.rss_kib), mib(open_mem.rss_kib)))
-                .target("within 10 MiB of idle", grew <= 10 * 1024)
-        }
-        _ => Row::absent(
-            "3",
-            "desktop after opening and closing settings",
-            "not measured: give --desktop-open-settings and --desktop-close-settings",
-            "within 10 MiB of idle",
-        ),
-    });
+    let script = app.home.join("close-window.py");
+    std::fs::write(&script, CLOSE_WINDOW_PY)?;
+    let open = programs.open_settings.clone().unwrap_or_else(|| "\"$CALLBRIDGE_DESKTOP\" --open settings".into());
+    let close = programs.close_settings.clone().unwrap_or_else(|| format!("python3 '{}' '{SETTINGS_TITLE}'", script.display()));
+    run_hook(&open, &app, desktop, &display)?;
+    std::thread::sleep(WINDOW_SETTLE);
+    let (open_mem, open_procs) = procfs::tree_memory(app.pid())?;
+    run_hook(&close, &app, desktop, &display)?;
+    std::thread::sleep(WINDOW_SETTLE);
+    let (after, procs) = procfs::tree_memory(app.pid())?;
+    let grew = after.rss_kib.saturating_sub(at_idle.memory.rss_kib);
+    rows.push(
+        Row::new("3", "desktop after opening and closing settings", format!("{} in {procs} processes (+{})", mib(after.rss_kib), mib(grew)))
+            .compared(format!("idle {}; window open {} in {open_procs} processes", mib(at_idle.memory.rss_kib), mib(open_mem.rss_kib)))
+            .target("within 10 MiB of idle", grew <= 10 * 1024),
+    );
     rows.push(
         Row::new("3", format!("desktop wake-ups at idle, all processes (over {} s)", plan.idle_window.as_secs_f64()), format!("{:.2}/s", at_idle.wakeups_per_sec))
             .target("≤ 1/s", at_idle.wakeups_per_sec <= 1.0),

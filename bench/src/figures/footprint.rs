@@ -79,7 +79,7 @@ fn idle_rows(when: &str, threads: usize, idle: &Idle, window: Duration) -> [Row;
 
 fn measure(rt: &Runtime, plan: &Plan, programs: &Programs) -> Result<Vec<Row>> {
     let crm = rt.block_on(TimingCrm::start())?;
-    let setup = Setup { far_end: Some((1, 2, 1)), no_rate_limit: false, notify_url: Some(crm.url_template()) };
+    let setup = Setup { far_end: Some((1, 2, 1)), no_rate_limit: true, notify_url: Some(crm.url_template()), data_under: None };
     let mut bridge = bridge::start(&programs.headless, &setup)?;
     let fresh = idle(bridge.pid(), plan.idle_settle, plan.idle_window)?;
     let fresh_threads = procfs::threads(bridge.pid())?;

@@ -65,7 +65,7 @@ pub fn rows(rt: &Runtime, plan: &Plan, programs: &Programs) -> Vec<Row> {
 fn measure(rt: &Runtime, plan: &Plan, programs: &Programs) -> Result<Vec<Row>> {
     let port = free_port()?;
     let floor = Launch::new(&programs.bench, &["floor", "--port", &port.to_string()], port)?.start("the bare axum floor")?;
-    let setup = Setup { far_end: Some((1, 2, 1)), no_rate_limit: true, notify_url: None };
+    let setup = Setup { far_end: Some((1, 2, 1)), no_rate_limit: true, notify_url: None, data_under: plan.data_under.clone() };
     let bridge = bridge::start(&programs.headless, &setup)?;
     let mut targets = [
         Target { name: "the floor", running: floor, client: load::client() },
@@ -108,12 +108,12 @@ fn measure(rt: &Runtime, plan: &Plan, programs: &Programs) -> Result<Vec<Row>> {
     let p99_met = ratio <= 1.5 && bridge_lat.p99 <= Duration::from_millis(1);
     let rate = format!("{:.0} req/s", plan.make_rate);
     Ok(vec![
-        Row::new("1", format!("`GET /make` p50 at {rate} ({} requests, {bridge_rate:.0} req/s achieved)", bridge_lat.count), ms(bridge_lat.p50))
+        Row::new("1", format!("`GET /make` p50 at {rate} ({} requests, {bridge_rate:.0} req/s achieved){}", bridge_lat.count, plan.store_note()), ms(bridge_lat.p50))
             .compared(format!("floor {}", ms(floor_lat.p50))),
         Row::new("1", format!("`GET /make` p99 at {rate}"), format!("{} (max {})", ms(bridge_lat.p99), ms(bridge_lat.max)))
             .compared(format!("floor {} (max {}); CallBridge = {ratio:.2} × floor", ms(floor_lat.p99), ms(floor_lat.max)))
             .target("≤ 1.5 × floor p99 and ≤ 1 ms", p99_met),
-        Row::new("1", format!("`GET /make` max throughput, closed loop, {} connections", plan.make_connections), format!("{:.0} req/s", closed[1].throughput()))
+        Row::new("1", format!("`GET /make` max throughput, closed loop, {} connections{}", plan.make_connections, plan.store_note()), format!("{:.0} req/s", closed[1].throughput()))
             .compared(format!("floor {:.0} req/s", closed[0].throughput())),
         Row::new("1", format!("headless RSS after {calls} `/make` calls"), after),
     ])

@@ -41,6 +41,20 @@ pub struct Plan {
     pub idle_window: Duration,
     /// Start-up: how many fresh starts.
     pub startups: usize,
+    /// Figures 1 and 2 keep the engine's store under this directory (a tmpfs, `--store-on-tmpfs`)
+    /// instead of its home on disk, to show what the disk's `fsync` costs.
+    pub data_under: Option<PathBuf>,
+}
+
+impl Plan {
+    /// Said after the figures 1 and 2 measured with the store off the disk.
+    pub fn store_note(&self) -> &'static str {
+        if self.data_under.is_some() {
+            " [store on tmpfs: no fsync cost]"
+        } else {
+            ""
+        }
+    }
 }
 
 impl Plan {
@@ -61,6 +75,7 @@ impl Plan {
             idle_settle: Duration::from_secs(5),
             idle_window: Duration::from_secs(30),
             startups: 20,
+            data_under: None,
         }
     }
 
@@ -81,6 +96,7 @@ impl Plan {
             idle_settle: Duration::from_millis(500),
             idle_window: Duration::from_secs(2),
             startups: 3,
+            data_under: None,
         }
     }
 }
