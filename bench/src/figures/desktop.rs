@@ -35,7 +35,11 @@ const WINDOW_SETTLE: Duration = Duration::from_secs(3);
 
 pub fn rows(plan: &Plan, programs: &Programs) -> Vec<Row> {
     let Some(desktop) = programs.desktop.as_deref() else {
-        let why = "desktop app not built (no callbridge-desktop beside callbridge)";
+        let why = if plan.quick {
+            "not measured in quick mode unless --desktop is given"
+        } else {
+            "desktop app not built (no callbridge-desktop beside callbridge)"
+        };
         return vec![
             Row::absent("3", "desktop idle RSS, all processes", why, "≤ 130 MiB"),
             Row::absent("3", "desktop idle private dirty, all processes", why, "≤ 35 MiB"),
