@@ -73,14 +73,7 @@ impl FakeCrm {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("fake CRM cannot bind {addr}: {e}"));
         let addr = listener.local_addr().expect("local addr");
         let app = Router::new().fallback(record).with_state(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stop = crate::serve_until_stopped(listener, app);
         FakeCrm { addr, shared, stop: Some(stop) }
     }
 

@@ -113,14 +113,7 @@ impl FakeTelecmi {
             .route("/v2/c2c/hangup", post(hangup))
             .fallback(unknown)
             .with_state(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stop = crate::serve_until_stopped(listener, app);
         FakeTelecmi { addr, shared, stop: Some(stop) }
     }
 
