@@ -12,15 +12,29 @@ pub fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name)
 }
 
-/// A loopback port free for both UDP and TCP right now (SIP listens on both).
+/// A loopback port free for both UDP and TCP right now (SIP listens on both), never handed out twice
+/// by this process.
+///
+/// Ports come from below Linux's ephemeral range (32768–60999), stepping by 4 from an offset taken
+/// from the process id: a port from `bind(0)` could be taken again before the program it was meant
+/// for binds it — by a test running in parallel, by the source port of any outgoing connection, or
+/// by a client connecting to itself while it retries a port nobody listens on yet. sipp also uses
+/// the ports just above its media port, hence the step.
 pub fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
-        let port = tcp.local_addr().expect("local addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SLOTS: u32 = 3_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id() % SLOTS, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SLOTS {
+        let slot = NEXT.fetch_add(1, Ordering::SeqCst) % SLOTS;
+        let port = u16::try_from(FIRST + slot * 4).expect("below 32768");
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
             return port;
         }
     }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + SLOTS * 4);
 }
 
 /// A running sipp.

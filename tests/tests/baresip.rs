@@ -60,6 +60,11 @@ audio_source = ""
 
 /// Waits until the provider reports ready: connected to baresip, account in place.
 async fn wait_ready(bridge: &Bridge) {
+    wait_ready_or_explain(bridge, String::new).await;
+}
+
+/// [`wait_ready`], adding `explain()` (baresip's own account of itself) to the failure message.
+async fn wait_ready_or_explain(bridge: &Bridge, explain: impl Fn() -> String) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (_, body) = bridge.get("/api/v1/status").await;
@@ -69,8 +74,9 @@ async fn wait_ready(bridge: &Bridge) {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "baresip never became ready: {}\nlogs:\n{}",
+            "baresip never became ready: {}\n{}\nlogs:\n{}",
             body["status"]["provider"],
+            explain(),
             bridge.logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -166,28 +172,43 @@ async fn an_incoming_sip_call_rings_the_crm_and_answer_and_end_control_it() {
 /// baresip as a user runs it: their own config directory with ctrl_tcp and menu loaded.
 struct OwnBaresip {
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl OwnBaresip {
     fn start(dir: &Path, control: u16, sip: u16) -> OwnBaresip {
+        // RTP below the test kit's ports, so a call's media never takes a port handed to another test.
         std::fs::write(
             dir.join("config"),
             format!(
-                "sip_listen 127.0.0.1:{sip}\naudio_player\naudio_source\naudio_alert\nmodule_path /usr/lib/baresip/modules\n\
-                 module g711.so\nmodule_tmp account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{control}\n"
+                "sip_listen 127.0.0.1:{sip}\naudio_player\naudio_source\naudio_alert\nrtp_ports 10000-19999\n\
+                 module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_tmp account.so\nmodule_app menu.so\n\
+                 module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{control}\n"
             ),
         )
         .expect("write baresip config");
         std::fs::write(dir.join("accounts"), "<sip:me@127.0.0.1>;regint=0;answermode=manual\n").expect("write accounts");
+        let log = dir.join("baresip.log");
+        let output = std::fs::File::create(&log).expect("create baresip.log");
         let child = Command::new("baresip")
             .arg("-f")
             .arg(dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output.try_clone().expect("dup baresip.log"))
+            .stderr(output)
             .spawn()
             .expect("baresip runs (scripts/deps.sh test installs baresip-core)");
-        OwnBaresip { child }
+        OwnBaresip { child, log }
+    }
+
+    /// Whether baresip still runs, and what it printed: for failure messages.
+    fn explain(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(Some(status)) => format!("baresip exited: {status}"),
+            Ok(None) => "baresip is running".to_owned(),
+            Err(e) => format!("baresip's state is unknown: {e}"),
+        };
+        format!("{state}; its output:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 }
 
@@ -214,8 +235,8 @@ async fn callbridge_finds_a_user_run_baresip_again_after_it_restarts() {
     let (_, status) = bridge.get("/api/v1/status").await;
     assert_eq!(status["status"]["provider"]["ready"], false);
     assert!(status["status"]["provider"]["problem"].as_str().is_some_and(|p| p.contains(&control.to_string())), "{status}");
-    let baresip = OwnBaresip::start(dir.path(), control, sip);
-    wait_ready(&bridge).await;
+    let baresip = std::sync::Mutex::new(OwnBaresip::start(dir.path(), control, sip));
+    wait_ready_or_explain(&bridge, || baresip.lock().map(|mut b| b.explain()).unwrap_or_default()).await;
 
     // baresip goes away: commands fail with a reason, and CallBridge waits for it to come back.
     drop(baresip);
@@ -231,8 +252,8 @@ async fn callbridge_finds_a_user_run_baresip_again_after_it_restarts() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let _baresip = OwnBaresip::start(dir.path(), control, sip);
-    wait_ready(&bridge).await;
+    let baresip = std::sync::Mutex::new(OwnBaresip::start(dir.path(), control, sip));
+    wait_ready_or_explain(&bridge, || baresip.lock().map(|mut b| b.explain()).unwrap_or_default()).await;
     let (status, body) = bridge.get("/make/0301234567").await;
     assert_eq!(status, 200, "{body}");
     eventually(WAIT, "sipp to receive the INVITE", || far_end.messages().contains("INVITE sip:0301234567@").then_some(())).await;
