@@ -143,7 +143,7 @@ impl Services {
     /// The OS keyring; the store file (`[store] path`, else the platform's data directory) with the
     /// durable outbox; the refusing approver. Must be called inside a Tokio runtime.
     pub fn standard(config: &Config) -> Result<Services, StoreError> {
-        let store = Store::open(&config.store.file()?)?;
+        let store = Store::open(&config.store.file()?, config.store.durability)?;
         Ok(Services::with_store(config, Arc::new(Keyring), store))
     }
 

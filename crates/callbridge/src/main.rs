@@ -156,7 +156,7 @@ async fn serve(path: &std::path::Path, port: Option<u16>, store: Option<PathBuf>
     let token = keyring_token(&config.security.token_entry).await;
     check_exposure(&config, addr, &token)?;
     let store_file = config.store.file()?;
-    let store = callbridge::store::Store::open(&store_file)?;
+    let store = callbridge::store::Store::open(&store_file, config.store.durability)?;
     let mut services = Services::with_store(&config, Arc::new(Keyring), store);
     services.config_file = Some(path.to_owned());
     let engine = Engine::start_with(config.clone(), services);

@@ -127,6 +127,22 @@ pub enum RetryError {
     Store(#[from] StoreError),
 }
 
+/// The pending deliveries due by `?1` that head their call (no older delivery of the call is still
+/// pending), longest due first. `INDEXED BY` pins the plan: without statistics SQLite may prefer
+/// `deliveries_pending` and sort every pending row.
+const DUE: &str = "SELECT id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body
+     FROM deliveries d INDEXED BY deliveries_due
+     WHERE status = 'pending' AND next_attempt_at <= ?1
+       AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)
+     ORDER BY next_attempt_at, id";
+
+/// The pending deliveries that head their call, soonest due first.
+const NEXT_DUE: &str = "SELECT call_id, next_attempt_at
+     FROM deliveries d INDEXED BY deliveries_due
+     WHERE status = 'pending'
+       AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)
+     ORDER BY next_attempt_at, id";
+
 const ENTRY_COLUMNS: &str = "id, idempotency_key, call_id, event, rule_id, method, url, status, attempts, created_at, \
      expires_at, next_attempt_at, last_attempt_at, last_http_status, last_error, finished_at";
 
@@ -167,20 +183,20 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` deliveries due at `now`: for each call, only its oldest pending delivery, and none
-    /// of the calls in `busy` (which have an attempt in flight).
+    /// Up to `limit` deliveries due at `now`, the longest due first: for each call, only its oldest
+    /// pending delivery, and none of the calls in `busy` (which have an attempt in flight).
+    ///
+    /// Both this and [`Store::next_due_at`] walk the pending rows in due order through the
+    /// `deliveries_due` index and stop as soon as they have their answer, so the worker's cost per
+    /// attempt does not grow with the backlog or the delivery log.
     pub fn due(&self, now: i64, busy: &[CallId], limit: usize) -> Result<Vec<Due>, StoreError> {
         let conn = self.conn();
-        let mut select = conn.prepare_cached(
-            "SELECT id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body
-             FROM deliveries d
-             WHERE status = 'pending' AND next_attempt_at <= ?1
-               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)
-             ORDER BY id",
-        )?;
-        let rows = select.query_map([now], due_from_row)?;
+        let mut select = conn.prepare_cached(DUE)?;
         let mut due = Vec::new();
-        for row in rows {
+        if limit == 0 {
+            return Ok(due);
+        }
+        for row in select.query_map([now], due_from_row)? {
             let d = row??;
             if busy.contains(&d.delivery.call_id) {
                 continue;
@@ -197,20 +213,15 @@ impl Store {
     /// `busy`.
     pub fn next_due_at(&self, busy: &[CallId]) -> Result<Option<i64>, StoreError> {
         let conn = self.conn();
-        let mut select = conn.prepare_cached(
-            "SELECT call_id, next_attempt_at FROM deliveries d
-             WHERE status = 'pending'
-               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)",
-        )?;
+        let mut select = conn.prepare_cached(NEXT_DUE)?;
         let rows = select.query_map([], |row| Ok((CallId::from(row.get::<_, String>(0)?), row.get::<_, i64>(1)?)))?;
-        let mut next: Option<i64> = None;
         for row in rows {
             let (call, at) = row?;
             if !busy.contains(&call) {
-                next = Some(next.map_or(at, |n| n.min(at)));
+                return Ok(Some(at));
             }
         }
-        Ok(next)
+        Ok(None)
     }
 
     /// Records attempt number `attempt` of delivery `id` and what happens next, in one transaction.
@@ -438,6 +449,32 @@ mod tests {
     }
 
     #[test]
+    fn due_deliveries_come_longest_due_first_through_the_due_index() {
+        let store = Store::in_memory();
+        store.enqueue(&[delivery("a", "incoming"), delivery("b", "incoming"), delivery("c", "incoming")], DAY).expect("enqueue");
+        let now = now_ms();
+        let due = store.due(now, &[], 10).expect("due");
+        // a failed long ago and is due again; b only later: a comes first, b waits.
+        store.finish_attempt(due[0].id, 1, now - 10_000, &unavailable(), Next::RetryIn(1_000)).expect("finish a");
+        store.finish_attempt(due[1].id, 1, now, &unavailable(), Next::RetryIn(60_000)).expect("finish b");
+        let keys = |due: Vec<Due>| due.into_iter().map(|d| d.delivery.call_id.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["a", "c"]);
+        assert_eq!(keys(store.due(now, &[CallId::from("a")], 1).expect("due")), ["c"]);
+        assert_eq!(store.next_due_at(&[CallId::from("a"), CallId::from("c")]).expect("next"), Some(now + 60_000));
+        assert_eq!(store.due(now, &[], 0).expect("due").len(), 0);
+
+        // Neither question reads the delivered rows or sorts: both walk the partial index in order.
+        let conn = store.conn();
+        for sql in [DUE, NEXT_DUE] {
+            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("explain");
+            let zeros = rusqlite::params_from_iter(std::iter::repeat_n(0, plan.parameter_count()));
+            let steps: Vec<String> = plan.query_map(zeros, |row| row.get::<_, String>(3)).expect("plan").map(|r| r.expect("step")).collect();
+            assert!(steps.iter().any(|s| s.contains("USING INDEX deliveries_due")), "{steps:?}");
+            assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{steps:?}");
+        }
+    }
+
+    #[test]
     fn the_log_shows_attempts_and_a_failed_delivery_can_be_retried() {
         let store = Store::in_memory();
         store.enqueue(&[delivery("a", "incoming")], DAY).expect("enqueue");
@@ -483,10 +520,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.sqlite3");
         {
-            let store = Store::open(&path).expect("open");
+            let store = Store::open(&path, crate::store::Durability::Crash).expect("open");
             store.enqueue(&[delivery("a", "incoming"), delivery("a", "ended")], DAY).expect("enqueue");
         }
-        let store = Store::open(&path).expect("reopen");
+        let store = Store::open(&path, crate::store::Durability::Crash).expect("reopen");
         assert_eq!(store.delivery_counts().expect("counts"), (2, 0, 0));
         assert_eq!(store.due(now_ms(), &[], 10).expect("due")[0].delivery.headers, vec![("X-Api-Key".to_owned(), "k".to_owned())]);
     }
