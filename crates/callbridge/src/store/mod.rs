@@ -10,8 +10,9 @@
 //! would only matter if the machine lost power in the moment between the write and the OS writing it
 //! back. [`Durability::PowerLoss`] (`[store] durability = "power-loss"`) flushes every commit
 //! (`synchronous = FULL`) for those who want that moment covered too. One CallBridge owns the file at
-//! a time: it is opened with an exclusive lock, and a second instance is told so instead of sending
-//! the same notifications twice.
+//! a time: it holds a lock on `callbridge.sqlite3.lock` beside it, and a second instance is told so
+//! instead of sending the same notifications twice. Checkpoints of the write-ahead log run on a
+//! thread of their own ([`checkpoint`]).
 //!
 //! The schema is versioned with SQLite's `user_version` and migrated forward on open; a file written by
 //! a newer CallBridge is refused rather than misread. Secrets never go in here.
@@ -20,6 +21,7 @@
 //! callers use it directly — also from async code, where the wait is far below a scheduler tick.
 
 pub mod calls;
+mod checkpoint;
 pub mod deliveries;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +114,8 @@ pub enum StoreError {
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("the store {path} is in use by another CallBridge; stop that one first (only one may send its notifications)")]
     Locked { path: PathBuf },
+    #[error("cannot lock {path}, which keeps a second CallBridge off the store: {source}")]
+    LockFile { path: PathBuf, source: std::io::Error },
     #[error("the store {path} was written by a newer CallBridge (schema {found}); this one reads schema {SCHEMA_VERSION}")]
     TooNew { path: PathBuf, found: i64 },
     #[error("cannot open the store {path}: {source}")]
@@ -125,6 +129,8 @@ pub enum StoreError {
 #[derive(Debug)]
 struct Inner {
     conn: Mutex<Connection>,
+    /// Held locked while the store is open: one process owns the outbox. `None` in memory.
+    _owner: Option<std::fs::File>,
     /// Where the file is; `None` for an in-memory store.
     path: Option<PathBuf>,
     /// Signalled when there is new work for the outbox worker (a new or retried delivery).
@@ -143,23 +149,15 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
         }
+        let owner = lock_owner(path)?;
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
-        let conn = Connection::open(path).map_err(open_err)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_millis(200)).map_err(open_err)?;
-        // Exclusive: one process owns the outbox. The lock is taken by the first transaction below.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(open_err)?;
-        match conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;") {
-            Ok(()) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
-            {
-                return Err(StoreError::Locked { path: path.to_owned() });
-            }
-            Err(source) => return Err(open_err(source)),
-        }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", durability.synchronous()).map_err(open_err)?;
-        Store::finish_open(conn, Some(path.to_owned()))
+        migrate(&conn, Some(path))?;
+        checkpoint::start(&mut conn, path)?;
+        Store::finish_open(conn, Some(path.to_owned()), Some(owner))
     }
 
     /// A store in memory only: the same schema and code, gone when the process ends. For tests and
@@ -167,13 +165,13 @@ impl Store {
     pub fn in_memory() -> Store {
         // Opening an in-memory database only fails when SQLite cannot allocate: nothing works then.
         let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("cannot open an in-memory SQLite database: {e}"));
-        Store::finish_open(conn, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"))
+        migrate(&conn, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"));
+        Store::finish_open(conn, None, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"))
     }
 
-    fn finish_open(conn: Connection, path: Option<PathBuf>) -> Result<Store, StoreError> {
+    fn finish_open(conn: Connection, path: Option<PathBuf>, owner: Option<std::fs::File>) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&conn, path.as_deref())?;
-        Ok(Store { inner: Arc::new(Inner { conn: Mutex::new(conn), path, outbox_changed: Notify::new() }) })
+        Ok(Store { inner: Arc::new(Inner { conn: Mutex::new(conn), _owner: owner, path, outbox_changed: Notify::new() }) })
     }
 
     /// The file, or `None` in memory.
@@ -210,6 +208,25 @@ impl Store {
 pub struct PurgeReport {
     pub calls: usize,
     pub deliveries: usize,
+}
+
+/// Takes the lock that makes this process the store's only user: `PATH.lock` beside the store, locked
+/// for as long as the returned file is open (the OS lets go of it if the process dies).
+fn lock_owner(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::LockFile { path: lock_path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: path.to_owned() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::LockFile { path: lock_path, source }),
+    }
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`], one step per version, each in a transaction.
