@@ -14,8 +14,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -32,8 +32,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `stop` fires (or its sender is dropped).
 pub async fn serve(listener: TcpListener, app: Router, mut stop: oneshot::Receiver<()>) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    // HTTP/1.1 only: CRMs and browsers speak it to http://localhost (browsers use HTTP/2 only over TLS),
+    // and serving HTTP/2 too brought the `h2` crate into the binary (README, Performance).
+    let mut builder = Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -55,7 +57,7 @@ pub async fn serve(listener: TcpListener, app: Router, mut stop: oneshot::Receiv
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(tower::ServiceExt::oneshot(app, request).await.unwrap_or_else(|e| match e {})) }
                 });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
