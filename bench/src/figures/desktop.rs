@@ -33,6 +33,13 @@ const SETTINGS_TITLE: &str = "CallBridge Settings";
 /// How long a window gets to open, or its processes to go, before memory is read.
 const WINDOW_SETTLE: Duration = Duration::from_secs(3);
 
+/// How long a window's webview process gets to start after the window is opened, or to exit after
+/// it is closed.
+const WINDOW_WAIT: Duration = Duration::from_secs(20);
+
+/// WebKitGTK's web content process, as `/proc/PID/comm` shows it (15 bytes of `WebKitWebProcess`).
+const WEBVIEW_PROCESS: &str = "WebKitWebProces";
+
 pub fn rows(plan: &Plan, programs: &Programs) -> Vec<Row> {
     let Some(desktop) = programs.desktop.as_deref() else {
         let why = if plan.quick {
@@ -101,6 +108,14 @@ fn run_hook(command: &str, app: &Running, desktop: &Path, display: &str) -> Resu
     Ok(())
 }
 
+/// Polls `done` every 100 ms for up to [`WINDOW_WAIT`]; the measurement after it says what it finds.
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + WINDOW_WAIT;
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The command names of a process's descendants (the WebKit helpers of a desktop app).
 fn children(pid: u32) -> Vec<String> {
     let pids = procfs::tree(pid).unwrap_or_default();
@@ -131,13 +146,17 @@ fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>>
     let open = programs.open_settings.clone().unwrap_or_else(|| "\"$CALLBRIDGE_DESKTOP\" --open settings".into());
     let close = programs.close_settings.clone().unwrap_or_else(|| format!("python3 '{}' '{SETTINGS_TITLE}'", script.display()));
     run_hook(&open, &app, desktop, &display)?;
+    // A loaded machine may take seconds to start the webview: wait for it, then let the page settle.
+    let webview = |pid: u32| children(pid).iter().any(|n| n.starts_with(WEBVIEW_PROCESS));
+    wait_until(|| webview(app.pid()));
     std::thread::sleep(WINDOW_SETTLE);
     let (open_mem, open_procs) = procfs::tree_memory(app.pid())?;
     run_hook(&close, &app, desktop, &display)?;
+    wait_until(|| !webview(app.pid()));
     std::thread::sleep(WINDOW_SETTLE);
     let (after, procs) = procfs::tree_memory(app.pid())?;
     let left = children(app.pid());
-    let webview_left = left.iter().any(|n| n.starts_with("WebKitWebProces"));
+    let webview_left = left.iter().any(|n| n.starts_with(WEBVIEW_PROCESS));
     let grew = after.rss_kib.saturating_sub(at_idle.memory.rss_kib);
     let dirty_grew = after.private_dirty_kib.saturating_sub(at_idle.memory.private_dirty_kib);
     let left = if left.is_empty() { "none".to_owned() } else { left.join(", ") };
