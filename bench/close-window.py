@@ -27,6 +27,15 @@ x11.XFree.argtypes = [ctypes.c_void_p]
 x11.XSendEvent.argtypes = [ctypes.c_void_p, Window, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
 x11.XFlush.argtypes = [ctypes.c_void_p]
 x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+x11.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+
+# Windows come and go while the tree is walked (GTK creates and destroys helper windows); Xlib's
+# default handler exits the process on the BadWindow error that a vanished window gives. Ignore those.
+ErrorHandler = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+ignore_errors = ErrorHandler(lambda display, error: 0)
+x11.XSetErrorHandler.argtypes = [ErrorHandler]
+x11.XSetErrorHandler.restype = ctypes.c_void_p
+x11.XSetErrorHandler(ignore_errors)
 
 
 class ClientMessage(ctypes.Structure):
@@ -79,7 +88,7 @@ def main():
             event.xclient.data[0] = delete
             x11.XSendEvent(display, window, 0, 0, ctypes.byref(event))
             closed += 1
-    x11.XFlush(display)
+    x11.XSync(display, 0)
     x11.XCloseDisplay(display)
     if not closed:
         sys.exit(f"close-window: no window titled {wanted!r}")

@@ -4,6 +4,7 @@
 #   scripts/deps.sh desktop — building and running the tray app (WebKitGTK, appindicator, xdg-utils)
 #   scripts/deps.sh test   — everything the test suite runs against (keyring, SIP, desktop under Xvfb)
 #   scripts/deps.sh bench  — the benchmark (scripts/bench.sh): the desktop build, a D-Bus session, a keyring, Xvfb, strip
+#                            (the .deb needs nothing more: the Tauri CLI writes the archive itself)
 set -euo pipefail
 purpose=${1:-run}
 

@@ -1,9 +1,9 @@
-//! Tauri's build step, pointed at the top-level `tauri.conf.json` (the project keeps the desktop config
-//! beside the workspace manifest, as DESIGN.md lays out; paths inside it are relative to that file).
+//! Tauri's build step. The config is `src-tauri/tauri.conf.json`, where the Tauri CLI (`cargo tauri
+//! build`, which makes the `.deb`) looks for it beside the crate's `Cargo.toml`; paths inside it are
+//! relative to this directory.
 
 fn main() {
-    let attributes = tauri_build::Attributes::new().config_path("../tauri.conf.json");
-    if let Err(e) = tauri_build::try_build(attributes) {
+    if let Err(e) = tauri_build::try_build(tauri_build::Attributes::new()) {
         panic!("tauri-build failed: {e:#}");
     }
 }

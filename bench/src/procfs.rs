@@ -78,6 +78,17 @@ pub fn wakeups(_pid: u32) -> io::Result<u64> {
     unsupported()
 }
 
+/// A process's command name (`/proc/PID/comm`, at most 15 bytes: `WebKitWebProces`).
+#[cfg(target_os = "linux")]
+pub fn name(pid: u32) -> io::Result<String> {
+    Ok(read(format!("/proc/{pid}/comm"))?.trim_end().to_owned())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn name(_pid: u32) -> io::Result<String> {
+    unsupported()
+}
+
 /// Number of threads of a process.
 #[cfg(target_os = "linux")]
 pub fn threads(pid: u32) -> io::Result<usize> {

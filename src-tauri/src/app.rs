@@ -62,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             act_on(&handle, &args);
             Ok(())
         })
-        .build(tauri::generate_context!("../tauri.conf.json"))
+        .build(tauri::generate_context!())
         .context("cannot start the desktop app")?;
 
     app.run(|app, event| match event {

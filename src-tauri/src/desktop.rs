@@ -107,7 +107,7 @@ impl Desktop {
     /// Up to `n` different numbers of recent calls, newest first.
     pub fn recent_numbers(&self, n: usize) -> Vec<String> {
         let mut calls = self.engine().calls();
-        calls.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        calls.sort_by_key(|c| std::cmp::Reverse(c.started_at));
         let mut numbers: Vec<String> = Vec::new();
         for call in calls {
             if numbers.len() == n {
