@@ -27,7 +27,7 @@ pub(super) fn start(conn: &mut Connection, path: &Path) -> Result<(), super::Sto
     std::thread::Builder::new()
         .name("store-checkpoint".into())
         .spawn(move || run(&own, &woken))
-        .map_err(|e| super::StoreError::Corrupt(format!("cannot start the store's checkpoint thread: {e}")))?;
+        .map_err(super::StoreError::CheckpointThread)?;
     conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
         if pages >= WAL_PAGES {
             ask(&wake);

@@ -124,6 +124,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the store holds a record it cannot read: {0}")]
     Corrupt(String),
+    #[error("cannot start the store's checkpoint thread: {0}")]
+    CheckpointThread(std::io::Error),
 }
 
 #[derive(Debug)]

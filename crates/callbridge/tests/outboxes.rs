@@ -1,13 +1,14 @@
-//! The durable outbox on a real SQLite file under many calls at once: every delivery is delivered,
-//! each call's in the order it was queued, while the worker keeps many calls in flight and
-//! some deliveries fail and come back for their retry.
+//! Both outboxes under many calls at once: every delivery arrives, each call's in the order it was
+//! queued — the in-memory one while it closes the lanes of calls whose deliveries are all sent, the
+//! durable one on a real SQLite file with many calls in flight and failed deliveries coming back for
+//! their retry.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use callbridge::config::DeliveryConfig;
 use callbridge::notify::durable::DurableOutbox;
-use callbridge::notify::{Delivery, DeliveryLog, Outbox};
+use callbridge::notify::{Delivery, DeliveryLog, MemoryOutbox, Outbox, Sender};
 use callbridge::store::{Durability, Store};
 use callbridge::CallId;
 use callbridge_e2e::crm::FakeCrm;
@@ -24,6 +25,35 @@ fn delivery(crm: &FakeCrm, call: usize, step: usize) -> Delivery {
         body: None,
         idempotency_key: format!("{call_id}:e{step}:r"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_delivery_arrives_in_order_per_call_across_lane_sweeps() {
+    let crm = FakeCrm::start().await;
+    let log = Arc::new(DeliveryLog::default());
+    let outbox = MemoryOutbox::start(Sender::new(Duration::from_secs(10)), Arc::clone(&log));
+    // 300 calls (several sweeps of idle lanes), three deliveries each, queued in waves so that some
+    // calls' lanes go idle and are closed between their deliveries.
+    let (calls, steps) = (300, 3);
+    for step in 0..steps {
+        for call in 0..calls {
+            outbox.enqueue(vec![delivery(&crm, call, step)]);
+        }
+        if step == 0 {
+            crm.wait_for(calls, Duration::from_secs(30)).await;
+        }
+    }
+    let received = crm.wait_for(calls * steps, Duration::from_secs(30)).await;
+    assert_eq!(received.len(), calls * steps, "every delivery arrived once");
+    for call in 0..calls {
+        let order: Vec<String> = received
+            .iter()
+            .filter(|r| r.param("call") == Some(call.to_string()))
+            .filter_map(|r| r.param("step"))
+            .collect();
+        assert_eq!(order, ["0", "1", "2"], "call {call}'s deliveries in order");
+    }
+    assert_eq!(log.recent(1_000).len(), calls * steps, "every attempt was logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
