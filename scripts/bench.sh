@@ -13,7 +13,7 @@ scripts/deps.sh bench
 
 # Whether the run measures the desktop app (figures 3, 4) or the .deb (5).
 wants_desktop() {
-  [ -f src-tauri/Cargo.toml ] && [ "${CALLBRIDGE_BENCH_DESKTOP:-1}" != 0 ] || return 1
+  [ -f tauri.conf.json ] && [ "${CALLBRIDGE_BENCH_DESKTOP:-1}" != 0 ] || return 1
   local only="" arg prev=""
   for arg in "$@"; do
     case "$arg" in
@@ -32,7 +32,7 @@ if wants_desktop "$@"; then
     echo "Installing the Tauri CLI (cargo install tauri-cli), which builds the .deb" >&2
     cargo install tauri-cli --version "^2" --locked
   fi
-  # The CLI finds src-tauri/tauri.conf.json; the app and the bundle land in target/release.
+  # The CLI finds the top-level tauri.conf.json; the app and the bundle land in target/release.
   cargo tauri build --bundles deb
 fi
 # A private D-Bus session with an unlocked keyring, as the desktop app expects one.

@@ -2,11 +2,11 @@
 # Builds and runs CallBridge, installing what it needs first. With a graphical session (DISPLAY or
 # WAYLAND_DISPLAY) it starts the tray app; without one, the headless bridge. Both listen on
 # http://localhost:5678 and use the built-in simulator when nothing is configured.
-#   ./run.sh                     the tray app, or the headless bridge when there is no display
-#   ./run.sh --headless [ARGS]   the headless bridge; ARGS go to `callbridge serve` (e.g. --port 5679)
-#   ./run.sh --open settings     the tray app with the settings window open
+#   scripts/run.sh                     the tray app, or the headless bridge when there is no display
+#   scripts/run.sh --headless [ARGS]   the headless bridge; ARGS go to `callbridge serve` (e.g. --port 5679)
+#   scripts/run.sh --open settings     the tray app with the settings window open
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--headless" ] || { [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; }; then
   [ "${1:-}" = "--headless" ] && shift
   scripts/deps.sh run
