@@ -260,7 +260,7 @@ mod tests {
     fn operations_of(doc: &Document) -> Vec<(Method, String, String)> {
         let mut all = Vec::new();
         for (path, item) in &doc.paths.paths {
-            let concrete = path.replace("{number}", "+442079460000").replace("{name}", "settings.html").replace('{', "").replace('}', "");
+            let concrete = path.replace("{number}", "+442079460000").replace("{name}", "settings.html").replace(['{', '}'], "");
             let methods = [
                 (Method::GET, &item.get),
                 (Method::PUT, &item.put),
@@ -368,9 +368,11 @@ mod tests {
 
     #[test]
     fn the_commands_are_documented_under_the_configured_segments() {
-        let mut listener = ListenerConfig::default();
-        listener.make = crate::config::Segment::parse("call").expect("segment");
-        listener.end = crate::config::Segment::parse("bye").expect("segment");
+        let listener = ListenerConfig {
+            make: crate::config::Segment::parse("call").expect("segment"),
+            end: crate::config::Segment::parse("bye").expect("segment"),
+            ..ListenerConfig::default()
+        };
         let (_, doc) = documented(&listener);
         let paths: Vec<&String> = doc.paths.paths.keys().collect();
         for path in ["/call/{number}", "/call", "/call/", "/answer", "/bye"] {
