@@ -19,6 +19,7 @@ status=0
 # mean nothing here; scripts/bench.sh is the real run, on a release build).
 scripts/with-keyring.sh target/debug/callbridge-bench --quick || status=$?
 scripts/with-keyring.sh cargo test --workspace --no-fail-fast --exclude callbridge-desktop-e2e 2>&1 | tee "$log" || status=$?
+scripts/with-keyring.sh scripts/schemathesis.sh 2>&1 | tee -a "$log" || status=$?
 # The tray app under Xvfb over WebDriver.
 scripts/desktop-e2e.sh 2>&1 | tee -a "$log" || status=$?
 

@@ -16,37 +16,40 @@
 //! | `GET config` | the effective configuration |
 //! | `PUT config`, `GET listener`, `POST notifications/test`, `GET providers`, `…/secrets…`, `GET calls/{id}/crm-url` | see [`super::settings_api`] |
 //! | `GET events` | call events and settings changes as Server-Sent Events, see [`super::events`] |
+//! | `GET openapi.json` | the OpenAPI document of every route, see [`super::openapi`] |
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::commands::done;
+use super::commands::{done, path_param, Done};
+use super::openapi::model;
 use super::ApiError;
-use crate::call::CallId;
-use crate::engine::Engine;
-use crate::security::Caller;
-use crate::store::deliveries::{DeliveryStatus, RetryError};
+use crate::call::{Call, CallId};
+use crate::engine::{Engine, Status};
+use crate::security::{Caller, SecuritySummary};
+use crate::store::deliveries::{AttemptEntry, DeliveryEntry, DeliveryStatus, RetryError};
 use crate::store::StoreError;
 
-pub fn routes() -> Router<Engine> {
-    Router::new()
-        .route("/status", get(status))
-        .route("/calls", get(calls))
-        .route("/calls/{id}", get(call))
-        .route("/dial", post(dial))
-        .route("/answer", post(answer))
-        .route("/hangup", post(hangup))
-        .route("/simulate/incoming", post(simulate_incoming))
-        .route("/deliveries", get(deliveries))
-        .route("/deliveries/{id}", get(delivery))
-        .route("/deliveries/{id}/retry", post(retry_delivery))
-        .route("/security", get(security))
-        .route("/config", get(config))
+pub fn routes() -> OpenApiRouter<Engine> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(calls))
+        .routes(routes!(call))
+        .routes(routes!(dial))
+        .routes(routes!(answer))
+        .routes(routes!(hangup))
+        .routes(routes!(simulate_incoming))
+        .routes(routes!(deliveries))
+        .routes(routes!(delivery))
+        .routes(routes!(retry_delivery))
+        .routes(routes!(security))
+        .routes(routes!(config))
         .merge(super::settings_api::routes())
         .merge(super::events::routes())
 }
@@ -64,8 +67,18 @@ fn optional_body<T: Default>(payload: Result<Json<T>, JsonRejection>) -> Result<
     }
 }
 
-async fn status(State(engine): State<Engine>) -> Json<Value> {
-    Json(json!({ "ok": true, "status": engine.status() }))
+/// `{"ok":true,"status":{…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct StatusAnswer {
+    ok: bool,
+    #[schema(value_type = model::Status)]
+    status: Status,
+}
+
+/// The provider, its health and capabilities, the live calls, the security policy and the delivery counts.
+#[utoipa::path(get, path = "/status", tag = "calls", responses((status = 200, description = "The bridge's status", body = StatusAnswer)))]
+async fn status(State(engine): State<Engine>) -> Json<StatusAnswer> {
+    Json(StatusAnswer { ok: true, status: engine.status() })
 }
 
 impl From<StoreError> for ApiError {
@@ -93,81 +106,223 @@ impl Page {
 }
 
 /// A query string, or a 400 that says what was wrong with it.
-fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(format!("the query string is not what this route takes: {}", e.body_text())))
 }
 
-async fn calls(
-    State(engine): State<Engine>,
-    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let page = query(q)?;
-    let calls = engine.store().calls_page(page.before, page.limit())?;
-    Ok(Json(json!({ "ok": true, "calls": calls.calls, "next_before": calls.next_before })))
+/// A page of the call history, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallsAnswer {
+    ok: bool,
+    #[schema(value_type = Vec<model::Call>)]
+    calls: Vec<Call>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    next_before: Option<i64>,
 }
 
-async fn call(State(engine): State<Engine>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = CallId::from(id);
+/// The call history, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/calls",
+    tag = "calls",
+    params(
+        ("before" = Option<i64>, Query, description = "Only calls older than this (`next_before` of the previous page)"),
+        ("limit" = Option<u64>, Query, description = "Calls a page: 50 by default, 1 to 500 (others are brought into that range)"),
+    ),
+    responses(
+        (status = 200, description = "A page of calls", body = CallsAnswer),
+        (status = 400, description = "A query parameter is not a number (`bad_request`)"),
+        (status = 500, description = "The store failed (`store_failed`)"),
+    )
+)]
+async fn calls(State(engine): State<Engine>, q: Result<Query<Page>, QueryRejection>) -> Result<Json<CallsAnswer>, ApiError> {
+    let page = query(q)?;
+    let calls = engine.store().calls_page(page.before, page.limit())?;
+    Ok(Json(CallsAnswer { ok: true, calls: calls.calls, next_before: calls.next_before }))
+}
+
+/// `{"ok":true,"call":{…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallAnswer {
+    ok: bool,
+    #[schema(value_type = model::Call)]
+    call: Call,
+}
+
+/// One call, live or from the history.
+#[utoipa::path(
+    get,
+    path = "/calls/{id}",
+    tag = "calls",
+    params(("id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 200, description = "The call", body = CallAnswer),
+        (status = 400, description = "The path is not UTF-8 (`bad_request`)"),
+        (status = 404, description = "No call with that id (`unknown_call`)"),
+    )
+)]
+async fn call(State(engine): State<Engine>, id: Result<Path<String>, PathRejection>) -> Result<Json<CallAnswer>, ApiError> {
+    let id = CallId::from(path_param(id)?);
     let call = engine
         .call(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_call", format!("no call with id {id}")))?;
-    Ok(Json(json!({ "ok": true, "call": call })))
+    Ok(Json(CallAnswer { ok: true, call }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DialRequest {
+    /// The number to dial, as people write it.
+    #[schema(example = "+44 20 7946 0000")]
     number: String,
 }
 
+/// Place a call. The API's twin of the `make` command; the same rules apply.
+#[utoipa::path(
+    post,
+    path = "/dial",
+    tag = "calls",
+    request_body = DialRequest,
+    responses(
+        (status = 200, description = "The call was placed", body = Done),
+        (status = 400, description = "Not a number that can be dialed (`bad_number`), or not the body this route takes (`bad_request`)"),
+        (status = 403, description = "Refused: a number rule, the user declined, or a page that is not trusted (`refused`)"),
+        (status = 409, description = "The phone system has no such call (`no_call`)"),
+        (status = 429, description = "Too many dials a minute (`throttled`, with `Retry-After`)"),
+        (status = "4XX", description = "The phone system refused the dial with this status (`provider_rejected`)"),
+        (status = 501, description = "The phone system cannot dial (`not_supported`)"),
+        (status = 502, description = "The phone system refused or could not be reached"),
+        (status = 503, description = "The phone system is not configured (`provider_not_configured`)"),
+        (status = 504, description = "The phone system did not answer in time (`provider_timeout`)"),
+        (status = "5XX", description = "The phone system failed with this status (`provider_rejected`)"),
+    )
+)]
 async fn dial(
     State(engine): State<Engine>,
     Extension(caller): Extension<Caller>,
     payload: Result<Json<DialRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     let request = body(payload)?;
     let call = engine.dial_from(&request.number, &caller).await?;
-    Ok(done("dial", &call))
+    Ok(done("dial", call))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CallRequest {
+    /// The call; by default the ringing one (answer) or the current one (hang up).
+    #[schema(value_type = Option<String>)]
     call_id: Option<CallId>,
 }
 
-async fn answer(State(engine): State<Engine>, payload: Result<Json<CallRequest>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+/// Answer a call (the ringing one by default). No body, or a JSON body.
+#[utoipa::path(
+    post,
+    path = "/answer",
+    tag = "calls",
+    request_body(content = Option<CallRequest>, description = "Which call; leave the body out for the ringing call"),
+    responses(
+        (status = 200, description = "The call was answered", body = Done),
+        (status = 400, description = "Not the body this route takes (`bad_request`)"),
+        (status = 404, description = "No call with that id (`unknown_call`)"),
+        (status = 409, description = "No call is ringing, or that call is not a ringing incoming call (`no_call`)"),
+        (status = "4XX", description = "The phone system refused with this status (`provider_rejected`)"),
+        (status = 501, description = "The phone system cannot answer calls (`not_supported`)"),
+        (status = 502, description = "The phone system refused or could not be reached"),
+        (status = 503, description = "The phone system is not configured (`provider_not_configured`)"),
+        (status = 504, description = "The phone system did not answer in time (`provider_timeout`)"),
+        (status = "5XX", description = "The phone system failed with this status (`provider_rejected`)"),
+    )
+)]
+async fn answer(State(engine): State<Engine>, payload: Result<Json<CallRequest>, JsonRejection>) -> Result<Json<Done>, ApiError> {
     let request = optional_body(payload)?;
     let call = engine.answer(request.call_id.as_ref()).await?;
-    Ok(done("answer", &call))
+    Ok(done("answer", call))
 }
 
-async fn hangup(State(engine): State<Engine>, payload: Result<Json<CallRequest>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+/// End a call (the current one by default). No body, or a JSON body.
+#[utoipa::path(
+    post,
+    path = "/hangup",
+    tag = "calls",
+    request_body(content = Option<CallRequest>, description = "Which call; leave the body out for the current call"),
+    responses(
+        (status = 200, description = "The call was ended", body = Done),
+        (status = 400, description = "Not the body this route takes (`bad_request`)"),
+        (status = 404, description = "No call with that id (`unknown_call`)"),
+        (status = 409, description = "There is no call to end, or it has already ended (`no_call`)"),
+        (status = "4XX", description = "The phone system refused with this status (`provider_rejected`)"),
+        (status = 501, description = "The phone system cannot end calls (`not_supported`)"),
+        (status = 502, description = "The phone system refused or could not be reached"),
+        (status = 503, description = "The phone system is not configured (`provider_not_configured`)"),
+        (status = 504, description = "The phone system did not answer in time (`provider_timeout`)"),
+        (status = "5XX", description = "The phone system failed with this status (`provider_rejected`)"),
+    )
+)]
+async fn hangup(State(engine): State<Engine>, payload: Result<Json<CallRequest>, JsonRejection>) -> Result<Json<Done>, ApiError> {
     let request = optional_body(payload)?;
     let call = engine.hangup(request.call_id.as_ref()).await?;
-    Ok(done("hangup", &call))
+    Ok(done("hangup", call))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SimulateRequest {
+    /// The caller's number.
+    #[schema(example = "+442079460001")]
     number: String,
+    /// The caller's name.
+    #[schema(example = "Ada Lovelace")]
     name: Option<String>,
 }
 
+/// Ring a simulated incoming call (any provider; the call is CallBridge's own).
+#[utoipa::path(
+    post,
+    path = "/simulate/incoming",
+    tag = "calls",
+    request_body = SimulateRequest,
+    responses(
+        (status = 200, description = "The call rings", body = Done),
+        (status = 400, description = "Not a number (`bad_number`), or not the body this route takes (`bad_request`)"),
+    )
+)]
 async fn simulate_incoming(
     State(engine): State<Engine>,
     payload: Result<Json<SimulateRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     let request = body(payload)?;
     let call = engine.simulate_incoming(&request.number, request.name.as_deref())?;
-    Ok(done("simulate_incoming", &call))
+    Ok(done("simulate_incoming", call))
 }
 
-async fn deliveries(
-    State(engine): State<Engine>,
-    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+/// A page of the delivery log, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeliveriesAnswer {
+    ok: bool,
+    #[schema(value_type = Vec<model::DeliveryEntry>)]
+    deliveries: Vec<DeliveryEntry>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    next_before: Option<i64>,
+}
+
+/// The log of notifications to the CRM, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/deliveries",
+    tag = "deliveries",
+    params(
+        ("before" = Option<i64>, Query, description = "Only deliveries with a smaller id (`next_before` of the previous page)"),
+        ("limit" = Option<u64>, Query, description = "Deliveries a page: 50 by default, 1 to 500 (others are brought into that range)"),
+        ("status" = Option<String>, Query, description = "`pending`, `delivered` or `failed`; empty or `all` for every one"),
+    ),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveriesAnswer),
+        (status = 400, description = "A query parameter is not a number or not a status (`bad_request`)"),
+        (status = 500, description = "The store failed (`store_failed`)"),
+    )
+)]
+async fn deliveries(State(engine): State<Engine>, q: Result<Query<Page>, QueryRejection>) -> Result<Json<DeliveriesAnswer>, ApiError> {
     let page = query(q)?;
     let status = match page.status.as_deref() {
         None | Some("") | Some("all") => None,
@@ -181,20 +336,67 @@ async fn deliveries(
         entries.truncate(limit);
         entries.last().map(|e| e.id)
     });
-    Ok(Json(json!({ "ok": true, "deliveries": entries, "next_before": next_before.flatten() })))
+    Ok(Json(DeliveriesAnswer { ok: true, deliveries: entries, next_before: next_before.flatten() }))
 }
 
-async fn delivery(State(engine): State<Engine>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = delivery_id(&id)?;
+/// One delivery with every attempt.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeliveryAnswer {
+    ok: bool,
+    #[schema(value_type = model::DeliveryEntry)]
+    delivery: DeliveryEntry,
+    #[schema(value_type = Vec<model::AttemptEntry>)]
+    attempt_log: Vec<AttemptEntry>,
+}
+
+/// One delivery with every attempt made.
+#[utoipa::path(
+    get,
+    path = "/deliveries/{id}",
+    tag = "deliveries",
+    params(("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery", body = DeliveryAnswer),
+        (status = 400, description = "Not a delivery id (`bad_request`)"),
+        (status = 404, description = "No delivery with that id (`unknown_delivery`)"),
+        (status = 500, description = "The store failed (`store_failed`)"),
+    )
+)]
+async fn delivery(State(engine): State<Engine>, id: Result<Path<String>, PathRejection>) -> Result<Json<DeliveryAnswer>, ApiError> {
+    let id = delivery_id(&path_param(id)?)?;
     let entry = engine.store().delivery(id)?.ok_or_else(|| unknown_delivery(id))?;
     let attempts = engine.store().attempts(id)?;
-    Ok(Json(json!({ "ok": true, "delivery": entry, "attempt_log": attempts })))
+    Ok(Json(DeliveryAnswer { ok: true, delivery: entry, attempt_log: attempts }))
 }
 
-async fn retry_delivery(State(engine): State<Engine>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = delivery_id(&id)?;
+/// `{"ok":true,"action":"retry","delivery":{…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct RetryAnswer {
+    ok: bool,
+    /// `retry`.
+    action: &'static str,
+    #[schema(value_type = model::DeliveryEntry)]
+    delivery: DeliveryEntry,
+}
+
+/// Send a pending or failed delivery again now.
+#[utoipa::path(
+    post,
+    path = "/deliveries/{id}/retry",
+    tag = "deliveries",
+    params(("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery is due now", body = RetryAnswer),
+        (status = 400, description = "Not a delivery id (`bad_request`)"),
+        (status = 404, description = "No delivery with that id (`unknown_delivery`)"),
+        (status = 409, description = "It was already delivered (`already_delivered`)"),
+        (status = 500, description = "The store failed (`store_failed`)"),
+    )
+)]
+async fn retry_delivery(State(engine): State<Engine>, id: Result<Path<String>, PathRejection>) -> Result<Json<RetryAnswer>, ApiError> {
+    let id = delivery_id(&path_param(id)?)?;
     match engine.retry_delivery(id) {
-        Ok(entry) => Ok(Json(json!({ "ok": true, "action": "retry", "delivery": entry }))),
+        Ok(entry) => Ok(Json(RetryAnswer { ok: true, action: "retry", delivery: entry })),
         Err(RetryError::Unknown(id)) => Err(unknown_delivery(id)),
         Err(e @ RetryError::AlreadyDelivered(_)) => Err(ApiError::new(StatusCode::CONFLICT, "already_delivered", e.to_string())),
         Err(RetryError::Store(e)) => Err(e.into()),
@@ -209,10 +411,30 @@ fn unknown_delivery(id: i64) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "unknown_delivery", format!("no delivery with id {id}"))
 }
 
-async fn security(State(engine): State<Engine>) -> Json<Value> {
-    Json(json!({ "ok": true, "security": engine.security_summary() }))
+/// `{"ok":true,"security":{…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct SecurityAnswer {
+    ok: bool,
+    #[schema(value_type = model::SecuritySummary)]
+    security: SecuritySummary,
 }
 
-async fn config(State(engine): State<Engine>) -> Json<Value> {
-    Json(json!({ "ok": true, "config": *engine.config() }))
+/// The listener's security policy as the settings page shows it.
+#[utoipa::path(get, path = "/security", tag = "settings", responses((status = 200, description = "The policy", body = SecurityAnswer)))]
+async fn security(State(engine): State<Engine>) -> Json<SecurityAnswer> {
+    Json(SecurityAnswer { ok: true, security: engine.security_summary() })
+}
+
+/// `{"ok":true,"config":{…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct ConfigAnswer {
+    ok: bool,
+    #[schema(value_type = model::Config)]
+    config: crate::config::Config,
+}
+
+/// The effective configuration (the file's, with defaults filled in).
+#[utoipa::path(get, path = "/config", tag = "settings", responses((status = 200, description = "The configuration", body = ConfigAnswer)))]
+async fn config(State(engine): State<Engine>) -> Json<ConfigAnswer> {
+    Json(ConfigAnswer { ok: true, config: (*engine.config()).clone() })
 }

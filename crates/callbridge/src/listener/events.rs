@@ -11,17 +11,18 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use futures_util::stream::{self, Stream};
 use tokio::sync::{broadcast, watch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::call::CallEvent;
 use crate::engine::Engine;
 use crate::settings::{Settings, SettingsState};
 
-pub fn routes() -> Router<Engine> {
-    Router::new().route("/events", get(events))
+pub fn routes() -> OpenApiRouter<Engine> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
 struct Feed {
@@ -31,6 +32,14 @@ struct Feed {
     generation: u64,
 }
 
+/// Call events (`event: call`, a call event as JSON), settings changes (`event: settings`) and
+/// `event: resync` (events were missed: reload), as Server-Sent Events, until the listener moves.
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "calls",
+    responses((status = 200, description = "An event stream (it stays open)", content_type = "text/event-stream", body = String))
+)]
 async fn events(State(engine): State<Engine>, settings: Option<Extension<Settings>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let settings = settings.map(|Extension(s)| s.watch());
     let generation = settings.as_ref().map(|w| w.borrow().listener_generation).unwrap_or_default();

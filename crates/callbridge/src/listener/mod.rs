@@ -17,6 +17,7 @@
 pub mod api;
 pub mod commands;
 pub mod events;
+pub mod openapi;
 pub mod settings_api;
 pub mod ui;
 pub mod guard;
@@ -82,12 +83,7 @@ impl IntoResponse for ApiError {
 
 /// The whole application router for `engine`'s current configuration.
 pub fn router(engine: Engine) -> Router {
-    Router::new()
-        .merge(commands::routes(&engine.config().listener))
-        .nest("/api/v1", api::routes())
-        .nest("/webhooks", webhooks::routes())
-        .merge(ui::routes())
-        .route("/health", axum::routing::get(|| async { Json(json!({ "ok": true })) }))
+    openapi::routes(&engine.config().listener)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_BODY_BYTES))

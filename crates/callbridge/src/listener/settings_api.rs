@@ -16,15 +16,19 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::commands::path_param;
+use super::openapi::model;
 use super::ApiError;
 use crate::call::{CallEvent, CallEventKind, CallId};
 use crate::config::{Config, NotificationRule};
@@ -34,15 +38,15 @@ use crate::provider::forms;
 use crate::secrets::Secret;
 use crate::settings::{FieldError, SaveError, Settings};
 
-pub fn routes() -> Router<Engine> {
-    Router::new()
-        .route("/config", put(save_config))
-        .route("/listener", get(listener))
-        .route("/notifications/test", post(test_notification))
-        .route("/providers", get(providers))
-        .route("/secrets", get(secrets))
-        .route("/secrets/{entry}", put(set_secret).delete(delete_secret))
-        .route("/calls/{id}/crm-url", get(crm_url))
+pub fn routes() -> OpenApiRouter<Engine> {
+    OpenApiRouter::new()
+        .routes(routes!(save_config))
+        .routes(routes!(listener))
+        .routes(routes!(test_notification))
+        .routes(routes!(providers))
+        .routes(routes!(secrets))
+        .routes(routes!(set_secret, delete_secret))
+        .routes(routes!(crm_url))
 }
 
 fn settings_missing() -> ApiError {
@@ -68,6 +72,21 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> 
     })
 }
 
+/// Validate, save and apply a whole configuration (as `GET config` gives it). A new port, address or
+/// command segment restarts the listener there.
+#[utoipa::path(
+    put,
+    path = "/config",
+    tag = "settings",
+    request_body = model::Config,
+    responses(
+        (status = 200, description = "Saved and applied", body = model::SaveAnswer),
+        (status = 400, description = "Not a valid configuration (`invalid`, with `field` naming the setting), or an unreadable body (`bad_request`)"),
+        (status = 409, description = "The new port cannot be listened on (`invalid`, `field` is `listener.port`)"),
+        (status = 500, description = "The file could not be written; nothing was changed (`write_failed`)"),
+        (status = 501, description = "This CallBridge cannot change its settings over the API (`not_supported`)"),
+    )
+)]
 async fn save_config(settings: Option<Extension<Settings>>, body: Result<axum::body::Bytes, BytesRejection>) -> Response {
     let Some(Extension(settings)) = settings else { return settings_missing().into_response() };
     let bytes = match body {
@@ -93,17 +112,41 @@ async fn save_config(settings: Option<Extension<Settings>>, body: Result<axum::b
     }
 }
 
+/// Where the listener is, or why it is not.
+#[utoipa::path(
+    get,
+    path = "/listener",
+    tag = "settings",
+    responses(
+        (status = 200, description = "The listener's state", body = model::ListenerAnswer),
+        (status = 501, description = "This CallBridge cannot change its settings over the API (`not_supported`)"),
+    )
+)]
 async fn listener(settings: Option<Extension<Settings>>) -> Result<Json<Value>, ApiError> {
     let Some(Extension(settings)) = settings else { return Err(settings_missing()) };
     Ok(Json(json!({ "ok": true, "listener": settings.listener_state() })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestRequest {
+    /// The rule to send, as in `[[notification]]`; `id` may be left out.
+    #[schema(value_type = model::NotificationRule)]
     rule: Value,
 }
 
+/// Send one notification rule now with a sample call, and say what the CRM answered. The request goes
+/// to the rule's URL, wherever it points.
+#[utoipa::path(
+    post,
+    path = "/notifications/test",
+    tag = "settings",
+    request_body = TestRequest,
+    responses(
+        (status = 200, description = "Sent (or tried): the request and what came back", body = model::TestAnswer),
+        (status = 400, description = "Not a valid rule (`invalid`, with `field`), or an unreadable body (`bad_request`)"),
+    )
+)]
 async fn test_notification(State(engine): State<Engine>, body: Result<axum::body::Bytes, BytesRejection>) -> Response {
     let bytes = match body {
         Ok(b) => b,
@@ -114,7 +157,7 @@ async fn test_notification(State(engine): State<Engine>, body: Result<axum::body
         Err(e) => return invalid(e),
     };
     let mut rule_json = request.rule;
-    if rule_json.get("id").is_none() {
+    if rule_json.is_object() && rule_json.get("id").is_none() {
         rule_json["id"] = json!("test");
     }
     let rule: NotificationRule = match parse(rule_json.to_string().as_bytes()) {
@@ -126,6 +169,8 @@ async fn test_notification(State(engine): State<Engine>, body: Result<axum::body
     Json(json!({ "ok": true, "test": tested })).into_response()
 }
 
+/// Each phone system's settings form.
+#[utoipa::path(get, path = "/providers", tag = "settings", responses((status = 200, description = "The forms", body = model::ProvidersAnswer)))]
 async fn providers(State(engine): State<Engine>) -> Json<Value> {
     Json(json!({ "ok": true, "current": engine.config().provider.kind.as_str(), "providers": forms::forms() }))
 }
@@ -148,6 +193,17 @@ async fn keyring<T: Send + 'static>(
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "keyring_unavailable", e.to_string()))
 }
 
+/// Which keyring entries the provider forms use are set (never their values).
+#[utoipa::path(
+    get,
+    path = "/secrets",
+    tag = "settings",
+    responses(
+        (status = 200, description = "Each entry and whether it is set", body = model::SecretsAnswer),
+        (status = 500, description = "The keyring call failed (`keyring_failed`)"),
+        (status = 503, description = "The keyring cannot be used (`keyring_unavailable`)"),
+    )
+)]
 async fn secrets(State(engine): State<Engine>) -> Result<Json<Value>, ApiError> {
     let entries = forms::secret_entries();
     let set = keyring(&engine, move |store| {
@@ -158,14 +214,30 @@ async fn secrets(State(engine): State<Engine>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({ "ok": true, "secrets": list })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SecretBody {
+    /// The secret; surrounding white space is dropped.
     value: String,
 }
 
-async fn set_secret(State(engine): State<Engine>, Path(entry): Path<String>, body: Result<axum::body::Bytes, BytesRejection>) -> Response {
-    let entry = match known_entry(&entry) {
+/// Store one secret of a provider form in the keyring.
+#[utoipa::path(
+    put,
+    path = "/secrets/{entry}",
+    tag = "settings",
+    params(("entry" = String, Path, description = "A keyring entry named by a provider form (`GET /api/v1/secrets`)")),
+    request_body = SecretBody,
+    responses(
+        (status = 200, description = "Stored", body = model::SecretAnswer),
+        (status = 400, description = "Not the body this route takes, or an empty secret (`invalid`, `field` is the entry)"),
+        (status = 404, description = "No provider form keeps a secret of that name (`unknown_secret`)"),
+        (status = 500, description = "The keyring call failed (`keyring_failed`)"),
+        (status = 503, description = "The keyring cannot be used (`keyring_unavailable`)"),
+    )
+)]
+async fn set_secret(State(engine): State<Engine>, entry: Result<Path<String>, PathRejection>, body: Result<axum::body::Bytes, BytesRejection>) -> Response {
+    let entry = match path_param(entry).and_then(|entry| known_entry(&entry)) {
         Ok(e) => e,
         Err(e) => return e.into_response(),
     };
@@ -183,14 +255,41 @@ async fn set_secret(State(engine): State<Engine>, Path(entry): Path<String>, bod
     }
 }
 
-async fn delete_secret(State(engine): State<Engine>, Path(entry): Path<String>) -> Result<Json<Value>, ApiError> {
-    let entry = known_entry(&entry)?;
+/// Remove one secret of a provider form from the keyring.
+#[utoipa::path(
+    delete,
+    path = "/secrets/{entry}",
+    tag = "settings",
+    params(("entry" = String, Path, description = "A keyring entry named by a provider form (`GET /api/v1/secrets`)")),
+    responses(
+        (status = 200, description = "Removed (`removed` is false when it was not set)", body = model::SecretAnswer),
+        (status = 400, description = "The path is not UTF-8 (`bad_request`)"),
+        (status = 404, description = "No provider form keeps a secret of that name (`unknown_secret`)"),
+        (status = 500, description = "The keyring call failed (`keyring_failed`)"),
+        (status = 503, description = "The keyring cannot be used (`keyring_unavailable`)"),
+    )
+)]
+async fn delete_secret(State(engine): State<Engine>, entry: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
+    let entry = known_entry(&path_param(entry)?)?;
     let removed = keyring(&engine, move |store| store.delete(entry)).await?;
     Ok(Json(json!({ "ok": true, "entry": entry, "set": false, "removed": removed })))
 }
 
-async fn crm_url(State(engine): State<Engine>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = CallId::from(id);
+/// The `[desktop] crm_url` template filled in for one call ("Open in CRM").
+#[utoipa::path(
+    get,
+    path = "/calls/{id}/crm-url",
+    tag = "calls",
+    params(("id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 200, description = "The page to open", body = model::CrmUrlAnswer),
+        (status = 400, description = "The path is not UTF-8 (`bad_request`)"),
+        (status = 404, description = "No call with that id (`unknown_call`)"),
+        (status = 409, description = "No CRM page is configured (`not_configured`)"),
+    )
+)]
+async fn crm_url(State(engine): State<Engine>, id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
+    let id = CallId::from(path_param(id)?);
     let call = engine
         .call(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_call", format!("no call with id {id}")))?;

@@ -4,12 +4,14 @@
 //! `callbridge serve` works from anywhere. In a browser the pages talk to `/api/v1/` on this listener;
 //! `ui/api.js` is the one place that knows the difference.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::commands::path_param;
 use super::ApiError;
 use crate::engine::Engine;
 
@@ -31,11 +33,50 @@ const FILES: &[(&str, &str, &[u8])] = &[
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-pub fn routes() -> Router<Engine> {
-    Router::new()
-        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
-        .route("/ui/", get(|| async { file("settings.html") }))
-        .route("/ui/{name}", get(|Path(name): Path<String>| async move { file(&name) }))
+pub fn routes() -> OpenApiRouter<Engine> {
+    OpenApiRouter::new().routes(routes!(to_pages)).routes(routes!(settings_page)).routes(routes!(page))
+}
+
+/// Redirects to `/ui/`.
+#[utoipa::path(
+    get,
+    path = "/ui",
+    tag = "pages",
+    responses((status = 308, description = "To `/ui/`", headers(("location" = String, description = "`/ui/`"))))
+)]
+async fn to_pages() -> Redirect {
+    Redirect::permanent("/ui/")
+}
+
+/// The settings page.
+#[utoipa::path(get, path = "/ui/", tag = "pages", responses((status = 200, description = "settings.html", content_type = "text/html", body = String)))]
+async fn settings_page() -> Response {
+    file("settings.html")
+}
+
+/// A file of the pages: `settings.html`, `dial.html`, `incoming.html`, `index.html`, `style.css`, the
+/// scripts, `icon.png`.
+#[utoipa::path(
+    get,
+    path = "/ui/{name}",
+    tag = "pages",
+    params(("name" = String, Path, description = "The file's name")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/html"),
+            (String = "text/css"),
+            (String = "text/javascript"),
+            (Vec<u8> = "image/png"),
+        )),
+        (status = 400, description = "The path is not UTF-8 (`bad_request`)"),
+        (status = 404, description = "There is no such page (`unknown_path`)"),
+    )
+)]
+async fn page(name: Result<Path<String>, PathRejection>) -> Response {
+    match path_param(name) {
+        Ok(name) => file(&name),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn file(name: &str) -> Response {

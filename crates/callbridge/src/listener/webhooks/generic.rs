@@ -13,6 +13,7 @@
 //! it; without one, the tracker matches them by numbers, extension and direction, as ELMA365 does.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
@@ -21,6 +22,7 @@ use serde_json::{json, Map, Value};
 use super::payload::{self, Payload};
 use crate::call::{Direction, Disposition};
 use crate::engine::Engine;
+use crate::listener::openapi::model;
 use crate::listener::ApiError;
 use crate::provider::{ProviderEvent, ProviderEventKind};
 
@@ -31,7 +33,65 @@ pub const VOIPNOW_EVENTS: &str = "dialin, dialout, answer, hangup";
 /// Accepted `event` values for ELMA365-style events.
 pub const ELMA_EVENTS: &str = "NotifyStart, NotifyAnswer, NotifyEnd";
 
-pub async fn receive(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// A VoipNow-style event in the query string (`?ev=dialin&CallID=…&CallerIDNum=…`).
+#[utoipa::path(
+    get,
+    path = "/generic",
+    operation_id = "generic_webhook_query",
+    tag = "webhooks",
+    params(
+        ("ev" = Option<String>, Query, description = "The event: dialin, dialout, answer or hangup (required by VoipNow-style events)"),
+        ("CallID" = Option<String>, Query, description = "The PBX's call id"),
+        ("CallerIDNum" = Option<String>, Query, description = "The calling number"),
+        ("CallerIDName" = Option<String>, Query, description = "The caller's name"),
+        ("CalledDID" = Option<String>, Query, description = "The called line"),
+        ("CalledExtension" = Option<String>, Query, description = "The called extension"),
+        ("CalledNumber" = Option<String>, Query, description = "The called number (outgoing calls)"),
+        ("CallerExtension" = Option<String>, Query, description = "The calling extension (outgoing calls)"),
+        ("CallStatus" = Option<String>, Query, description = "With hangup: ANSWER, BUSY, NOANSWER…"),
+        ("CallFlow" = Option<String>, Query, description = "IN or OUT"),
+    ),
+    responses(
+        (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
+        (status = 400, description = "Not an event this route understands; the message says why (`bad_request`)"),
+    )
+)]
+pub async fn receive_get(
+    State(engine): State<Engine>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    receive(engine, uri, headers, body).await
+}
+
+/// An ELMA365-style JSON event, or a VoipNow-style event as a form (its `ev` may be in the query).
+#[utoipa::path(
+    post,
+    path = "/generic",
+    operation_id = "generic_webhook_body",
+    tag = "webhooks",
+    params(("ev" = Option<String>, Query, description = "VoipNow-style events: dialin, dialout, answer or hangup")),
+    request_body(content(
+        (model::ElmaEvent = "application/json"),
+        (model::VoipNowEvent = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
+        (status = 400, description = "Not an event this route understands; the message says why (`bad_request`)"),
+    )
+)]
+pub async fn receive_post(
+    State(engine): State<Engine>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    receive(engine, uri, headers, body).await
+}
+
+async fn receive(engine: Engine, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let body = payload::body(body)?;
     let payload = payload::read(&headers, uri.query(), &body).map_err(ApiError::bad_request)?;
     let event = match &payload {
         Payload::Json(v) => parse_elma(v),

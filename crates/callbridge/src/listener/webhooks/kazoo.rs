@@ -8,16 +8,43 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::payload::{self, Payload};
 use crate::engine::Engine;
+use crate::listener::openapi::model;
 use crate::listener::ApiError;
 use crate::provider::kazoo::events::{parse_webhook, Legs};
 
-pub async fn receive(engine: Engine, legs: Arc<Mutex<Legs>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// A Kazoo channel webhook (`hook_event` = channel_create, channel_answer, channel_bridge or
+/// channel_destroy), as JSON or form data, or (GET) in the query string.
+#[utoipa::path(
+    method(get, post),
+    path = "/kazoo",
+    operation_id = "kazoo_webhook",
+    tag = "webhooks",
+    params(("hook_event" = Option<String>, Query, description = "With GET: the event, with the channel's other fields beside it")),
+    request_body(description = "With POST: the channel event's fields", content(
+        (model::KazooEvent = "application/json"),
+        (model::KazooEvent = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "What was understood and the call events it produced, or why it was ignored", body = model::KazooAnswer),
+        (status = 400, description = "Not a Kazoo channel webhook; the message says why (`bad_request`)"),
+    )
+)]
+pub async fn receive(
+    State(engine): State<Engine>,
+    Extension(legs): Extension<Arc<Mutex<Legs>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = payload::body(body)?;
     let fields = match payload::read(&headers, uri.query(), &body).map_err(ApiError::bad_request)? {
         Payload::Json(v) | Payload::Fields(v) => v,
     };

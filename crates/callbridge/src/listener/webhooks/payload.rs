@@ -5,8 +5,11 @@
 //! `custom_channel_vars[account_id]` are nested, as PHP-style forms mean them.
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{Map, Value};
+
+use crate::listener::ApiError;
 
 /// The largest webhook body read; real ones are a few KiB.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -16,6 +19,14 @@ pub enum Payload {
     Json(Value),
     /// Form and query fields as a JSON object of strings (nested for `a[b]` names).
     Fields(Value),
+}
+
+/// The body, or an error that says why it could not be read (too large, or cut off).
+pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text()),
+        _ => ApiError::bad_request(format!("the body could not be read: {}", e.body_text())),
+    })
 }
 
 /// Reads the request; `Err` says what was wrong with it.

@@ -6,21 +6,60 @@
 //! says why; TeleCMI's dashboard shows it.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::payload;
 use crate::engine::Engine;
+use crate::listener::openapi::model;
 use crate::listener::ApiError;
 use crate::provider::telecmi::webhook::{form_payload, parse_all};
 use crate::provider::telecmi::TeleCmi;
 
-pub async fn post(State(engine): State<Engine>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// A TeleCMI live event or CDR as JSON (or a form).
+#[utoipa::path(
+    post,
+    path = "/telecmi",
+    operation_id = "telecmi_webhook_body",
+    tag = "webhooks",
+    request_body(content(
+        (model::TelecmiEvent = "application/json"),
+        (model::TelecmiEvent = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "What was understood and the call events it produced", body = model::TelecmiAnswer),
+        (status = 400, description = "Not a TeleCMI event; the message says why (`bad_webhook`, `bad_request`)"),
+    )
+)]
+pub async fn post(State(engine): State<Engine>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let body = payload::body(body)?;
     let payload = read_body(&headers, &body)?;
     accept(&engine, &payload)
 }
 
+/// A TeleCMI event in the query string.
+#[utoipa::path(
+    get,
+    path = "/telecmi",
+    operation_id = "telecmi_webhook_query",
+    tag = "webhooks",
+    params(
+        ("type" = Option<String>, Query, description = "`event` or `cdr`"),
+        ("direction" = Option<String>, Query, description = "inbound or outbound"),
+        ("status" = Option<String>, Query, description = "The call leg's status"),
+        ("from" = Option<String>, Query, description = "The calling number"),
+        ("to" = Option<String>, Query, description = "The called number"),
+        ("cmiuuid" = Option<String>, Query, description = "TeleCMI's call id"),
+        ("request_id" = Option<String>, Query, description = "The click-to-call request id"),
+    ),
+    responses(
+        (status = 200, description = "What was understood and the call events it produced", body = model::TelecmiAnswer),
+        (status = 400, description = "Not a TeleCMI event, or no query (`bad_webhook`)"),
+    )
+)]
 pub async fn get(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let query = query.unwrap_or_default();
     if query.is_empty() {
