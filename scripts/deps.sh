@@ -2,7 +2,7 @@
 # Installs the Debian packages CallBridge needs for a purpose, skipping those already installed.
 #   scripts/deps.sh run    — building and running the headless bridge
 #   scripts/deps.sh desktop — building and running the tray app (WebKitGTK, appindicator, xdg-utils)
-#   scripts/deps.sh test   — everything the test suite runs against (keyring, SIP, desktop under Xvfb)
+#   scripts/deps.sh test   — everything the test suite runs against (keyring, SIP, desktop under Xvfb, a Python venv for schemathesis)
 #   scripts/deps.sh bench  — the benchmark (scripts/bench.sh): the desktop build, a D-Bus session, a keyring, Xvfb, strip
 #                            (the .deb needs nothing more: the Tauri CLI writes the archive itself)
 set -euo pipefail
@@ -17,7 +17,7 @@ case "$purpose" in
   run) ;;
   desktop) packages+=("${desktop[@]}") ;;
   # Desktop e2e: the app under Xvfb, driven by tauri-driver through WebKitWebDriver.
-  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth webkit2gtk-driver python3) ;;
+  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth webkit2gtk-driver python3 python3-venv) ;;
   bench) packages+=(dbus gnome-keyring xvfb binutils python3 "${desktop[@]}") ;;
   *) echo "deps.sh: unknown purpose '$purpose' (run, desktop, test, bench)" >&2; exit 2 ;;
 esac
