@@ -140,8 +140,7 @@ async fn the_dial_shortcut_opens_the_dial_popup() {
 
     app.press_keys("ctrl+alt+c");
     let dial = app.switch_to_new_window(&known, "the dial popup, opened by the shortcut").await;
-    DialPopup::ready(&app.driver).await;
-    app.driver.close_window().await.expect("close the dial popup");
+    DialPopup::ready(&app.driver).await.close().await;
     app.wait_window_closed(&dial, "the dial popup").await;
     app.driver.switch_to_window(known[0].clone()).await.expect("back to settings");
 
@@ -162,8 +161,7 @@ async fn the_dial_shortcut_opens_the_dial_popup() {
     })
     .await;
     app.driver.switch_to_window(dial.clone()).await.expect("switch to the dial popup");
-    DialPopup::ready(&app.driver).await;
-    app.driver.close_window().await.expect("close the dial popup");
+    DialPopup::ready(&app.driver).await.close().await;
     app.wait_window_closed(&dial, "the dial popup").await;
 
     // The old combination is released: pressing it opens nothing (given two seconds to do so).
