@@ -17,7 +17,7 @@ case "$purpose" in
   run) ;;
   desktop) packages+=("${desktop[@]}") ;;
   # Desktop e2e: the app under Xvfb, driven by tauri-driver through WebKitWebDriver.
-  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth webkit2gtk-driver python3 python3-venv) ;;
+  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth xdotool webkit2gtk-driver python3 python3-venv) ;;
   bench) packages+=(dbus gnome-keyring xvfb binutils python3 "${desktop[@]}") ;;
   *) echo "deps.sh: unknown purpose '$purpose' (run, desktop, test, bench)" >&2; exit 2 ;;
 esac

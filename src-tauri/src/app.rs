@@ -9,7 +9,6 @@ use callbridge::config::Config;
 use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_autostart::MacosLauncher;
 use tauri_plugin_deep_link::DeepLinkExt;
-use tauri_plugin_global_shortcut::ShortcutState;
 
 use crate::args::{Args, Page};
 use crate::desktop::Desktop;
@@ -23,21 +22,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // A file that does not load is never replaced by defaults: say what is wrong and stop.
     let config = Config::load(&path).with_context(|| "fix the file or move it away to start with the defaults")?;
 
-    let app = tauri::Builder::default()
+    let builder = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(second_launch))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, None))
         .plugin(tauri_plugin_notification::init())
-        .plugin(tauri_plugin_opener::init())
-        .plugin(
-            tauri_plugin_global_shortcut::Builder::new()
-                .with_handler(|app, _shortcut, event| {
-                    if event.state() == ShortcutState::Pressed {
-                        windows::open_dial(app, None);
-                    }
-                })
-                .build(),
-        )
+        .plugin(tauri_plugin_opener::init());
+    // On Linux the dial shortcut is a grab of CallBridge's own (see `shortcut`), not this plugin.
+    #[cfg(not(target_os = "linux"))]
+    let builder = builder.plugin(
+        tauri_plugin_global_shortcut::Builder::new()
+            .with_handler(|app, _shortcut, event| {
+                if event.state() == tauri_plugin_global_shortcut::ShortcutState::Pressed {
+                    windows::open_dial(app, None);
+                }
+            })
+            .build(),
+    );
+    let app = builder
         .invoke_handler(tauri::generate_handler![
             ipc::api,
             ipc::close_window,

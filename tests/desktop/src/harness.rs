@@ -173,6 +173,19 @@ impl DesktopApp {
             .expect("second launch")
     }
 
+    /// Presses a key combination (xdotool's syntax, e.g. `ctrl+alt+c`) on the app's display, as a
+    /// person at the keyboard would: through the X server's XTEST extension, so a global grab sees it.
+    pub fn press_keys(&self, keys: &str) {
+        let status = Command::new("xdotool")
+            .args(["key", "--clearmodifiers", keys])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .status()
+            .expect("xdotool (apt-get install xdotool)");
+        assert!(status.success(), "xdotool key {keys}: {status:?}");
+    }
+
     /// What the app handed to the OS to open (the fake `xdg-open` records each call).
     pub fn opened_urls(&self) -> Vec<String> {
         std::fs::read_to_string(self.home.join("opened.txt")).unwrap_or_default().lines().map(str::to_owned).collect()

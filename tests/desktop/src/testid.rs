@@ -47,6 +47,7 @@ pub const DIAL_NUMBER: TestId = TestId("dial-number");
 pub const DIAL_CALL: TestId = TestId("dial-call");
 pub const DIAL_STATUS: TestId = TestId("dial-status");
 pub const DIAL_HANGUP: TestId = TestId("dial-hangup");
+pub const DIAL_CLOSE: TestId = TestId("dial-close");
 
 // Incoming-call popup.
 pub const INCOMING_NUMBER: TestId = TestId("incoming-number");

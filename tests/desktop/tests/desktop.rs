@@ -129,6 +129,49 @@ async fn a_tel_link_opens_the_dial_popup_and_the_call_reaches_the_crm() {
     app.quit().await;
 }
 
+/// The dial shortcut (the default, Ctrl+Alt+C) opens the dial popup from anywhere on the desktop, and
+/// a changed shortcut takes over at once: the old combination no longer opens anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dial_shortcut_opens_the_dial_popup() {
+    let port = free_port();
+    let app = DesktopApp::launch(&config(port, ""), &["--open", "settings"]).await;
+    SettingsPage::ready(&app.driver).await;
+    let known = app.driver.windows().await.expect("windows");
+
+    app.press_keys("ctrl+alt+c");
+    let dial = app.switch_to_new_window(&known, "the dial popup, opened by the shortcut").await;
+    DialPopup::ready(&app.driver).await.close().await;
+    app.wait_window_closed(&dial, "the dial popup").await;
+    app.driver.switch_to_window(known[0].clone()).await.expect("back to settings");
+
+    // Another shortcut, saved through the API as the settings page does.
+    let (_, body) = app.get("/api/v1/config").await;
+    let mut changed = body["config"].clone();
+    changed["desktop"]["dial_shortcut"] = json!("CommandOrControl+Shift+F9");
+    let saved = callbridge_e2e::bridge::request(
+        reqwest::Client::new().put(format!("{}/api/v1/config", app.api)).json(&changed),
+    )
+    .await;
+    assert_eq!(saved.0, 200, "{}", saved.1);
+    let dial = eventually_async(WAIT, "the new shortcut to open the dial popup", || async {
+        app.press_keys("ctrl+shift+F9");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let handles = app.driver.windows().await.ok()?;
+        handles.into_iter().find(|h| !known.contains(h))
+    })
+    .await;
+    app.driver.switch_to_window(dial.clone()).await.expect("switch to the dial popup");
+    DialPopup::ready(&app.driver).await.close().await;
+    app.wait_window_closed(&dial, "the dial popup").await;
+
+    // The old combination is released: pressing it opens nothing (given two seconds to do so).
+    app.press_keys("ctrl+alt+c");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let windows = app.driver.windows().await.expect("windows");
+    assert_eq!(windows, known, "the old shortcut opened a window after it was replaced");
+    app.quit().await;
+}
+
 /// Done-when 3 and 5: a simulated incoming call opens the popup with number and name; Open in CRM
 /// hands the filled-in template to the OS; Answer makes the call active. A call answered elsewhere
 /// closes its popup by itself.

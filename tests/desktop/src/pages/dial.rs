@@ -31,6 +31,12 @@ impl<'a> DialPopup<'a> {
         element(self.driver, DIAL_HANGUP).await.click().await.expect("click");
     }
 
+    /// Clicks Close: the app destroys the popup's window. The click's own answer may be lost with the
+    /// window (WebKitWebDriver then says "no such window"): callers check that the window is gone.
+    pub async fn close(&self) {
+        let _ = element(self.driver, DIAL_CLOSE).await.click().await;
+    }
+
     pub async fn status(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
         wait_text(self.driver, DIAL_STATUS, what, check).await
     }
