@@ -245,7 +245,7 @@ impl Worker {
                 match self.store.due(now_ms(), |call, endpoint| in_flight.holds(call, endpoint), room) {
                     Ok(due) => {
                         for d in due {
-                            let lane = Lane::of(&d.delivery);
+                            let lane = d.lane.clone();
                             if in_flight.holds(lane.call_id.as_str(), &lane.endpoint) {
                                 continue;
                             }

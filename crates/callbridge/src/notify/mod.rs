@@ -193,13 +193,17 @@ impl Sender {
     }
 }
 
-/// An error's cause chain as `: cause: its cause…`, for after the plain words.
+/// An error's cause chain as `: cause: its cause…`, for after the plain words; the HTTP client's own
+/// wrappers (`client error (Connect)`), which say nothing the words do not, are left out.
 fn causes(e: &reqwest::Error) -> String {
     let mut detail = String::new();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !text.starts_with("client error (") {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
         source = cause.source();
     }
     detail

@@ -61,11 +61,6 @@ pub struct Lane {
     pub endpoint: String,
 }
 
-impl Lane {
-    pub fn of(delivery: &Delivery) -> Lane {
-        Lane { call_id: delivery.call_id.clone(), endpoint: delivery.endpoint() }
-    }
-}
 
 /// A delivery the worker should attempt now.
 #[derive(Debug, Clone)]
@@ -75,6 +70,8 @@ pub struct Due {
     pub attempts: u32,
     pub expires_at: i64,
     pub delivery: Delivery,
+    /// Its lane, as the store keeps it.
+    pub lane: Lane,
 }
 
 /// What the worker decided after an attempt.
@@ -372,13 +369,15 @@ fn due_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Due, StoreError>> {
         Ok(h) => h,
         Err(e) => return Ok(Err(StoreError::Corrupt(format!("delivery headers: {e}")))),
     };
+    let call_id = CallId::from(row.get::<_, String>(4)?);
     Ok(Ok(Due {
         id: row.get(0)?,
         attempts: row.get(1)?,
         expires_at: row.get(2)?,
+        lane: Lane { call_id: call_id.clone(), endpoint: row.get(11)? },
         delivery: Delivery {
             idempotency_key: row.get(3)?,
-            call_id: CallId::from(row.get::<_, String>(4)?),
+            call_id,
             event: row.get(5)?,
             rule_id: row.get(6)?,
             method: if method == "POST" { "POST" } else { "GET" },
@@ -504,8 +503,8 @@ mod tests {
         // Each endpoint's lane of each call has its head due: both rules of call a, both of call b.
         let due = store.due(now, free, 10).expect("due");
         assert_eq!(keys(&due), ["a:incoming:down-incoming", "a:incoming:up-incoming", "b:incoming:down-incoming", "b:incoming:up-incoming"]);
-        assert_eq!(due[0].delivery.endpoint(), "http://127.0.0.1:9");
-        assert_eq!(due[1].delivery.endpoint(), "https://crm.example");
+        assert_eq!(due[0].lane.endpoint, "http://127.0.0.1:9");
+        assert_eq!(due[1].lane.endpoint, "https://crm.example");
 
         // The down endpoint fails and waits a minute for its retry; the working one answers.
         for d in &due {
