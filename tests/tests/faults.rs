@@ -76,19 +76,6 @@ retry_max_delay_secs = 1
 
 [security]
 dials_per_minute = 0
-
-[[notification]]
-id = "good-incoming"
-event = "incoming"
-direction = "in"
-url = "{good}/incoming?call=$callid"
-
-[[notification]]
-id = "good-ended"
-event = "ended"
-direction = "in"
-method = "POST"
-url = "{good}/ended?call=$callid"
 "#
     );
     for (case, url) in faulty {
@@ -110,6 +97,23 @@ url = "{url}/ended?call=$callid"
 "#
         ));
     }
+    // The working CRM's rules come last: each of its notifications is queued after the faulty ones.
+    config.push_str(&format!(
+        r#"
+[[notification]]
+id = "good-incoming"
+event = "incoming"
+direction = "in"
+url = "{good}/incoming?call=$callid"
+
+[[notification]]
+id = "good-ended"
+event = "ended"
+direction = "in"
+method = "POST"
+url = "{good}/ended?call=$callid"
+"#
+    ));
     config
 }
 
