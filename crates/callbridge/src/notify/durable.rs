@@ -23,12 +23,11 @@
 //! Every attempt carries the same `Idempotency-Key` (call id, event, rule id), so a CRM can drop the
 //! repeats that at-least-once delivery implies (a crash between sending and recording the answer).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-
-use std::collections::{HashMap, HashSet};
 
 use super::{Attempt, Delivery, DeliveryLog, Outbox, Sender};
 use crate::config::DeliveryConfig;
@@ -240,8 +239,9 @@ impl Worker {
             self.save_unsaved();
             let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
             if room > 0 {
-                // Several due deliveries may share a lane or an endpoint: take them one at a time
-                // through `holds`, which the ones already started update.
+                // Several due deliveries may go to one endpoint: `holds` is asked again as each one
+                // starts, so the endpoint's limit holds within one batch too. The ones held back stay
+                // pending and come back on a later pass.
                 match self.store.due(now_ms(), |call, endpoint| in_flight.holds(call, endpoint), room) {
                     Ok(due) => {
                         for d in due {
