@@ -1,11 +1,11 @@
 //! Notifications: telling the CRM that a call rings, was answered or ended.
 //!
-//! The [`Notifier`] turns each [`CallEvent`] into one [`Delivery`] per active rule that matches it (three
-//! URLs for incoming, answered and ended calls, or VoipNow-style per-event rows), rendering the URL, headers and body from the
-//! rule's templates. It hands deliveries to an [`Outbox`], the one seam through which requests are
-//! sent: [`MemoryOutbox`] sends at once, in order per call and endpoint, and records every attempt in the
-//! [`DeliveryLog`]; [`durable::DurableOutbox`], the default, keeps deliveries in the SQLite store and
-//! retries them until they arrive.
+//! The [`Notifier`] turns each [`CallEvent`] into one [`Delivery`] per active rule that matches it
+//! (three URLs for incoming, answered and ended calls, or VoipNow-style per-event rows), rendering the
+//! URL, headers and body from the rule's templates. It hands deliveries to an [`Outbox`], the one seam
+//! through which requests are sent: [`MemoryOutbox`] sends at once, in order per call and endpoint, and
+//! records every attempt in the [`DeliveryLog`]; [`durable::DurableOutbox`], the default, keeps
+//! deliveries in the SQLite store and retries them until they arrive.
 
 pub mod sample;
 pub mod durable;
