@@ -169,3 +169,156 @@ async fn record(
     });
     StatusCode::from_u16(shared.status.unwrap_or(200)).unwrap_or(StatusCode::OK)
 }
+
+/// One way a CRM endpoint can misbehave, for [`FaultyEndpoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing listens on the port: connections are refused.
+    Refused,
+    /// Accepts the connection, reads the request, and never answers.
+    Hang,
+    /// Answers 200, but only after this long.
+    AnswerAfter(Duration),
+    /// Answers every request with this status.
+    Status(u16),
+    /// Answers every request with `301 Moved Permanently` to itself.
+    RedirectLoop,
+    /// Answers with bytes that are not HTTP (an SSH server's greeting) and closes.
+    Garbage,
+    /// A plain-HTTP server, addressed with an `https://` URL.
+    TlsToPlainHttp,
+    /// A host name that does not resolve (the `.invalid` top-level domain never does, RFC 2606).
+    UnknownHost,
+    /// Answers 200 with a body this many bytes long, streamed.
+    HugeBody(usize),
+}
+
+/// A CRM endpoint with one [`Fault`], on loopback. It counts the connections (or requests) it got and,
+/// for [`Fault::HugeBody`], how much of the body it handed to the connection before the client let go.
+#[derive(Debug)]
+pub struct FaultyEndpoint {
+    url: String,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+    body_sent: Arc<std::sync::atomic::AtomicUsize>,
+    _stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What an SSH server says first: not HTTP.
+const NOT_HTTP: &[u8] = b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n";
+
+impl FaultyEndpoint {
+    pub async fn start(fault: Fault) -> FaultyEndpoint {
+        use std::sync::atomic::AtomicUsize;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let body_sent = Arc::new(AtomicUsize::new(0));
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let bind = || async move { tokio::net::TcpListener::bind(loopback).await.expect("bind a loopback port") };
+        let mut endpoint = FaultyEndpoint { url: String::new(), hits: Arc::clone(&hits), body_sent: Arc::clone(&body_sent), _stop: None, task: None };
+        match fault {
+            Fault::Refused => {
+                let listener = bind().await;
+                endpoint.url = format!("http://{}", listener.local_addr().expect("addr"));
+                drop(listener);
+            }
+            Fault::UnknownHost => endpoint.url = "http://crm.callbridge-test.invalid".into(),
+            Fault::Hang | Fault::AnswerAfter(_) | Fault::Garbage => {
+                let listener = bind().await;
+                endpoint.url = format!("http://{}", listener.local_addr().expect("addr"));
+                endpoint.task = Some(tokio::spawn(raw_server(listener, fault, hits)));
+            }
+            Fault::Status(_) | Fault::RedirectLoop | Fault::TlsToPlainHttp | Fault::HugeBody(_) => {
+                let listener = bind().await;
+                let addr = listener.local_addr().expect("addr");
+                let scheme = if fault == Fault::TlsToPlainHttp { "https" } else { "http" };
+                endpoint.url = format!("{scheme}://{addr}");
+                let app = Router::new().fallback(move |uri: Uri| answer(fault, uri, Arc::clone(&hits), Arc::clone(&body_sent)));
+                endpoint._stop = Some(crate::serve_until_stopped(listener, app));
+            }
+        }
+        endpoint
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` for [`Fault::TlsToPlainHttp`], a `.invalid` host for
+    /// [`Fault::UnknownHost`]), without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Connections accepted (raw faults) or requests answered (HTTP faults).
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// For [`Fault::HugeBody`]: body bytes handed to the connection so far.
+    pub fn body_sent(&self) -> usize {
+        self.body_sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultyEndpoint {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Accepts connections and misbehaves on each in the raw faults' way.
+async fn raw_server(listener: tokio::net::TcpListener, fault: Fault, hits: Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut connections = tokio::task::JoinSet::new();
+    while let Ok((mut stream, _)) = listener.accept().await {
+        hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        connections.spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            let _ = stream.read(&mut buf).await;
+            match fault {
+                Fault::AnswerAfter(delay) => {
+                    tokio::time::sleep(delay).await;
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+                }
+                Fault::Garbage => {
+                    let _ = stream.write_all(NOT_HTTP).await;
+                    let _ = stream.shutdown().await;
+                }
+                _ => {}
+            }
+            // Hold the connection open (the hang) until the client closes it.
+            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+    }
+}
+
+/// The HTTP faults' answers.
+async fn answer(
+    fault: Fault,
+    uri: Uri,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+    body_sent: Arc<std::sync::atomic::AtomicUsize>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    match fault {
+        Fault::Status(status) => StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+        Fault::RedirectLoop => (StatusCode::MOVED_PERMANENTLY, [(axum::http::header::LOCATION, uri.to_string())]).into_response(),
+        Fault::HugeBody(size) => {
+            const CHUNK: usize = 64 * 1024;
+            let chunk = Bytes::from(vec![b'x'; CHUNK]);
+            let stream = futures_util::stream::unfold(0usize, move |sent| {
+                let chunk = chunk.clone();
+                let body_sent = Arc::clone(&body_sent);
+                async move {
+                    if sent >= size {
+                        return None;
+                    }
+                    let part = chunk.slice(..CHUNK.min(size - sent));
+                    body_sent.fetch_add(part.len(), std::sync::atomic::Ordering::SeqCst);
+                    Some((Ok::<_, std::io::Error>(part), sent + CHUNK))
+                }
+            });
+            (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}

@@ -1,17 +1,18 @@
 //! Both outboxes under many calls at once: every delivery arrives, each call's in the order it was
 //! queued — the in-memory one while it closes the lanes of calls whose deliveries are all sent, the
 //! durable one on a real SQLite file with many calls in flight and failed deliveries coming back for
-//! their retry.
+//! their retry. An endpoint that hangs holds up nothing sent elsewhere, in either outbox, and each
+//! way an endpoint can fail is reported in words a CRM admin understands.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use callbridge::config::DeliveryConfig;
-use callbridge::notify::durable::DurableOutbox;
+use callbridge::notify::durable::{DurableOutbox, ENDPOINT_IN_FLIGHT};
 use callbridge::notify::{Delivery, DeliveryLog, MemoryOutbox, Outbox, Sender};
 use callbridge::store::{Durability, Store};
 use callbridge::CallId;
-use callbridge_e2e::crm::FakeCrm;
+use callbridge_e2e::crm::{FakeCrm, Fault, FaultyEndpoint};
 
 fn delivery(crm: &FakeCrm, call: usize, step: usize) -> Delivery {
     let call_id = CallId::from(format!("call-{call}"));
@@ -97,4 +98,81 @@ async fn every_delivery_arrives_once_in_order_per_call_with_many_calls_in_flight
         order.dedup();
         assert_eq!(order, ["0", "1", "2"], "call {call}'s deliveries in order");
     }
+}
+
+/// A delivery of `call`'s `event` for rule `rule` to `base`.
+fn to(base: &str, rule: &str, call: usize, event: &str) -> Delivery {
+    let call_id = CallId::from(format!("call-{call}"));
+    Delivery {
+        rule_id: rule.into(),
+        event: event.into(),
+        call_id: call_id.clone(),
+        method: "GET",
+        url: format!("{base}/{event}?call={call}"),
+        headers: Vec::new(),
+        body: None,
+        idempotency_key: format!("{call_id}:{event}:{rule}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_endpoint_holds_up_nothing_sent_elsewhere() {
+    let hang = FaultyEndpoint::start(Fault::Hang).await;
+    let crm = FakeCrm::start().await;
+    // Far longer than the test: every attempt at the hanging endpoint is still in flight at the end.
+    let config = DeliveryConfig { timeout_secs: 60, ..DeliveryConfig::default() };
+    let durable_log = Arc::new(DeliveryLog::default());
+    let durable = DurableOutbox::start(Store::in_memory(), &config, Arc::clone(&durable_log));
+    let memory = MemoryOutbox::start(Sender::new(Duration::from_secs(60)), Arc::new(DeliveryLog::default()));
+
+    // 50 calls through each outbox, each with a notification to the hanging endpoint queued first
+    // and one to the working CRM after it.
+    let calls = 50;
+    for call in 0..calls {
+        durable.enqueue(vec![to(hang.url(), "hang", call, "incoming"), to(&crm.url(), "durable", call, "incoming")]);
+        memory.enqueue(vec![to(hang.url(), "hang", 1_000 + call, "incoming"), to(&crm.url(), "memory", 1_000 + call, "incoming")]);
+    }
+    let received = crm.wait_for(2 * calls, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 2 * calls, "every notification to the working CRM arrived once");
+    // The memory outbox tries every call at the hanging endpoint at once; the durable one keeps it to
+    // its share of the attempt slots.
+    callbridge_e2e::eventually(Duration::from_secs(10), "the hanging endpoint's connections", || (hang.hits() >= calls).then_some(())).await;
+    let hanging = hang.hits();
+    assert!(hanging <= calls + ENDPOINT_IN_FLIGHT, "the durable outbox sent at most {ENDPOINT_IN_FLIGHT} at once: {hanging}");
+    assert!(durable_log.recent(1_000).iter().all(|r| r.rule_id == "durable"), "no hanging attempt has finished yet");
+}
+
+/// Sends one request to an endpoint with `fault` and returns the attempt.
+async fn attempt(fault: Fault) -> callbridge::notify::Attempt {
+    let endpoint = FaultyEndpoint::start(fault).await;
+    Sender::new(Duration::from_secs(1)).send(&to(endpoint.url(), "r", 1, "incoming")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_is_reported_in_words_and_retried_only_when_that_can_help() {
+    let cases = [
+        (Fault::Refused, "could not connect: connection refused by 127.0.0.1:", true),
+        (Fault::Hang, "timed out: the CRM did not answer within 1 s", true),
+        (Fault::AnswerAfter(Duration::from_secs(30)), "timed out: the CRM did not answer within 1 s", true),
+        (Fault::Status(500), "the CRM answered 500 Internal Server Error", true),
+        (Fault::Status(503), "the CRM answered 503 Service Unavailable", true),
+        (Fault::Status(404), "the CRM answered 404 Not Found", false),
+        (Fault::RedirectLoop, "too many redirects", false),
+        (Fault::Garbage, "not an HTTP answer from 127.0.0.1:", true),
+        (Fault::TlsToPlainHttp, "could not connect: TLS handshake failed with 127.0.0.1:", true),
+        (Fault::UnknownHost, "could not connect: host name not found: crm.callbridge-test.invalid", true),
+    ];
+    for (fault, words, retryable) in cases {
+        let got = attempt(fault).await;
+        let error = got.error.clone().unwrap_or_default();
+        assert!(error.starts_with(words), "{fault:?}: {error:?} should start with {words:?}");
+        assert_eq!(got.retryable(), retryable, "{fault:?}: {got:?}");
+    }
+    let tls = attempt(Fault::TlsToPlainHttp).await;
+    assert!(tls.error.unwrap_or_default().contains("should the URL be http://?"), "the likely mistake is named");
+
+    // A 50 MB answer: delivered, and only its start is kept.
+    let huge = attempt(Fault::HugeBody(50 * 1024 * 1024)).await;
+    assert!(huge.succeeded(), "{:?}", huge.error);
+    assert_eq!(huge.response.map(|r| r.len()), Some(500));
 }

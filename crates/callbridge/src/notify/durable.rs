@@ -3,33 +3,49 @@
 //! [`DurableOutbox::enqueue`] writes the deliveries to the store before it returns — the engine calls
 //! it before the call event is published anywhere — so a notification is never only in memory: if the
 //! process is killed a moment later, the next start finds it pending and sends it. A worker task sends
-//! due deliveries, several calls in parallel but each call's deliveries strictly in event order, and
-//! after each attempt decides with the [`RetryPolicy`]:
+//! due deliveries in [`Lane`]s: one call's deliveries to one endpoint (the CRM server a rule's URL
+//! names) go out strictly in event order, one at a time; different calls and different endpoints go in
+//! parallel and never wait for each other, so a rule whose endpoint is down, hangs or is slow delays
+//! only what goes to that endpoint. After each attempt the worker decides with the [`RetryPolicy`]:
 //!
 //! * 2xx: delivered;
-//! * no answer (connection refused, timeout) or 5xx, and also 408 and 429, which mean "try later":
-//!   retried with exponential backoff and jitter until the delivery's maximum age (24 h by default);
+//! * no usable answer (connection refused, host name not found, TLS handshake failed, timed out, not
+//!   an HTTP answer, connection closed) or 5xx, and also 408 and 429, which mean "try later": retried
+//!   with exponential backoff and jitter until the delivery's maximum age (24 h by default);
 //! * any other 4xx: the CRM refused this request, and sending it again will not change that: failed;
-//!   likewise a request that cannot even be built (a rendered header value HTTP does not allow).
+//!   likewise a request that cannot even be built (a rendered header value HTTP does not allow) and
+//!   redirects that never end (a redirect loop).
+//!
+//! No endpoint can take every attempt slot: each has at most [`ENDPOINT_IN_FLIGHT`] attempts in flight,
+//! and one whose last attempt failed (down, or hanging until the [`Sender`]'s timeout) at most
+//! [`FAILING_ENDPOINT_IN_FLIGHT`], so the others always have room.
 //!
 //! Every attempt carries the same `Idempotency-Key` (call id, event, rule id), so a CRM can drop the
 //! repeats that at-least-once delivery implies (a crash between sending and recording the answer).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 
 use super::{Attempt, Delivery, DeliveryLog, Outbox, Sender};
-use crate::call::CallId;
 use crate::config::DeliveryConfig;
-use crate::store::deliveries::{Due, Next};
+use crate::store::deliveries::{Due, Lane, Next};
 use crate::store::{now_ms, Store};
 
-/// Attempts in flight at once (each for a different call). Each waits for the CRM's answer, so this
-/// bounds the rate: 32 lets a CRM 50 ms away take 640 notifications a second, and one on the same
-/// network thousands, while keeping a CRM that slows down from facing an unbounded crowd.
-const MAX_IN_FLIGHT: usize = 32;
+/// Attempts in flight at once to one endpoint (each for a different call). Each waits for the CRM's
+/// answer, so this bounds the rate: 32 lets a CRM 50 ms away take 640 notifications a second, and one
+/// on the same network thousands, while keeping a CRM that slows down from facing an unbounded crowd.
+pub const ENDPOINT_IN_FLIGHT: usize = 32;
+
+/// Attempts in flight at once to an endpoint whose last attempt failed and will be retried (down,
+/// answering 5xx, or not answering until the timeout): a few probes, not a crowd, so that a hanging
+/// endpoint ties up a few attempt slots for a timeout each rather than all of them.
+pub const FAILING_ENDPOINT_IN_FLIGHT: usize = 4;
+
+/// Attempts in flight at once in all: room for one endpoint at full rate and others beside it.
+pub const MAX_IN_FLIGHT: usize = 2 * ENDPOINT_IN_FLIGHT;
 
 /// How often the worker looks at the store even when nothing woke it, as a safety net.
 const IDLE_POLL: Duration = Duration::from_secs(30);
@@ -156,22 +172,85 @@ struct Done {
     outcome: Attempt,
 }
 
+/// The attempts in flight, by lane and by endpoint, and which endpoints are failing: what holds a
+/// due delivery back.
+#[derive(Debug, Default)]
+struct InFlight {
+    tasks: HashMap<tokio::task::Id, Lane>,
+    endpoints: HashMap<String, Endpoint>,
+}
+
+/// One endpoint's attempts in flight.
+#[derive(Debug, Default)]
+struct Endpoint {
+    /// The calls with an attempt in flight to this endpoint (at most one each: a lane is sequential).
+    calls: HashSet<String>,
+    /// The last finished attempt failed and will be retried.
+    failing: bool,
+}
+
+impl Endpoint {
+    fn limit(&self) -> usize {
+        if self.failing {
+            FAILING_ENDPOINT_IN_FLIGHT
+        } else {
+            ENDPOINT_IN_FLIGHT
+        }
+    }
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether a delivery of `call` to `endpoint` must wait: its lane has an attempt in flight, or
+    /// its endpoint as many as it may have.
+    fn holds(&self, call: &str, endpoint: &str) -> bool {
+        self.endpoints.get(endpoint).is_some_and(|e| e.calls.contains(call) || e.calls.len() >= e.limit())
+    }
+
+    fn start(&mut self, task: tokio::task::Id, lane: Lane) {
+        self.endpoints.entry(lane.endpoint.clone()).or_default().calls.insert(lane.call_id.as_str().to_owned());
+        self.tasks.insert(task, lane);
+    }
+
+    /// Frees the lane of a finished attempt; `outcome` (none when the attempt task died) updates
+    /// whether its endpoint is failing.
+    fn finish(&mut self, task: tokio::task::Id, outcome: Option<&Attempt>) {
+        let Some(lane) = self.tasks.remove(&task) else { return };
+        if let Some(endpoint) = self.endpoints.get_mut(&lane.endpoint) {
+            endpoint.calls.remove(lane.call_id.as_str());
+            if let Some(outcome) = outcome {
+                endpoint.failing = outcome.retryable();
+            }
+            if endpoint.calls.is_empty() && !endpoint.failing {
+                self.endpoints.remove(&lane.endpoint);
+            }
+        }
+    }
+}
+
 impl Worker {
     async fn run(self) {
-        let mut in_flight: JoinSet<Done> = JoinSet::new();
-        // The call each attempt in flight belongs to: its other deliveries wait.
-        let mut busy: Vec<(tokio::task::Id, CallId)> = Vec::new();
+        let mut tasks: JoinSet<Done> = JoinSet::new();
+        let mut in_flight = InFlight::default();
         loop {
             self.save_unsaved();
-            let busy_calls: Vec<CallId> = busy.iter().map(|(_, c)| c.clone()).collect();
-            let room = MAX_IN_FLIGHT.saturating_sub(busy.len());
+            let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
             if room > 0 {
-                match self.store.due(now_ms(), &busy_calls, room) {
+                // Several due deliveries may go to one endpoint: `holds` is asked again as each one
+                // starts, so the endpoint's limit holds within one batch too. The ones held back stay
+                // pending and come back on a later pass.
+                match self.store.due(now_ms(), |call, endpoint| in_flight.holds(call, endpoint), room) {
                     Ok(due) => {
                         for d in due {
-                            let call = d.delivery.call_id.clone();
-                            let task = in_flight.spawn(self.attempt(d));
-                            busy.push((task.id(), call));
+                            let lane = d.lane.clone();
+                            if in_flight.holds(lane.call_id.as_str(), &lane.endpoint) {
+                                continue;
+                            }
+                            let task = tasks.spawn(self.attempt(d));
+                            in_flight.start(task.id(), lane);
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "cannot read the outbox"),
@@ -179,15 +258,15 @@ impl Worker {
             }
             // With every slot taken, only a finished attempt can make progress. Under load that is
             // the usual case, and then a new delivery's wake-up costs no query at all.
-            let wait = if busy.len() >= MAX_IN_FLIGHT { IDLE_POLL } else { self.wait_for_next(&busy) };
+            let wait = if in_flight.len() >= MAX_IN_FLIGHT { IDLE_POLL } else { self.wait_for_next(&in_flight) };
             tokio::select! {
-                Some(finished) = in_flight.join_next_with_id() => {
-                    self.finished(finished, &mut busy);
+                Some(finished) = tasks.join_next_with_id() => {
+                    self.finished(finished, &mut in_flight);
                     // Every other attempt that has finished too: while call events pour in, this
                     // task's turns on the runtime are scarce, and one attempt per turn would let the
                     // backlog grow however fast the CRM answers.
-                    while let Some(finished) = in_flight.try_join_next_with_id() {
-                        self.finished(finished, &mut busy);
+                    while let Some(finished) = tasks.try_join_next_with_id() {
+                        self.finished(finished, &mut in_flight);
                     }
                 }
                 () = self.store.outbox_changed().notified() => {}
@@ -196,26 +275,25 @@ impl Worker {
         }
     }
 
-    /// Records a finished attempt and frees its call for the next delivery.
-    fn finished(&self, finished: Result<(tokio::task::Id, Done), tokio::task::JoinError>, busy: &mut Vec<(tokio::task::Id, CallId)>) {
+    /// Records a finished attempt and frees its lane for the next delivery.
+    fn finished(&self, finished: Result<(tokio::task::Id, Done), tokio::task::JoinError>, in_flight: &mut InFlight) {
         match finished {
             Ok((task, done)) => {
-                busy.retain(|(t, _)| *t != task);
+                in_flight.finish(task, Some(&done.outcome));
                 self.record(done);
             }
             // Short of a bug an attempt cannot panic; its delivery stays pending and is retried.
             Err(e) => {
                 tracing::error!(error = %e, "a notification attempt failed unexpectedly");
-                busy.retain(|(t, _)| *t != e.id());
+                in_flight.finish(e.id(), None);
             }
         }
     }
 
-    /// How long to sleep when nothing wakes the worker: until the next delivery not held back by an
-    /// attempt in flight falls due.
-    fn wait_for_next(&self, busy: &[(tokio::task::Id, CallId)]) -> Duration {
-        let busy: Vec<CallId> = busy.iter().map(|(_, c)| c.clone()).collect();
-        match self.store.next_due_at(&busy) {
+    /// How long to sleep when nothing wakes the worker: until the next delivery not held back by the
+    /// attempts in flight falls due. (Held ones wait for an attempt to finish, which wakes the worker.)
+    fn wait_for_next(&self, in_flight: &InFlight) -> Duration {
+        match self.store.next_due_at(|call, endpoint| in_flight.holds(call, endpoint)) {
             Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL),
             Ok(None) => IDLE_POLL,
             Err(e) => {
@@ -243,8 +321,8 @@ impl Worker {
             Next::GiveUp if !outcome.succeeded() => {
                 let why = if outcome.retryable() {
                     "it kept failing until its maximum age"
-                } else if outcome.malformed {
-                    "the request cannot be built (a rendered URL or header HTTP does not allow)"
+                } else if outcome.permanent {
+                    "sending it again cannot help"
                 } else {
                     "the CRM refused it"
                 };
@@ -287,6 +365,7 @@ fn random() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::CallId;
 
     fn policy() -> RetryPolicy {
         RetryPolicy { initial: Duration::from_secs(1), max_delay: Duration::from_secs(60), max_age: Duration::from_secs(3_600) }
@@ -294,7 +373,7 @@ mod tests {
 
     fn answered(status: u16) -> Attempt {
         let error = (!(200..300).contains(&status)).then(|| format!("the CRM answered {status}"));
-        Attempt { status: Some(status), error, response: None, elapsed_ms: 1, malformed: false }
+        Attempt { status: Some(status), error, response: None, elapsed_ms: 1, permanent: false }
     }
 
     #[test]
@@ -326,7 +405,7 @@ mod tests {
         for status in [500, 502, 503, 504, 408, 429] {
             assert!(matches!(p.next(&answered(status), 1, now, expires, 0), Next::RetryIn(500..=1_000)), "{status}");
         }
-        let refused = Attempt { status: None, error: Some("could not connect".into()), response: None, elapsed_ms: 1, malformed: false };
+        let refused = Attempt { status: None, error: Some("could not connect".into()), response: None, elapsed_ms: 1, permanent: false };
         assert!(matches!(p.next(&refused, 3, now, expires, 0), Next::RetryIn(2_000..=4_000)));
     }
 
@@ -344,7 +423,7 @@ mod tests {
             idempotency_key: "c:incoming:r".into(),
         };
         let attempt = Sender::new(Duration::from_secs(1)).send(&delivery).await;
-        assert!(attempt.malformed && !attempt.retryable(), "{attempt:?}");
+        assert!(attempt.permanent && !attempt.retryable(), "{attempt:?}");
         assert_eq!(policy().next(&attempt, 1, 0, i64::MAX, 0), Next::GiveUp);
     }
 

@@ -1,11 +1,11 @@
 //! Notifications: telling the CRM that a call rings, was answered or ended.
 //!
-//! The [`Notifier`] turns each [`CallEvent`] into one [`Delivery`] per active rule that matches it (seed
-//! 000's three URLs, or VoipNow-style per-event rows), rendering the URL, headers and body from the
-//! rule's templates. It hands deliveries to an [`Outbox`], the one seam through which requests are
-//! sent: [`MemoryOutbox`] sends at once, in order per call, and records every attempt in the
-//! [`DeliveryLog`]; [`durable::DurableOutbox`], the default, keeps deliveries in the SQLite store and
-//! retries them until they arrive.
+//! The [`Notifier`] turns each [`CallEvent`] into one [`Delivery`] per active rule that matches it
+//! (three URLs for incoming, answered and ended calls, or VoipNow-style per-event rows), rendering the
+//! URL, headers and body from the rule's templates. It hands deliveries to an [`Outbox`], the one seam
+//! through which requests are sent: [`MemoryOutbox`] sends at once, in order per call and endpoint, and
+//! records every attempt in the [`DeliveryLog`]; [`durable::DurableOutbox`], the default, keeps
+//! deliveries in the SQLite store and retries them until they arrive.
 
 pub mod sample;
 pub mod durable;
@@ -41,20 +41,39 @@ pub struct Delivery {
     pub idempotency_key: String,
 }
 
+impl Delivery {
+    /// The CRM server this request goes to; see [`endpoint_of`].
+    pub fn endpoint(&self) -> String {
+        endpoint_of(&self.url)
+    }
+}
+
+/// The endpoint a URL names: its scheme, host and port (`https://crm.example`, `http://10.0.0.5:8080`),
+/// that is the server that answers it. A call's notifications to one endpoint go out in event order;
+/// notifications to different endpoints never wait for each other. A URL that does not parse is an
+/// endpoint of its own (sending to it fails at once).
+pub fn endpoint_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.has_host() => parsed.origin().ascii_serialization(),
+        _ => url.to_owned(),
+    }
+}
+
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attempt {
     /// The CRM's HTTP status, when it answered.
     pub status: Option<u16>,
-    /// What went wrong, when it did (network error, timeout, or a non-2xx status).
+    /// What went wrong, when it did, in words for the delivery log ("could not connect: connection
+    /// refused by 127.0.0.1:9", "timed out: …", "the CRM answered 503 Service Unavailable").
     pub error: Option<String>,
     /// The start of the CRM's answer, for the settings page's "Send test".
     pub response: Option<String>,
     pub elapsed_ms: u64,
-    /// The request could not even be built (a rendered URL or header value HTTP does not allow):
-    /// sending it again cannot help.
+    /// Sending the same request again cannot help: it cannot even be built (a rendered URL or header
+    /// value HTTP does not allow), or the CRM's redirects never end.
     #[serde(skip)]
-    pub malformed: bool,
+    pub permanent: bool,
 }
 
 impl Attempt {
@@ -62,31 +81,44 @@ impl Attempt {
         self.error.is_none()
     }
 
-    /// A failure worth retrying: no answer at all, or a server error. A 4xx is the request's fault.
+    /// A failure worth retrying: no answer at all (or not a usable one), or a server error, 408 or
+    /// 429. Any other 4xx is the request's fault.
     pub fn retryable(&self) -> bool {
         match self.status {
-            None => self.error.is_some() && !self.malformed,
+            None => self.error.is_some() && !self.permanent,
             Some(s) => s >= 500 || s == 429 || s == 408,
         }
     }
 }
 
+/// How much of the CRM's answer is read: enough for the log's [`Attempt::response`], never a large
+/// body (the rest is not read; the connection is closed).
+const ANSWER_READ_BYTES: usize = 2_048;
+
+/// How much of the answer the log keeps, in characters.
+const ANSWER_SHOWN_CHARS: usize = 500;
+
 /// Sends one delivery once: the HTTP request itself, with the per-request timeout.
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
+    timeout: Duration,
+    connect_timeout: Duration,
 }
 
 impl Sender {
+    /// `timeout` bounds a whole attempt: connecting, sending, and the CRM's answer with the part of its
+    /// body that is read.
     pub fn new(timeout: Duration) -> Self {
+        let connect_timeout = timeout.min(Duration::from_secs(5));
         let client = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .connect_timeout(connect_timeout)
             .user_agent(concat!("CallBridge/", env!("CARGO_PKG_VERSION")))
             .build()
             // Building a client only fails when the TLS backend cannot initialise: nothing works then.
             .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"));
-        Sender { client }
+        Sender { client, timeout, connect_timeout }
     }
 
     pub async fn send(&self, delivery: &Delivery) -> Attempt {
@@ -102,37 +134,151 @@ impl Sender {
         let result = request.send().await;
         let elapsed_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
         match result {
-            Ok(response) => {
+            Ok(mut response) => {
                 let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                let response = Some(text.chars().take(500).collect::<String>()).filter(|t| !t.is_empty());
+                let prefix = answer_prefix(&mut response).await;
+                let text: String = String::from_utf8_lossy(&prefix).chars().take(ANSWER_SHOWN_CHARS).collect();
+                let response = Some(text).filter(|t| !t.is_empty());
                 let error = (!status.is_success()).then(|| format!("the CRM answered {status}"));
-                Attempt { status: Some(status.as_u16()), error, response, elapsed_ms, malformed: false }
+                Attempt { status: Some(status.as_u16()), error, response, elapsed_ms, permanent: false }
             }
-            Err(e) => Attempt { status: None, error: Some(describe(&e)), response: None, elapsed_ms, malformed: e.is_builder() },
+            Err(e) => {
+                let failure = self.describe(&e, &delivery.url);
+                Attempt { status: None, error: Some(failure.message), response: None, elapsed_ms, permanent: failure.permanent }
+            }
         }
+    }
+
+    /// A reqwest error in words a CRM admin understands, with the technical cause after them.
+    fn describe(&self, e: &reqwest::Error, url: &str) -> Failure {
+        let server = server_of(url);
+        let detail = causes(e);
+        let failure = |message: String, permanent: bool| Failure { message, permanent };
+        if e.is_builder() {
+            return failure(format!("the request cannot be built (a URL or header value HTTP does not allow){detail}"), true);
+        }
+        if e.is_redirect() {
+            let last = e.url().map(|u| format!(", last to {u}")).unwrap_or_default();
+            return failure(format!("too many redirects: the CRM kept redirecting (a redirect loop?){last}"), true);
+        }
+        if e.is_timeout() {
+            return if e.is_connect() {
+                failure(format!("timed out: no connection to {server} within {} s", self.connect_timeout.as_secs_f32()), false)
+            } else {
+                failure(format!("timed out: the CRM did not answer within {} s", self.timeout.as_secs_f32()), false)
+            };
+        }
+        if has_io_error(e, std::io::ErrorKind::ConnectionRefused) {
+            return failure(format!("could not connect: connection refused by {server} (is the CRM running, and is the port right?)"), false);
+        }
+        if e.is_connect() && detail.contains("dns error") {
+            let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+            return failure(format!("could not connect: host name not found: {host}{detail}"), false);
+        }
+        let https = url::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+        if e.is_connect() && https && !has_any_io_error(e, CONNECT_KINDS) {
+            let hint = if detail.contains("InvalidContentType") { " (the port answers plain HTTP: should the URL be http://?)" } else { "" };
+            return failure(format!("could not connect: TLS handshake failed with {server}{hint}{detail}"), false);
+        }
+        if e.is_connect() {
+            return failure(format!("could not connect to {server}{detail}"), false);
+        }
+        if has_hyper_error(e, hyper::Error::is_parse) || has_hyper_error(e, hyper::Error::is_parse_status) {
+            return failure(format!("not an HTTP answer from {server}{detail}"), false);
+        }
+        if has_hyper_error(e, hyper::Error::is_incomplete_message) || has_any_io_error(e, CLOSED_KINDS) {
+            return failure(format!("the connection to {server} closed before the CRM answered{detail}"), false);
+        }
+        failure(format!("request failed{detail}"), false)
     }
 }
 
-/// A reqwest error in words for the delivery log, including its cause chain.
-fn describe(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_builder() {
-        "bad request"
-    } else {
-        "request failed"
-    };
-    let mut message = what.to_owned();
+/// An error's cause chain as `: cause: its cause…`, for after the plain words; the HTTP client's own
+/// wrappers (`client error (Connect)`), which say nothing the words do not, are left out.
+fn causes(e: &reqwest::Error) -> String {
+    let mut detail = String::new();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !text.starts_with("client error (") {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
         source = cause.source();
     }
-    message
+    detail
+}
+
+/// A failed attempt's message and whether retrying can help.
+struct Failure {
+    message: String,
+    permanent: bool,
+}
+
+/// Network errors that mean no connection was made (as opposed to one made and then failing).
+const CONNECT_KINDS: &[std::io::ErrorKind] = &[
+    std::io::ErrorKind::ConnectionRefused,
+    std::io::ErrorKind::HostUnreachable,
+    std::io::ErrorKind::NetworkUnreachable,
+    std::io::ErrorKind::AddrNotAvailable,
+];
+
+/// Network errors that mean the other side closed the connection.
+const CLOSED_KINDS: &[std::io::ErrorKind] =
+    &[std::io::ErrorKind::ConnectionReset, std::io::ErrorKind::ConnectionAborted, std::io::ErrorKind::UnexpectedEof, std::io::ErrorKind::BrokenPipe];
+
+fn has_io_error(e: &reqwest::Error, kind: std::io::ErrorKind) -> bool {
+    has_any_io_error(e, &[kind])
+}
+
+fn has_any_io_error(e: &reqwest::Error, kinds: &[std::io::ErrorKind]) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<std::io::Error>().is_some_and(|io| kinds.contains(&io.kind())) {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+fn has_hyper_error(e: &reqwest::Error, test: fn(&hyper::Error) -> bool) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<hyper::Error>().is_some_and(test) {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// `host:port` of a URL, for messages; the URL itself when it does not parse.
+fn server_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => url.to_owned(),
+        },
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// The first [`ANSWER_READ_BYTES`] of the answer's body, however large it is; a body that breaks
+/// off or takes too long ends the reading with what came.
+async fn answer_prefix(response: &mut reqwest::Response) -> Vec<u8> {
+    let mut prefix = Vec::new();
+    while prefix.len() < ANSWER_READ_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = ANSWER_READ_BYTES - prefix.len();
+                prefix.extend(chunk.iter().take(room));
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    prefix
 }
 
 /// One line of the delivery log.
@@ -199,7 +345,8 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
     fn reconfigure(&self, _config: &crate::config::DeliveryConfig) {}
 }
 
-/// Sends at once, one call's deliveries strictly in order, different calls in parallel. No retries;
+/// Sends at once, one call's deliveries to one endpoint strictly in order, different calls and
+/// endpoints in parallel (an endpoint that hangs holds up nothing sent elsewhere). No retries;
 /// the outcome of each attempt goes to the log.
 #[derive(Debug)]
 pub struct MemoryOutbox {
@@ -223,12 +370,12 @@ impl Outbox for MemoryOutbox {
     }
 }
 
-/// Routes each delivery to its call's lane. A lane whose deliveries are all sent is closed by this
-/// dispatcher — never by the lane itself, so nothing handed to a lane can be lost — when the lanes are
+/// Routes each delivery to its lane: its call and [`Delivery::endpoint`]. A lane whose deliveries are
+/// all sent is closed by this dispatcher — never by the lane itself, so nothing handed to a lane can be lost — when the lanes are
 /// swept, which happens once they have doubled since the last sweep: routing stays O(1), and only calls
 /// with deliveries in flight (plus a few idle lanes) hold a task.
 async fn dispatch(mut rx: mpsc::UnboundedReceiver<Delivery>, sender: Sender, log: Arc<DeliveryLog>) {
-    let mut lanes: HashMap<CallId, Lane> = HashMap::new();
+    let mut lanes: HashMap<(CallId, String), Lane> = HashMap::new();
     let mut sweep_at = Lane::SWEEP_MIN;
     while let Some(delivery) = rx.recv().await {
         if lanes.len() >= sweep_at {
@@ -236,13 +383,13 @@ async fn dispatch(mut rx: mpsc::UnboundedReceiver<Delivery>, sender: Sender, log
             sweep_at = (2 * lanes.len()).max(Lane::SWEEP_MIN);
         }
         lanes
-            .entry(delivery.call_id.clone())
+            .entry((delivery.call_id.clone(), delivery.endpoint()))
             .or_insert_with(|| Lane::start(sender.clone(), Arc::clone(&log)))
             .push(delivery);
     }
 }
 
-/// A task that sends one call's deliveries strictly in order; it ends when its [`Lane`] is dropped.
+/// A task that sends one lane's deliveries strictly in order; it ends when its [`Lane`] is dropped.
 #[derive(Debug)]
 struct Lane {
     tx: mpsc::UnboundedSender<Delivery>,

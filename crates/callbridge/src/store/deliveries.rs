@@ -2,9 +2,11 @@
 //!
 //! A delivery is written here when its call event happens ([`Store::enqueue`]), before anyone is told
 //! the event happened, so a crash afterwards cannot lose it. The outbox worker
-//! ([`crate::notify::durable`]) takes the due ones ([`Store::due`]) — per call only the oldest pending
-//! one, which keeps each call's notifications in event order — and records each attempt's outcome
-//! ([`Store::finish_attempt`]). The same rows are the delivery log the API and the Activity view show.
+//! ([`crate::notify::durable`]) takes the due ones ([`Store::due`]) — per [`Lane`] (one call's
+//! notifications to one endpoint, the CRM server a rule's URL names) only the oldest pending one, which
+//! keeps each call's notifications to a CRM in event order while rules that go to different endpoints
+//! never wait for each other — and records each attempt's outcome ([`Store::finish_attempt`]). The same
+//! rows are the delivery log the API and the Activity view show.
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
@@ -49,6 +51,17 @@ impl DeliveryStatus {
     }
 }
 
+/// The deliveries of one call to one endpoint ([`Delivery::endpoint`]): they go out one at a time, in
+/// the order they were queued, so a CRM never sees a call's `ended` before its `incoming`, even when
+/// the two come from different rules. Different lanes do not wait for each other: a rule whose
+/// endpoint is down or slow holds up nothing sent elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lane {
+    pub call_id: CallId,
+    pub endpoint: String,
+}
+
+
 /// A delivery the worker should attempt now.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -57,6 +70,8 @@ pub struct Due {
     pub attempts: u32,
     pub expires_at: i64,
     pub delivery: Delivery,
+    /// Its lane, as the store keeps it.
+    pub lane: Lane,
 }
 
 /// What the worker decided after an attempt.
@@ -127,20 +142,23 @@ pub enum RetryError {
     Store(#[from] StoreError),
 }
 
-/// The pending deliveries due by `?1` that head their call (no older delivery of the call is still
-/// pending), longest due first. `INDEXED BY` pins the plan: without statistics SQLite may prefer
-/// `deliveries_pending` and sort every pending row.
-const DUE: &str = "SELECT id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body
+/// The pending deliveries due by `?1` that head their lane (no older delivery of the same call to the
+/// same endpoint is still pending), longest due first. `INDEXED BY` pins the plan: without statistics
+/// SQLite may prefer `deliveries_lane` and sort every pending row. The subquery is one seek in
+/// `deliveries_lane` (status, call, endpoint, id).
+const DUE: &str = "SELECT id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body, endpoint
      FROM deliveries d INDEXED BY deliveries_due
      WHERE status = 'pending' AND next_attempt_at <= ?1
-       AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)
+       AND NOT EXISTS (SELECT 1 FROM deliveries e
+                       WHERE e.status = 'pending' AND e.call_id = d.call_id AND e.endpoint = d.endpoint AND e.id < d.id)
      ORDER BY next_attempt_at, id";
 
-/// The pending deliveries that head their call, soonest due first.
-const NEXT_DUE: &str = "SELECT call_id, next_attempt_at
+/// The pending deliveries that head their lane, soonest due first.
+const NEXT_DUE: &str = "SELECT call_id, endpoint, next_attempt_at
      FROM deliveries d INDEXED BY deliveries_due
      WHERE status = 'pending'
-       AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.call_id = d.call_id AND e.status = 'pending' AND e.id < d.id)
+       AND NOT EXISTS (SELECT 1 FROM deliveries e
+                       WHERE e.status = 'pending' AND e.call_id = d.call_id AND e.endpoint = d.endpoint AND e.id < d.id)
      ORDER BY next_attempt_at, id";
 
 const ENTRY_COLUMNS: &str = "id, idempotency_key, call_id, event, rule_id, method, url, status, attempts, created_at, \
@@ -157,8 +175,8 @@ impl Store {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO deliveries (idempotency_key, call_id, event, rule_id, method, url, headers, body, status,
-                                             created_at, expires_at, next_attempt_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?9)
+                                             created_at, expires_at, next_attempt_at, endpoint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?9, ?11)
                      ON CONFLICT (idempotency_key) DO NOTHING",
                 )?;
                 for d in deliveries {
@@ -174,6 +192,7 @@ impl Store {
                         d.body,
                         now,
                         now.saturating_add(max_age_ms),
+                        d.endpoint(),
                     ])?;
                 }
             }
@@ -183,13 +202,14 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` deliveries due at `now`, the longest due first: for each call, only its oldest
-    /// pending delivery, and none of the calls in `busy` (which have an attempt in flight).
+    /// Up to `limit` deliveries due at `now`, the longest due first: for each [`Lane`], only its oldest
+    /// pending delivery, and none for which `held(call id, endpoint)` says so (the worker holds back
+    /// lanes with an attempt in flight, and endpoints with as many attempts in flight as they may have).
     ///
     /// Both this and [`Store::next_due_at`] walk the pending rows in due order through the
     /// `deliveries_due` index and stop as soon as they have their answer, so the worker's cost per
-    /// attempt does not grow with the backlog or the delivery log.
-    pub fn due(&self, now: i64, busy: &[CallId], limit: usize) -> Result<Vec<Due>, StoreError> {
+    /// attempt does not grow with the delivery log.
+    pub fn due(&self, now: i64, held: impl Fn(&str, &str) -> bool, limit: usize) -> Result<Vec<Due>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(DUE)?;
         let mut due = Vec::new();
@@ -198,9 +218,10 @@ impl Store {
         }
         let mut rows = select.query([now])?;
         while let Some(row) = rows.next()? {
-            // Busy calls head the walk under load: skip them before decoding the rest of the row.
+            // Held lanes head the walk under load: skip them before decoding the rest of the row.
             let call = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
-            if busy.iter().any(|b| b.as_str() == call) {
+            let endpoint = row.get_ref(11)?.as_str().map_err(rusqlite::Error::from)?;
+            if held(call, endpoint) {
                 continue;
             }
             due.push(due_from_row(row)??);
@@ -211,16 +232,17 @@ impl Store {
         Ok(due)
     }
 
-    /// When the next pending delivery that heads its call falls due, if any, ignoring the calls in
-    /// `busy`.
-    pub fn next_due_at(&self, busy: &[CallId]) -> Result<Option<i64>, StoreError> {
+    /// When the next pending delivery that heads its lane falls due, if any, leaving out the lanes
+    /// `held(call id, endpoint)` holds back.
+    pub fn next_due_at(&self, held: impl Fn(&str, &str) -> bool) -> Result<Option<i64>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(NEXT_DUE)?;
-        let rows = select.query_map([], |row| Ok((CallId::from(row.get::<_, String>(0)?), row.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (call, at) = row?;
-            if !busy.contains(&call) {
-                return Ok(Some(at));
+        let mut rows = select.query([])?;
+        while let Some(row) = rows.next()? {
+            let call = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let endpoint = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            if !held(call, endpoint) {
+                return Ok(Some(row.get(2)?));
             }
         }
         Ok(None)
@@ -347,13 +369,15 @@ fn due_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Due, StoreError>> {
         Ok(h) => h,
         Err(e) => return Ok(Err(StoreError::Corrupt(format!("delivery headers: {e}")))),
     };
+    let call_id = CallId::from(row.get::<_, String>(4)?);
     Ok(Ok(Due {
         id: row.get(0)?,
         attempts: row.get(1)?,
         expires_at: row.get(2)?,
+        lane: Lane { call_id: call_id.clone(), endpoint: row.get(11)? },
         delivery: Delivery {
             idempotency_key: row.get(3)?,
-            call_id: CallId::from(row.get::<_, String>(4)?),
+            call_id,
             event: row.get(5)?,
             rule_id: row.get(6)?,
             method: if method == "POST" { "POST" } else { "GET" },
@@ -408,14 +432,24 @@ mod tests {
     }
 
     fn ok() -> Attempt {
-        Attempt { status: Some(200), error: None, response: None, elapsed_ms: 3, malformed: false }
+        Attempt { status: Some(200), error: None, response: None, elapsed_ms: 3, permanent: false }
     }
 
     fn unavailable() -> Attempt {
-        Attempt { status: Some(503), error: Some("the CRM answered 503".into()), response: None, elapsed_ms: 3, malformed: false }
+        Attempt { status: Some(503), error: Some("the CRM answered 503".into()), response: None, elapsed_ms: 3, permanent: false }
     }
 
     const DAY: i64 = 86_400_000;
+
+    /// Holds back nothing.
+    fn free(_call: &str, _rule: &str) -> bool {
+        false
+    }
+
+    /// Holds back every lane of these calls.
+    fn busy<'a>(calls: &'a [&'a str]) -> impl Fn(&str, &str) -> bool + 'a {
+        move |call, _rule| calls.contains(&call)
+    }
 
     #[test]
     fn enqueued_deliveries_round_trip_and_repeat_keys_are_one_delivery() {
@@ -423,7 +457,7 @@ mod tests {
         let d = delivery("c1", "incoming");
         store.enqueue(std::slice::from_ref(&d), DAY).expect("enqueue");
         store.enqueue(std::slice::from_ref(&d), DAY).expect("enqueue again");
-        let due = store.due(now_ms(), &[], 10).expect("due");
+        let due = store.due(now_ms(), free, 10).expect("due");
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].delivery, d);
         assert_eq!(due[0].attempts, 0);
@@ -437,17 +471,76 @@ mod tests {
             .expect("enqueue");
         let now = now_ms();
         let keys = |due: Vec<Due>| due.into_iter().map(|d| d.delivery.idempotency_key).collect::<Vec<_>>();
-        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["a:incoming:incoming-1", "b:outgoing:outgoing-1"]);
-        assert_eq!(keys(store.due(now, &[CallId::from("a")], 10).expect("due")), ["b:outgoing:outgoing-1"]);
+        assert_eq!(keys(store.due(now, free, 10).expect("due")), ["a:incoming:incoming-1", "b:outgoing:outgoing-1"]);
+        assert_eq!(keys(store.due(now, busy(&["a"]), 10).expect("due")), ["b:outgoing:outgoing-1"]);
 
         // The head failing and waiting for its retry holds back the rest of its call.
-        let head = store.due(now, &[], 1).expect("due").remove(0);
+        let head = store.due(now, free, 1).expect("due").remove(0);
         store.finish_attempt(head.id, 1, now, &unavailable(), Next::RetryIn(60_000)).expect("finish");
-        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["b:outgoing:outgoing-1"]);
-        assert!(store.next_due_at(&[]).expect("next").is_some_and(|at| at <= now));
-        assert_eq!(store.next_due_at(&[CallId::from("b")]).expect("next"), Some(now + 60_000));
+        assert_eq!(keys(store.due(now, free, 10).expect("due")), ["b:outgoing:outgoing-1"]);
+        assert!(store.next_due_at(free).expect("next").is_some_and(|at| at <= now));
+        assert_eq!(store.next_due_at(busy(&["b"])).expect("next"), Some(now + 60_000));
         store.finish_attempt(head.id, 2, now, &ok(), Next::Delivered).expect("finish");
-        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["a:ended:ended-1", "b:outgoing:outgoing-1"]);
+        assert_eq!(keys(store.due(now, free, 10).expect("due")), ["a:ended:ended-1", "b:outgoing:outgoing-1"]);
+    }
+
+    /// A delivery of `call`'s `event` for rule `rule`, to `url`.
+    fn to(call: &str, event: &str, rule: &str, url: &str) -> Delivery {
+        Delivery { rule_id: rule.into(), url: url.into(), idempotency_key: format!("{call}:{event}:{rule}"), ..delivery(call, event) }
+    }
+
+    #[test]
+    fn a_rule_waiting_for_its_retry_holds_up_only_its_own_endpoint() {
+        let store = Store::in_memory();
+        let down = |call: &str, event: &str| to(call, event, &format!("down-{event}"), &format!("http://127.0.0.1:9/{event}"));
+        let up = |call: &str, event: &str| to(call, event, &format!("up-{event}"), &format!("https://crm.example/{event}?c={call}"));
+        store.enqueue(&[down("a", "incoming"), up("a", "incoming")], DAY).expect("enqueue");
+        store.enqueue(&[down("a", "ended"), up("a", "ended")], DAY).expect("enqueue");
+        store.enqueue(&[down("b", "incoming"), up("b", "incoming")], DAY).expect("enqueue");
+        let now = now_ms();
+        let keys = |due: &[Due]| due.iter().map(|d| d.delivery.idempotency_key.clone()).collect::<Vec<_>>();
+
+        // Each endpoint's lane of each call has its head due: both rules of call a, both of call b.
+        let due = store.due(now, free, 10).expect("due");
+        assert_eq!(keys(&due), ["a:incoming:down-incoming", "a:incoming:up-incoming", "b:incoming:down-incoming", "b:incoming:up-incoming"]);
+        assert_eq!(due[0].lane.endpoint, "http://127.0.0.1:9");
+        assert_eq!(due[1].lane.endpoint, "https://crm.example");
+
+        // The down endpoint fails and waits a minute for its retry; the working one answers.
+        for d in &due {
+            let (outcome, next) = if d.delivery.rule_id.starts_with("down") { (unavailable(), Next::RetryIn(60_000)) } else { (ok(), Next::Delivered) };
+            store.finish_attempt(d.id, 1, now, &outcome, next).expect("finish");
+        }
+        // The working rule's next notification of call a is due at once; the failing rule's `ended`
+        // still waits behind its `incoming`.
+        assert_eq!(keys(&store.due(now, free, 10).expect("due")), ["a:ended:up-ended"]);
+        assert!(store.next_due_at(free).expect("next").is_some_and(|at| at <= now));
+        // Held back by the worker (its endpoint busy), nothing else is due before the retries.
+        let crm_busy = |_: &str, endpoint: &str| endpoint == "https://crm.example";
+        assert!(store.due(now, crm_busy, 10).expect("due").is_empty());
+        assert_eq!(store.next_due_at(crm_busy).expect("next"), Some(now + 60_000));
+
+        // Once the failing rule's `incoming` is through, its `ended` follows.
+        let retry = store.due(now + 60_000, crm_busy, 10).expect("due");
+        assert_eq!(keys(&retry), ["a:incoming:down-incoming", "b:incoming:down-incoming"]);
+        store.finish_attempt(retry[0].id, 2, now, &ok(), Next::Delivered).expect("finish");
+        assert_eq!(keys(&store.due(now, free, 10).expect("due")), ["a:ended:down-ended", "a:ended:up-ended"]);
+    }
+
+    #[test]
+    fn two_rules_to_one_crm_keep_a_call_in_event_order() {
+        let store = Store::in_memory();
+        // The usual setup: one rule per event, all to the same CRM server (different paths).
+        store
+            .enqueue(&[to("a", "incoming", "incoming-1", "https://crm.example/in"), to("a", "ended", "ended-1", "https://crm.example:443/end")], DAY)
+            .expect("enqueue");
+        let now = now_ms();
+        let due = store.due(now, free, 10).expect("due");
+        assert_eq!(due.iter().map(|d| d.delivery.rule_id.as_str()).collect::<Vec<_>>(), ["incoming-1"]);
+        store.finish_attempt(due[0].id, 1, now, &unavailable(), Next::RetryIn(60_000)).expect("finish");
+        assert!(store.due(now, free, 10).expect("due").is_empty(), "the CRM must not see `ended` before `incoming`");
+        store.finish_attempt(due[0].id, 2, now, &ok(), Next::Delivered).expect("finish");
+        assert_eq!(store.due(now, free, 10).expect("due").len(), 1);
     }
 
     #[test]
@@ -455,15 +548,15 @@ mod tests {
         let store = Store::in_memory();
         store.enqueue(&[delivery("a", "incoming"), delivery("b", "incoming"), delivery("c", "incoming")], DAY).expect("enqueue");
         let now = now_ms();
-        let due = store.due(now, &[], 10).expect("due");
+        let due = store.due(now, free, 10).expect("due");
         // a failed long ago and is due again; b only later: a comes first, b waits.
         store.finish_attempt(due[0].id, 1, now - 10_000, &unavailable(), Next::RetryIn(1_000)).expect("finish a");
         store.finish_attempt(due[1].id, 1, now, &unavailable(), Next::RetryIn(60_000)).expect("finish b");
         let keys = |due: Vec<Due>| due.into_iter().map(|d| d.delivery.call_id.as_str().to_owned()).collect::<Vec<_>>();
-        assert_eq!(keys(store.due(now, &[], 10).expect("due")), ["a", "c"]);
-        assert_eq!(keys(store.due(now, &[CallId::from("a")], 1).expect("due")), ["c"]);
-        assert_eq!(store.next_due_at(&[CallId::from("a"), CallId::from("c")]).expect("next"), Some(now + 60_000));
-        assert_eq!(store.due(now, &[], 0).expect("due").len(), 0);
+        assert_eq!(keys(store.due(now, free, 10).expect("due")), ["a", "c"]);
+        assert_eq!(keys(store.due(now, busy(&["a"]), 1).expect("due")), ["c"]);
+        assert_eq!(store.next_due_at(busy(&["a", "c"])).expect("next"), Some(now + 60_000));
+        assert_eq!(store.due(now, free, 0).expect("due").len(), 0);
 
         // Neither question reads the delivered rows or sorts: both walk the partial index in order.
         let conn = store.conn();
@@ -472,6 +565,8 @@ mod tests {
             let zeros = rusqlite::params_from_iter(std::iter::repeat_n(0, plan.parameter_count()));
             let steps: Vec<String> = plan.query_map(zeros, |row| row.get::<_, String>(3)).expect("plan").map(|r| r.expect("step")).collect();
             assert!(steps.iter().any(|s| s.contains("USING INDEX deliveries_due")), "{steps:?}");
+            // The lane check is one seek: a call's pending deliveries to the same endpoint.
+            assert!(steps.iter().any(|s| s.contains("deliveries_lane (status=? AND call_id=? AND endpoint=? AND id<?)")), "{steps:?}");
             assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{steps:?}");
         }
     }
@@ -481,9 +576,9 @@ mod tests {
         let store = Store::in_memory();
         store.enqueue(&[delivery("a", "incoming")], DAY).expect("enqueue");
         let now = now_ms();
-        let d = store.due(now, &[], 1).expect("due").remove(0);
+        let d = store.due(now, free, 1).expect("due").remove(0);
         store.finish_attempt(d.id, 1, now, &unavailable(), Next::RetryIn(1_000)).expect("first");
-        let refused = Attempt { status: Some(404), error: Some("the CRM answered 404".into()), response: Some("no".into()), elapsed_ms: 1, malformed: false };
+        let refused = Attempt { status: Some(404), error: Some("the CRM answered 404".into()), response: Some("no".into()), elapsed_ms: 1, permanent: false };
         store.finish_attempt(d.id, 2, now + 1_000, &refused, Next::GiveUp).expect("second");
 
         let entry = store.delivery(d.id).expect("read").expect("exists");
@@ -498,7 +593,7 @@ mod tests {
 
         let retried = store.retry_delivery(d.id, DAY).expect("retry");
         assert_eq!(retried.status, DeliveryStatus::Pending);
-        assert_eq!(store.due(now_ms(), &[], 10).expect("due").len(), 1);
+        assert_eq!(store.due(now_ms(), free, 10).expect("due").len(), 1);
         store.finish_attempt(d.id, 3, now_ms(), &ok(), Next::Delivered).expect("third");
         assert!(matches!(store.retry_delivery(d.id, DAY), Err(RetryError::AlreadyDelivered(_))));
         assert!(matches!(store.retry_delivery(999, DAY), Err(RetryError::Unknown(999))));
@@ -527,6 +622,6 @@ mod tests {
         }
         let store = Store::open(&path, crate::store::Durability::Crash).expect("reopen");
         assert_eq!(store.delivery_counts().expect("counts"), (2, 0, 0));
-        assert_eq!(store.due(now_ms(), &[], 10).expect("due")[0].delivery.headers, vec![("X-Api-Key".to_owned(), "k".to_owned())]);
+        assert_eq!(store.due(now_ms(), free, 10).expect("due")[0].delivery.headers, vec![("X-Api-Key".to_owned(), "k".to_owned())]);
     }
 }

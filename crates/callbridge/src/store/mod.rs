@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 pub const FILE_NAME: &str = "callbridge.sqlite3";
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// What a committed write survives. See the module documentation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +298,34 @@ fn migrate(conn: &Connection, path: Option<&Path>) -> Result<(), StoreError> {
              COMMIT;",
         )?;
     }
+    if version < 3 {
+        migrate_to_lanes(conn)?;
+    }
+    Ok(())
+}
+
+/// Schema 3: each delivery records its endpoint (the CRM server its URL names), and a call's
+/// deliveries are kept in order per endpoint instead of all together, so a rule whose endpoint is down
+/// holds up nothing sent elsewhere. Rows that may still be sent (pending, or failed and retried by
+/// hand) get their endpoint from their URL; delivered ones are never sent again and keep it empty.
+fn migrate_to_lanes(conn: &Connection) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "ALTER TABLE deliveries ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';
+         DROP INDEX IF EXISTS deliveries_pending;
+         CREATE INDEX deliveries_lane ON deliveries (status, call_id, endpoint, id);",
+    )?;
+    {
+        let mut select = tx.prepare("SELECT id, url FROM deliveries WHERE status != 'delivered'")?;
+        let mut update = tx.prepare("UPDATE deliveries SET endpoint = ?2 WHERE id = ?1")?;
+        let rows = select.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, url) = row?;
+            update.execute(rusqlite::params![id, crate::notify::endpoint_of(&url)])?;
+        }
+    }
+    tx.pragma_update(None, "user_version", 3)?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -355,6 +383,25 @@ mod tests {
         assert!(toml::from_str::<StoreConfig>("durability = \"never\"").is_err());
     }
 
+    /// Turns a freshly created store back into one of schema `version` (1 or 2), as an older
+    /// CallBridge left it.
+    fn downgrade(conn: &Connection, version: i64) {
+        conn.execute_batch(
+            "DROP INDEX deliveries_lane;
+             ALTER TABLE deliveries DROP COLUMN endpoint;
+             CREATE INDEX deliveries_pending ON deliveries (status, call_id, id);",
+        )
+        .expect("back to schema 2");
+        if version < 2 {
+            conn.execute_batch("DROP INDEX deliveries_due;").expect("back to schema 1");
+        }
+        conn.pragma_update(None, "user_version", version).expect("set version");
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |row| row.get(0)).expect(sql)
+    }
+
     #[test]
     fn a_version_1_store_is_migrated_and_keeps_its_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -362,21 +409,61 @@ mod tests {
         {
             let store = Store::open(&path, Durability::Crash).expect("open");
             let conn = store.conn();
+            downgrade(&conn, 1);
             conn.execute_batch(
-                "DROP INDEX deliveries_due; PRAGMA user_version = 1;
-                 INSERT INTO calls (id, started_at, updated_at, direction, remote_number, state, provider, call)
+                "INSERT INTO calls (id, started_at, updated_at, direction, remote_number, state, provider, call)
                  VALUES ('c1', 1, 1, 'out', '020', 'ended', 'simulator', '{}');",
             )
-            .expect("make it a version 1 store");
+            .expect("a call");
         }
         let store = Store::open(&path, Durability::Crash).expect("migrate");
         let conn = store.conn();
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).expect("version");
-        let calls: i64 = conn.query_row("SELECT COUNT(*) FROM calls", [], |row| row.get(0)).expect("count");
-        let index: i64 = conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_due'", [], |row| row.get(0))
-            .expect("index");
-        assert_eq!((version, calls, index), (2, 1, 1));
+        let version = count(&conn, "PRAGMA user_version");
+        let calls = count(&conn, "SELECT COUNT(*) FROM calls");
+        let indexes = count(&conn, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('deliveries_due', 'deliveries_lane')");
+        assert_eq!((version, calls, indexes), (3, 1, 2));
+    }
+
+    #[test]
+    fn a_version_2_store_gets_the_endpoint_of_every_delivery_that_may_still_be_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        {
+            let store = Store::open(&path, Durability::Crash).expect("open");
+            let conn = store.conn();
+            downgrade(&conn, 2);
+            conn.execute_batch(
+                "INSERT INTO deliveries (idempotency_key, call_id, event, rule_id, method, url, headers, status, created_at, expires_at, next_attempt_at)
+                 VALUES ('c:incoming:a', 'c', 'incoming', 'a', 'GET', 'http://127.0.0.1:9/in?x=1', '[]', 'pending', 1, 9999999999999, 1),
+                        ('c:incoming:b', 'c', 'incoming', 'b', 'GET', 'https://crm.example/in', '[]', 'failed', 1, 9999999999999, 1),
+                        ('c:ended:b', 'c', 'ended', 'b', 'GET', 'https://crm.example/end', '[]', 'pending', 1, 9999999999999, 1),
+                        ('d:incoming:b', 'd', 'incoming', 'b', 'GET', 'https://crm.example/in', '[]', 'delivered', 1, 9999999999999, 1);",
+            )
+            .expect("deliveries of an older CallBridge");
+        }
+        let store = Store::open(&path, Durability::Crash).expect("migrate");
+        {
+            let conn = store.conn();
+            assert_eq!(count(&conn, "PRAGMA user_version"), 3);
+            assert_eq!(count(&conn, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries_pending'"), 0, "the old index is gone");
+            let endpoints: Vec<(String, String)> = conn
+                .prepare("SELECT idempotency_key, endpoint FROM deliveries ORDER BY id")
+                .expect("select")
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .expect("query")
+                .map(|r| r.expect("row"))
+                .collect();
+            let expected = [
+                ("c:incoming:a", "http://127.0.0.1:9"),
+                ("c:incoming:b", "https://crm.example"),
+                ("c:ended:b", "https://crm.example"),
+                ("d:incoming:b", ""),
+            ];
+            assert_eq!(endpoints, expected.map(|(k, e)| (k.to_owned(), e.to_owned())));
+        }
+        // Both pending deliveries of call c head their own lane now: neither waits for the other.
+        let due = store.due(now_ms(), |_, _| false, 10).expect("due");
+        assert_eq!(due.iter().map(|d| d.delivery.idempotency_key.as_str()).collect::<Vec<_>>(), ["c:incoming:a", "c:ended:b"]);
     }
 
     #[test]
