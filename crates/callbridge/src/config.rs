@@ -46,6 +46,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[desktop]`: the tray app's own settings; the headless binary ignores them.
     pub desktop: DesktopConfig,
+    /// `[lookup]`: the CRM asked who is calling (see `lookup`); off until its `url` is set.
+    pub lookup: crate::lookup::LookupConfig,
     /// `[[notification]]` tables: what to call when a call rings, is answered or ends.
     #[serde(rename = "notification", skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationRule>,
@@ -62,6 +64,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             store: StoreConfig::default(),
             desktop: DesktopConfig::default(),
+            lookup: crate::lookup::LookupConfig::default(),
             notifications: Vec::new(),
         }
     }
