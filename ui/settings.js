@@ -587,6 +587,7 @@ function renderGeneral() {
   byId("dnd").checked = d.do_not_disturb;
   byId("crm-url").value = d.crm_url || "";
   byId("dial-shortcut").value = d.dial_shortcut || "";
+  byId("open-crm-on").value = d.open_crm_on || "never";
 }
 
 function readGeneral() {
@@ -598,6 +599,7 @@ function readGeneral() {
   if (crm) d.crm_url = crm;
   else delete d.crm_url;
   d.dial_shortcut = byId("dial-shortcut").value.trim();
+  d.open_crm_on = byId("open-crm-on").value;
 }
 
 async function setAutostart(enabled) {

@@ -488,6 +488,15 @@ impl Engine {
         drop(tracker);
     }
 
+    /// Waits until call `id`'s caller lookup is done (at once when none runs), at most the lookup's
+    /// timeout: for opening the caller's own CRM record rather than a search.
+    pub async fn lookup_done(&self, id: &CallId) {
+        let deadline = tokio::time::Instant::now() + self.inner.lookup.timeout() + Duration::from_millis(200);
+        while self.held().contains_key(id) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// The CRM's caller lookup (the settings page's Test button runs it through [`Lookup::trial`]).
     pub fn lookup(&self) -> &Lookup {
         &self.inner.lookup
