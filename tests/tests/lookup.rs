@@ -282,6 +282,29 @@ async fn a_second_call_from_the_same_number_is_answered_from_the_cache() {
     assert_eq!(lookup.phones(), ["+442079460006"], "the second call sent no request");
 }
 
+#[tokio::test]
+async fn outgoing_calls_are_looked_up_only_with_on_outgoing() {
+    let lookup = LookupCrm::start(|asked| if asked.phone == "+442079460012" { ada("/c/12") } else { Reply::not_found() }).await;
+    let crm = FakeCrm::start().await;
+    let rule = format!("\n[[notification]]\nevent = \"outgoing\"\nurl = \"{}/outgoing?callerid=$callerid&name=$name\"\n", crm.url());
+    let off = Bridge::start(&(config(&lookup.url, &crm.url(), "") + &rule));
+    let (status, body) = off.post("/api/v1/dial", json!({ "number": "+442079460012" })).await;
+    assert_eq!(status, 200, "{body}");
+    let got = crm.wait_for(1, WAIT).await;
+    assert_eq!((got[0].path.as_str(), got[0].param("name").as_deref()), ("/outgoing", Some("")));
+    assert!(lookup.phones().is_empty(), "an outgoing call was looked up without on_outgoing");
+    drop(off);
+
+    let on = Bridge::start(&(config(&lookup.url, &crm.url(), "on_outgoing = true") + &rule));
+    let (status, body) = on.post("/api/v1/dial", json!({ "number": "+442079460012" })).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["call_id"].as_str().expect("call id").to_owned();
+    let got = crm.wait_for(2, WAIT).await;
+    assert_eq!((got[1].path.as_str(), got[1].param("name").as_deref()), ("/outgoing", Some("Ada Lovelace")));
+    assert_eq!(call(&on, &id).await["company"].as_str(), Some("Acme Corp"));
+    assert_eq!(lookup.phones(), ["+442079460012"]);
+}
+
 /// Every file under `dir` (the config, the SQLite store with its WAL, anything else) as bytes.
 fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();

@@ -632,7 +632,7 @@ impl Lookup {
                     error: None,
                 });
             }
-            let received = match send(client, &prepared, config.timeout()).await {
+            let received = match send(client, &prepared, config.timeout_ms).await {
                 Ok(received) => received,
                 Err(e) => {
                     if let Some(attempt) = trace.as_deref_mut().and_then(|t| t.last_mut()) {
@@ -736,19 +736,20 @@ fn masked(prepared: &Prepared, config: &LookupConfig, secret: Option<&Secret>) -
     }
 }
 
-async fn send(client: &reqwest::Client, prepared: &Prepared, timeout: Duration) -> Result<Received, LookupError> {
+/// Sends `prepared`; the request's own timeout is the lookup's (the whole lookup is bounded too).
+async fn send(client: &reqwest::Client, prepared: &Prepared, timeout_ms: u64) -> Result<Received, LookupError> {
     let method = match prepared.method {
         Method::Get => reqwest::Method::GET,
         Method::Post => reqwest::Method::POST,
     };
-    let mut request = client.request(method, &prepared.url).timeout(timeout);
+    let mut request = client.request(method, &prepared.url).timeout(Duration::from_millis(timeout_ms));
     for (name, value) in &prepared.headers {
         request = request.header(name.as_str(), value.as_str());
     }
     if let Some(body) = &prepared.body {
         request = request.body(body.clone());
     }
-    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let mut response = request.send().await.map_err(|e| describe(&e, timeout_ms))?;
     let status = response.status().as_u16();
     let header = |name: reqwest::header::HeaderName| {
         response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
@@ -756,7 +757,7 @@ async fn send(client: &reqwest::Client, prepared: &Prepared, timeout: Duration) 
     let content_type = header(reqwest::header::CONTENT_TYPE);
     let location = header(reqwest::header::LOCATION);
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e, timeout_ms))? {
         let room = MAX_BODY_BYTES.saturating_sub(bytes.len());
         bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if bytes.len() >= MAX_BODY_BYTES {
@@ -767,9 +768,9 @@ async fn send(client: &reqwest::Client, prepared: &Prepared, timeout: Duration) 
 }
 
 /// A reqwest error in words, with its causes.
-fn describe(e: &reqwest::Error) -> LookupError {
+fn describe(e: &reqwest::Error, timeout_ms: u64) -> LookupError {
     if e.is_timeout() {
-        return LookupError::Unreachable("timed out".into());
+        return LookupError::Timeout { ms: timeout_ms };
     }
     let mut message = if e.is_connect() { "could not connect".to_owned() } else { "request failed".to_owned() };
     let mut source = std::error::Error::source(e);
