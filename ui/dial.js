@@ -18,7 +18,8 @@ function describeEnd(call) {
 }
 
 function follow(event) {
-  if (!currentCall || event.call.id !== currentCall) return;
+  // "updated" (the caller lookup found a name) changes nothing the dial popup shows.
+  if (!currentCall || event.call.id !== currentCall || event.kind === "updated") return;
   const call = event.call;
   if (event.kind === "ended") {
     show("dial-status", describeEnd(call), "");

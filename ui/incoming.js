@@ -9,7 +9,7 @@ let answeringHere = false;
 
 function render(call) {
   show("incoming-number", call.remote_number);
-  show("incoming-name", call.remote_name || "");
+  show("incoming-name", [call.remote_name, call.company].filter(Boolean).join(" — "));
   const live = call.state !== "ended";
   byId("incoming-answer").hidden = !(call.state === "ringing");
   byId("incoming-decline").hidden = !(call.state === "ringing");

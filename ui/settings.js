@@ -1,13 +1,13 @@
 // The settings page: mirrors the option tables of the config file (seed 000's "Accept URL Commands" and
 // "URL Call Notifications", VoipNow's per-event request table), the phone system's fields and the
-// desktop's own settings. Validation runs as you type; Save sends the whole configuration to
+// desktop's own settings, and the CRM's caller lookup with its Test button. Validation runs as you type; Save sends the whole configuration to
 // PUT /api/v1/config, which applies it at once or says which field is wrong.
 
 import { api, inApp, onEvent, desktop, show, byId } from "./api.js";
 import { refreshActivity, wireActivity } from "./activity.js";
 
 const RESERVED = ["api", "health", "webhooks", "ui", "assets"];
-const PLACEHOLDERS = ["callerid", "direction", "callid", "from", "to", "name", "extension", "event", "disposition", "duration", "timestamp"];
+const PLACEHOLDERS = ["callerid", "direction", "callid", "from", "to", "name", "company", "record_url", "extension", "event", "disposition", "duration", "timestamp", "state", "provider"];
 const EVENTS = [
   ["incoming", "Incoming (Dial-In)"],
   ["outgoing", "Outgoing (Dial-Out)"],
@@ -49,7 +49,7 @@ export function checkUrl(value, optional) {
   if (!s) return optional ? "" : "Enter the URL to call.";
   if (!/^https?:\/\/[^\s/$?#]+/i.test(s)) return "Start with http:// or https:// and a host.";
   if (/\s/.test(s)) return "A URL cannot contain spaces.";
-  for (const m of s.matchAll(/\$\{?([A-Za-z_]+)\}?/g)) {
+  for (const m of s.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g)) {
     if (!PLACEHOLDERS.includes(m[1].toLowerCase())) return `$${m[1]} is not a placeholder; use one of $${PLACEHOLDERS.join(", $")}.`;
   }
   return "";
@@ -400,6 +400,184 @@ async function saveSecrets() {
   }
 }
 
+// ---- Caller lookup ----------------------------------------------------------------------------
+
+const NUMBER_FORM = /^(as-is|e164|00|digits|national|last:(\d+))$/;
+
+function lookupConfig() {
+  if (!config.lookup) config.lookup = {};
+  return config.lookup;
+}
+
+function renderLookup() {
+  const l = lookupConfig();
+  byId("lookup-url").value = l.url || "";
+  byId("lookup-method").value = l.method || "GET";
+  byId("lookup-body").value = l.body || "";
+  byId("lookup-headers").value = Object.entries(l.headers || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+  byId("lookup-secret-entry").value = l.secret_entry || "";
+  byId("lookup-secret-header").value = l.secret_header || "Authorization";
+  byId("lookup-secret-prefix").value = l.secret_prefix || "";
+  byId("lookup-forms").value = (l.number_forms || ["e164", "national", "digits", "last:9"]).join(", ");
+  byId("lookup-name-pointer").value = l.name_pointer ?? "/name";
+  byId("lookup-company-pointer").value = l.company_pointer || "";
+  byId("lookup-record-pointer").value = l.record_url_pointer || "";
+  byId("lookup-timeout").value = l.timeout_ms ?? 1000;
+  byId("lookup-ttl").value = l.cache_ttl_secs ?? 600;
+  byId("lookup-miss-ttl").value = l.miss_ttl_secs ?? 60;
+  byId("lookup-outgoing").checked = Boolean(l.on_outgoing);
+  renderLookupSecret();
+  renderLookupMethod();
+}
+
+function renderLookupSecret() {
+  const entry = byId("lookup-secret-entry").value.trim();
+  const input = byId("lookup-secret");
+  input.disabled = !entry;
+  input.placeholder = !entry ? "name a keyring entry first" : secretState[entry] ? "•••••••• (stored in the keyring; type to replace)" : "not set: type the CRM's API key";
+}
+
+function renderLookupMethod() {
+  const post = byId("lookup-method").value === "POST";
+  for (const el of document.querySelectorAll("[data-lookup-post]")) el.hidden = !post;
+}
+
+function checkPointer(value) {
+  const s = String(value);
+  if (s && !s.startsWith("/")) return 'A JSON pointer starts with / ("/name", "/0/company/name").';
+  if (/~(?![01])/.test(s)) return "In a JSON pointer ~ must be followed by 0 or 1.";
+  return "";
+}
+
+function checkWhole(value, min, max) {
+  const s = String(value).trim();
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n < min || n > max) return `Enter a whole number from ${min} to ${max}.`;
+  return "";
+}
+
+/** `{ headers }` from the "Name: value" lines, or `{ error }`. */
+function parseHeaders(text) {
+  const headers = {};
+  for (const line of String(text).split("\n").map((l) => l.trim()).filter(Boolean)) {
+    const at = line.indexOf(":");
+    const name = at > 0 ? line.slice(0, at).trim() : "";
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return { error: `"${line}" is not a header: write Name: value.` };
+    headers[name] = line.slice(at + 1).trim();
+  }
+  return { headers };
+}
+
+function parseForms(text) {
+  const forms = String(text).split(/[\s,]+/).map((f) => f.trim().toLowerCase()).filter(Boolean);
+  if (!forms.length) return { error: "Name at least one form, e.g. e164." };
+  for (const f of forms) {
+    const m = f.match(NUMBER_FORM);
+    if (!m) return { error: `"${f}" is not a form: use as-is, e164, 00, digits, national or last:N.` };
+    if (m[2] && (Number(m[2]) < 4 || Number(m[2]) > 15)) return { error: `${f}: N must be from 4 to 15.` };
+  }
+  if (new Set(forms).size !== forms.length) return { error: "A form is listed twice." };
+  return { forms };
+}
+
+/** The [lookup] section from the inputs, marking what is wrong; `null` when something is. */
+function readLookup() {
+  let ok = true;
+  const check = (id, field, message) => (ok = mark(byId(id), byId(`error-lookup.${field}`), message) && ok);
+  const l = {};
+  const url = byId("lookup-url").value.trim();
+  check("lookup-url", "url", checkUrl(url, true));
+  if (url) l.url = url;
+  l.method = byId("lookup-method").value;
+  const body = byId("lookup-body").value.trim();
+  if (l.method === "POST" && body) l.body = body;
+  const headers = parseHeaders(byId("lookup-headers").value);
+  check("lookup-headers", "headers", headers.error || "");
+  l.headers = headers.headers || {};
+  const entry = byId("lookup-secret-entry").value.trim();
+  check("lookup-secret-entry", "secret_entry", entry && !/^\S{1,64}$/.test(entry) ? "1 to 64 characters without spaces, e.g. lookup-api-key." : "");
+  if (entry) l.secret_entry = entry;
+  l.secret_header = byId("lookup-secret-header").value.trim() || "Authorization";
+  l.secret_prefix = byId("lookup-secret-prefix").value;
+  const forms = parseForms(byId("lookup-forms").value);
+  check("lookup-forms", "number_forms", forms.error || "");
+  l.number_forms = forms.forms || [];
+  l.name_pointer = byId("lookup-name-pointer").value.trim();
+  check("lookup-name-pointer", "name_pointer", checkPointer(l.name_pointer));
+  for (const [id, key] of [["lookup-company-pointer", "company_pointer"], ["lookup-record-pointer", "record_url_pointer"]]) {
+    const value = byId(id).value.trim();
+    check(id, key, checkPointer(value));
+    if (value) l[key] = value;
+  }
+  for (const [id, key, min, max] of [["lookup-timeout", "timeout_ms", 100, 10000], ["lookup-ttl", "cache_ttl_secs", 0, 86400], ["lookup-miss-ttl", "miss_ttl_secs", 0, 86400]]) {
+    const value = byId(id).value;
+    check(id, key, checkWhole(value, min, max));
+    l[key] = Number(value);
+  }
+  l.cache_entries = lookupConfig().cache_entries ?? 1000;
+  l.on_outgoing = byId("lookup-outgoing").checked;
+  return ok ? l : null;
+}
+
+/** Stores a typed API key under the (saved) keyring entry. */
+async function saveLookupSecret() {
+  const input = byId("lookup-secret");
+  const entry = (config.lookup && config.lookup.secret_entry) || "";
+  if (!input.value || !entry) return;
+  const { status, body } = await api("PUT", `/secrets/${encodeURIComponent(entry)}`, { value: input.value });
+  if (status !== 200) throw new Error(body.message || "the keyring refused the API key");
+  input.value = "";
+  secretState[entry] = true;
+  renderLookupSecret();
+}
+
+function describeLookup(status, body) {
+  if (status !== 200) return [`Not run: ${body.message || "the settings are not valid"}`, "error"];
+  const t = body.test;
+  const lines = [];
+  for (const a of t.attempts) {
+    lines.push(`${a.form} → ${a.request.method} ${a.request.url}`);
+    for (const [name, value] of a.request.headers) lines.push(`    ${name}: ${value}`);
+    if (a.request.body) lines.push(`    ${a.request.body}`);
+    if (a.answer) lines.push(`  answered ${a.answer.status}${a.answer.content_type ? ` (${a.answer.content_type})` : ""}: ${a.answer.body_start || "(empty)"}`);
+    if (a.contact) lines.push(`  found: ${JSON.stringify(a.contact)}`);
+    else if (a.error) lines.push(`  ${a.error}`);
+    else if (a.answer) lines.push("  no match");
+  }
+  const took = ` (${t.elapsed_ms} ms)`;
+  if (t.outcome === "found") {
+    const c = t.contact;
+    const who = [c.name, c.company].filter(Boolean).join(" — ");
+    lines.unshift(`Found: ${who || "(no name)"}${c.record_url ? `, record ${c.record_url}` : ""}${took}`);
+    return [lines.join("\n"), "ok"];
+  }
+  if (t.outcome === "no_match") {
+    lines.unshift(`The CRM does not know this number in any form${took}`);
+    return [lines.join("\n"), ""];
+  }
+  lines.unshift(`Failed: ${t.error}${took}`);
+  return [lines.join("\n"), "error"];
+}
+
+async function testLookup() {
+  const out = byId("lookup-test-result");
+  const lookup = readLookup();
+  const number = byId("lookup-test-number").value.trim();
+  if (!lookup) return show("lookup-test-result", "Fix the fields marked in red first.", "error");
+  if (!lookup.url) return show("lookup-test-result", "Enter the lookup URL first.", "error");
+  if (!number) return show("lookup-test-result", "Type a number to look up.", "error");
+  show("lookup-test-result", "Asking the CRM…", "busy");
+  try {
+    const { status, body } = await api("POST", "/lookup/test", { number, lookup });
+    const [text, kind] = describeLookup(status, body);
+    out.textContent = text;
+    out.dataset.kind = kind;
+    if (status !== 200 && body.field) showFieldError(body.field, body.message);
+  } catch (e) {
+    show("lookup-test-result", `Not run: ${e}`, "error");
+  }
+}
+
 // ---- General ----------------------------------------------------------------------------------
 
 function renderGeneral() {
@@ -409,6 +587,7 @@ function renderGeneral() {
   byId("dnd").checked = d.do_not_disturb;
   byId("crm-url").value = d.crm_url || "";
   byId("dial-shortcut").value = d.dial_shortcut || "";
+  byId("open-crm-on").value = d.open_crm_on || "never";
 }
 
 function readGeneral() {
@@ -420,6 +599,7 @@ function readGeneral() {
   if (crm) d.crm_url = crm;
   else delete d.crm_url;
   d.dial_shortcut = byId("dial-shortcut").value.trim();
+  d.open_crm_on = byId("open-crm-on").value;
 }
 
 async function setAutostart(enabled) {
@@ -451,6 +631,7 @@ function render() {
   renderEnreach();
   renderRules();
   renderProvider();
+  renderLookup();
   renderGeneral();
 }
 
@@ -464,7 +645,9 @@ function validateAll() {
     ok = mark(url, row.querySelector('[data-testid="rule-error"]'), checkUrl(url.value, false)) && ok;
   }
   ok = mark(byId("crm-url"), byId("error-desktop.crm_url"), checkUrl(byId("crm-url").value, true)) && ok;
-  return ok;
+  const lookup = readLookup();
+  if (lookup) config.lookup = lookup;
+  return ok && Boolean(lookup);
 }
 
 /** Puts a server-side error under the field it names. */
@@ -495,11 +678,18 @@ async function save() {
     const { status, body } = await api("PUT", "/config", config);
     if (status === 200) {
       config = body.config;
+      let keyProblem = "";
+      try {
+        await saveLookupSecret();
+      } catch (e) {
+        keyProblem = String(e.message || e);
+      }
       const listener = body.saved.listener;
       renderListenerStatus(listener);
       render();
       const where = body.saved.path ? ` to ${body.saved.path}` : "";
-      show("save-status", `Saved${where} and applied.`, "ok");
+      if (keyProblem) show("save-status", `Saved${where}, but the lookup's API key was not stored: ${keyProblem}`, "error");
+      else show("save-status", `Saved${where} and applied.`, "ok");
       movePageIfListenerMoved(listener);
       return;
     }
@@ -594,6 +784,12 @@ function wire() {
   });
   byId("crm-url").addEventListener("input", () => mark(byId("crm-url"), byId("error-desktop.crm_url"), checkUrl(byId("crm-url").value, true)));
   byId("autostart").addEventListener("change", () => setAutostart(byId("autostart").checked));
+  byId("lookup-method").addEventListener("change", renderLookupMethod);
+  byId("lookup-secret-entry").addEventListener("input", renderLookupSecret);
+  byId("lookup-test").addEventListener("click", testLookup);
+  byId("lookup-test-number").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") testLookup();
+  });
   byId("save").addEventListener("click", save);
   onEvent((kind, data) => {
     if (kind === "settings" && data) renderListenerStatus(data.listener);

@@ -1,8 +1,9 @@
 //! Follows the engine and the settings and shows what happens: the tray, the incoming-call popup, a
-//! native notification, and the same events for the open pages (`callbridge://call`,
+//! native notification (and one for a missed call), the CRM page opened by itself (`[desktop]
+//! open_crm_on`), and the same events for the open pages (`callbridge://call`,
 //! `callbridge://settings`), which in a browser come from `/api/v1/events` instead.
 
-use callbridge::call::{CallEvent, CallEventKind, Direction};
+use callbridge::call::{Call, CallEvent, CallEventKind, CallId, Direction, Disposition};
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::broadcast::error::RecvError;
@@ -61,10 +62,39 @@ fn on_call(app: &AppHandle, event: &CallEvent) {
                 notify(app, event);
             }
         }
-        CallEventKind::Ended => windows::close_incoming(app, event.call.id.as_str()),
+        CallEventKind::Ended => {
+            windows::close_incoming(app, event.call.id.as_str());
+            if event.call.disposition == Some(Disposition::Missed) && event.call.direction == Direction::In && config.desktop.notifications && !quiet {
+                notify_missed(app, &event.call);
+            }
+        }
         _ => {}
     }
+    if config.desktop.opens_crm_on(event.kind, event.call.direction) {
+        open_crm(app, event.call.id.clone());
+    }
     tray::refresh(app);
+}
+
+/// Opens the call's CRM page (its own record once the caller lookup is done, else `[desktop] crm_url`).
+fn open_crm(app: &AppHandle, id: CallId) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        app.state::<Desktop>().engine().lookup_done(&id).await;
+        if let Err(e) = crate::ipc::open_crm(app.clone(), app.state::<Desktop>(), id.to_string()).await {
+            tracing::warn!(call = %id, error = %e, "cannot open the CRM page of the call");
+        }
+    });
+}
+
+fn notify_missed(app: &AppHandle, call: &Call) {
+    let body = match &call.remote_name {
+        Some(name) => format!("{name} ({})", call.remote_number),
+        None => call.remote_number.clone(),
+    };
+    if let Err(e) = app.notification().builder().title("Missed call").body(body).show() {
+        tracing::debug!(error = %e, "no desktop notification");
+    }
 }
 
 fn notify(app: &AppHandle, event: &CallEvent) {

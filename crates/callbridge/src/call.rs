@@ -143,8 +143,15 @@ pub struct Call {
     pub direction: Direction,
     /// The other party's number: E.164 when it could be normalized, else as the provider gave it.
     pub remote_number: String,
+    /// The other party's name: from the phone system, else from the CRM's caller lookup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_name: Option<String>,
+    /// The other party's company, from the CRM's caller lookup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// The other party's record in the CRM, from the caller lookup: what "Open in CRM" opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_url: Option<String>,
     /// The user's own extension or line, when the provider says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_extension: Option<String>,
@@ -174,6 +181,8 @@ impl Call {
             direction,
             remote_number: remote_number.into(),
             remote_name: None,
+            company: None,
+            record_url: None,
             local_extension: None,
             state: match direction {
                 Direction::Out => CallState::Dialing,
@@ -214,7 +223,9 @@ impl Call {
     }
 }
 
-/// The four things that can happen to a call that the outside world is told about.
+/// The four things that can happen to a call that the outside world is told about, and `updated`,
+/// which only the event stream carries: what is known of the call changed (the CRM's caller lookup
+/// found a name) without anything happening to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CallEventKind {
@@ -228,9 +239,14 @@ pub enum CallEventKind {
     /// A call is over. Enreach calls this "End Call".
     #[serde(alias = "end")]
     Ended,
+    /// What is known of a call changed (its name, company or CRM record). Sent to the event stream
+    /// only, never as a notification, so a notification rule cannot name it.
+    #[serde(skip_deserializing)]
+    Updated,
 }
 
 impl CallEventKind {
+    /// The kinds a notification rule can name.
     pub const ALL: [CallEventKind; 4] =
         [CallEventKind::Incoming, CallEventKind::Outgoing, CallEventKind::Answered, CallEventKind::Ended];
 
@@ -240,6 +256,7 @@ impl CallEventKind {
             CallEventKind::Outgoing => "outgoing",
             CallEventKind::Answered => "answered",
             CallEventKind::Ended => "ended",
+            CallEventKind::Updated => "updated",
         }
     }
 

@@ -17,7 +17,8 @@ use clap::Subcommand;
 pub enum SecretCommand {
     /// Store a secret under NAME, read from the terminal (not echoed) or from stdin.
     /// NAME is the keyring entry: `telecmi` for the TeleCMI app secret, `telecmi-password` for the
-    /// TeleCMI user's password (the defaults of [provider.telecmi] secret_entry and password_entry).
+    /// TeleCMI user's password (the defaults of [provider.telecmi] secret_entry and password_entry);
+    /// the CRM's API key for the caller lookup goes under [lookup] secret_entry (e.g. `lookup-api-key`).
     Set { name: String },
     /// Remove the secret stored under NAME.
     Delete { name: String },
@@ -83,6 +84,7 @@ fn names_in_config(path: &Path) -> Result<Vec<String>> {
         names.push(kazoo.secret_entry().to_owned());
     }
     names.extend(config.provider.baresip.password_entry.clone());
+    names.extend(config.lookup.secret_entry.clone());
     Ok(names)
 }
 

@@ -46,6 +46,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[desktop]`: the tray app's own settings; the headless binary ignores them.
     pub desktop: DesktopConfig,
+    /// `[lookup]`: the CRM asked who is calling (see `lookup`); off until its `url` is set.
+    pub lookup: crate::lookup::LookupConfig,
     /// `[[notification]]` tables: what to call when a call rings, is answered or ends.
     #[serde(rename = "notification", skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationRule>,
@@ -62,6 +64,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             store: StoreConfig::default(),
             desktop: DesktopConfig::default(),
+            lookup: crate::lookup::LookupConfig::default(),
             notifications: Vec::new(),
         }
     }
@@ -258,6 +261,32 @@ pub struct DesktopConfig {
     pub crm_url: Option<UrlTemplate>,
     /// Global shortcut that opens the dial popup (`CommandOrControl+Alt+C`); empty for none.
     pub dial_shortcut: String,
+    /// Open the caller's CRM page by itself when an incoming call rings or is answered.
+    pub open_crm_on: OpenCrmOn,
+}
+
+/// When the tray app opens the CRM page of an incoming call by itself (as "Open in CRM" would).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenCrmOn {
+    #[default]
+    Never,
+    /// When it rings (once the caller lookup has answered, so the caller's own record opens).
+    Incoming,
+    /// When it is answered.
+    Answered,
+}
+
+impl DesktopConfig {
+    /// Whether `event` opens the call's CRM page by itself: incoming calls only, never in Do not disturb.
+    pub fn opens_crm_on(&self, event: CallEventKind, direction: Direction) -> bool {
+        let wanted = match self.open_crm_on {
+            OpenCrmOn::Never => return false,
+            OpenCrmOn::Incoming => CallEventKind::Incoming,
+            OpenCrmOn::Answered => CallEventKind::Answered,
+        };
+        !self.do_not_disturb && direction == Direction::In && event == wanted
+    }
 }
 
 impl Default for DesktopConfig {
@@ -268,6 +297,7 @@ impl Default for DesktopConfig {
             do_not_disturb: false,
             crm_url: None,
             dial_shortcut: "CommandOrControl+Alt+C".into(),
+            open_crm_on: OpenCrmOn::Never,
         }
     }
 }
@@ -559,6 +589,19 @@ headers = { "X-Api-Key" = "k" }
 
         let err = load("[dialing]\ndefault_country = \"Britain\"\n").expect_err("country").to_string();
         assert!(err.contains("line 2") && err.contains("ISO 3166"), "{err}");
+    }
+
+    #[test]
+    fn the_crm_opens_by_itself_only_when_asked_and_not_in_do_not_disturb() {
+        let mut d = load("[desktop]\nopen_crm_on = \"answered\"\n").expect("loads").desktop;
+        assert!(d.opens_crm_on(CallEventKind::Answered, Direction::In));
+        assert!(!d.opens_crm_on(CallEventKind::Incoming, Direction::In));
+        assert!(!d.opens_crm_on(CallEventKind::Answered, Direction::Out));
+        d.do_not_disturb = true;
+        assert!(!d.opens_crm_on(CallEventKind::Answered, Direction::In));
+        assert!(!DesktopConfig::default().opens_crm_on(CallEventKind::Incoming, Direction::In));
+        let err = load("[desktop]\nopen_crm_on = \"always\"\n").expect_err("unknown").to_string();
+        assert!(err.contains("line 2") && err.contains("never"), "{err}");
     }
 
     #[test]

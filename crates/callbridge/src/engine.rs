@@ -5,7 +5,15 @@
 //! `hangup`) are validated here, carried out by the provider that owns the call, and their effect is
 //! fed through the tracker like any provider event, so every path — URL command, API, tray menu,
 //! webhook — produces the same call events, notifications and UI updates.
+//!
+//! When the CRM's caller lookup is on (`[lookup]`, see [`crate::lookup`]), a call's start starts its
+//! lookup, and the call's notifications wait for it — in order, and at most the lookup's timeout — so
+//! the CRM hears the looked-up `$name`, `$company` and `$record_url`. Subscribers (the popup) hear of
+//! the call at once, and get an `updated` event when the lookup filled something in. A notification
+//! held this way is only queued in the outbox once the lookup is done: if CallBridge stops within
+//! that second, it is not sent.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
@@ -13,9 +21,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::call::{Call, CallEvent, CallId, CallState, Direction, Disposition};
+use crate::call::{Call, CallEvent, CallEventKind, CallId, CallState, Direction, Disposition};
 use crate::config::{Config, ConfigError, ProviderKind};
 use crate::notify::durable::{DurableOutbox, RetryPolicy};
+use crate::lookup::{Contact, Lookup, LookupError};
 use crate::notify::{DeliveryLog, Notifier, Outbox};
 use crate::number::{NumberError, PhoneNumber};
 use crate::provider::baresip::Baresip;
@@ -202,6 +211,11 @@ struct Inner {
     simulator: Arc<Simulator>,
     tracker: Mutex<CallTracker>,
     notifier: Notifier,
+    /// The CRM's caller lookup.
+    lookup: Lookup,
+    /// Calls whose lookup is running, with the events whose notifications wait for it, in order.
+    /// Locked only while the tracker is.
+    held: Mutex<HashMap<CallId, Vec<CallEvent>>>,
     outbox: Arc<dyn Outbox>,
     deliveries: Arc<DeliveryLog>,
     store: Store,
@@ -238,6 +252,8 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 notifier: Notifier::new(config.notifications.clone(), Arc::clone(&outbox)),
+                lookup: Lookup::new(&config.lookup, config.dialing.default_country, Arc::clone(&secrets)),
+                held: Mutex::new(HashMap::new()),
                 outbox,
                 store,
                 security,
@@ -292,6 +308,7 @@ impl Engine {
     pub async fn apply_config(&self, config: Config) {
         let old = self.config();
         self.inner.notifier.set_rules(config.notifications.clone());
+        self.inner.lookup.reconfigure(&config.lookup, config.dialing.default_country);
         self.inner.security.reconfigure(&config.security);
         self.inner.outbox.reconfigure(&config.delivery);
         self.inner.simulator.reconfigure(config.provider.simulator.clone());
@@ -410,14 +427,79 @@ impl Engine {
     }
 
     /// Hands events to the notifier and subscribers. Called with the tracker locked, which keeps the
-    /// order of events the same everywhere.
+    /// order of events the same everywhere. A call's start starts its caller lookup; the call's
+    /// notifications wait for it (see [`Self::finish_lookup`]).
     fn publish(&self, events: &[CallEvent]) {
         for event in events {
             tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event");
             self.record_history(&event.call);
-            self.inner.notifier.notify(event);
+            let starts = event.kind == CallEventKind::start_for(event.call.direction);
+            if starts && self.inner.lookup.wants(&event.call) {
+                self.start_lookup(&event.call);
+            }
+            let mut held = self.held();
+            match held.get_mut(&event.call.id) {
+                Some(waiting) => waiting.push(event.clone()),
+                None => {
+                    drop(held);
+                    self.inner.notifier.notify(event);
+                }
+            }
             let _ = self.inner.events.send(event.clone());
         }
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<CallId, Vec<CallEvent>>> {
+        self.inner.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts `call`'s lookup; its notifications are held from now until [`Self::finish_lookup`].
+    /// The lookup ends by itself within its timeout.
+    fn start_lookup(&self, call: &Call) {
+        self.held().insert(call.id.clone(), Vec::new());
+        let weak = Arc::downgrade(&self.inner);
+        let call = call.clone();
+        tokio::spawn(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            let engine = Engine { inner };
+            let result = engine.inner.lookup.find(&call).await;
+            engine.finish_lookup(&call.id, result);
+        });
+    }
+
+    /// Fills in what the lookup found, then sends the notifications that waited for it, in order, with
+    /// the found name, company and record; subscribers get an `updated` event when something changed.
+    fn finish_lookup(&self, id: &CallId, result: Result<Option<Contact>, LookupError>) {
+        let contact = result.ok().flatten();
+        let mut tracker = self.tracker();
+        let updated = contact.as_ref().and_then(|contact| tracker.update(id, |call| contact.fill(call)));
+        let waiting = self.held().remove(id).unwrap_or_default();
+        for mut event in waiting {
+            if let Some(contact) = &contact {
+                contact.fill(&mut event.call);
+            }
+            self.inner.notifier.notify(&event);
+        }
+        if let Some(call) = updated {
+            tracing::info!(call = %call.id, name = ?call.remote_name, company = ?call.company, "call updated from the caller lookup");
+            self.record_history(&call);
+            let _ = self.inner.events.send(CallEvent { kind: CallEventKind::Updated, at: chrono::Utc::now(), call });
+        }
+        drop(tracker);
+    }
+
+    /// Waits until call `id`'s caller lookup is done (at once when none runs), at most the lookup's
+    /// timeout: for opening the caller's own CRM record rather than a search.
+    pub async fn lookup_done(&self, id: &CallId) {
+        let deadline = tokio::time::Instant::now() + self.inner.lookup.timeout() + Duration::from_millis(200);
+        while self.held().contains_key(id) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The CRM's caller lookup (the settings page's Test button runs it through [`Lookup::trial`]).
+    pub fn lookup(&self) -> &Lookup {
+        &self.inner.lookup
     }
 
     fn record_history(&self, call: &Call) {

@@ -10,6 +10,7 @@
 //! * [`provider`] — the phone systems behind a common trait; [`provider::simulator`] is the default.
 //! * [`tracker`] — provider events matched to calls; each call event exactly once, in order.
 //! * [`call`] — the vocabulary: `Call`, `CallEvent`, directions, states, dispositions.
+//! * [`lookup`] — the CRM asked who is calling: name, company and record for the popup and notifications.
 //! * [`notify`] — call events rendered into the CRM's URLs and sent through an outbox.
 //! * [`config`] — the TOML file, validated with line numbers, written atomically.
 //! * [`settings`] — the running configuration changed safely: validate, bind, save, apply, move the listener.
@@ -22,6 +23,7 @@ pub mod call;
 pub mod config;
 pub mod engine;
 pub mod listener;
+pub mod lookup;
 pub mod notify;
 pub mod number;
 pub mod provider;

@@ -78,6 +78,13 @@ impl CallTracker {
         Some(tracked.call.clone())
     }
 
+    /// Changes what is known of call `id` (not its state) with `change`, which says whether it changed
+    /// anything; returns the call if it did.
+    pub fn update(&mut self, id: &CallId, change: impl FnOnce(&mut Call) -> bool) -> Option<Call> {
+        let tracked = self.calls.get_mut(id)?;
+        change(&mut tracked.call).then(|| tracked.call.clone())
+    }
+
     pub fn get(&self, id: &CallId) -> Option<&Call> {
         self.calls.get(id).map(|t| &t.call)
     }

@@ -15,6 +15,7 @@
 //! | `GET security` | the listener's security policy as the settings page shows it |
 //! | `GET config` | the effective configuration |
 //! | `PUT config`, `GET listener`, `POST notifications/test`, `GET providers`, `…/secrets…`, `GET calls/{id}/crm-url` | see [`super::settings_api`] |
+//! | `POST lookup/test` `{"number":…}` | run the CRM's caller lookup once, see [`super::lookup_api`] |
 //! | `GET events` | call events and settings changes as Server-Sent Events, see [`super::events`] |
 //! | `GET openapi.json` | the OpenAPI document of every route, see [`super::openapi`] |
 
@@ -51,6 +52,7 @@ pub fn routes() -> OpenApiRouter<Engine> {
         .routes(routes!(security))
         .routes(routes!(config))
         .merge(super::settings_api::routes())
+        .merge(super::lookup_api::routes())
         .merge(super::events::routes())
 }
 

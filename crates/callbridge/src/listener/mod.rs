@@ -17,6 +17,7 @@
 pub mod api;
 pub mod commands;
 pub mod events;
+pub mod lookup_api;
 pub mod openapi;
 pub mod settings_api;
 pub mod ui;

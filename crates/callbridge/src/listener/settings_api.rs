@@ -7,9 +7,9 @@
 //! | `GET listener` | where the listener is, or why it is not |
 //! | `POST notifications/test` `{"rule":{…}}` | send one rule now with a sample call; what the CRM answered |
 //! | `GET providers` | each phone system's fields (see [`crate::provider::forms`]) |
-//! | `GET secrets` | which keyring entries the forms use are set (never their values) |
+//! | `GET secrets` | which keyring entries the forms and `[lookup] secret_entry` use are set (never their values) |
 //! | `PUT secrets/{entry}` `{"value":…}`, `DELETE secrets/{entry}` | store or remove one |
-//! | `GET calls/{id}/crm-url` | the `[desktop] crm_url` template filled in for that call |
+//! | `GET calls/{id}/crm-url` | the call's CRM record from the caller lookup, else the `[desktop] crm_url` template filled in |
 //!
 //! Routes that change settings need the [`Settings`] the listener was started with; a router built
 //! without them answers 501.
@@ -175,9 +175,20 @@ async fn providers(State(engine): State<Engine>) -> Json<Value> {
     Json(json!({ "ok": true, "current": engine.config().provider.kind.as_str(), "providers": forms::forms() }))
 }
 
-fn known_entry(entry: &str) -> Result<&'static str, ApiError> {
-    forms::secret_entries().into_iter().find(|e| *e == entry).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_secret", format!("no phone-system setting keeps a secret named {entry:?}"))
+/// The keyring entries the settings use: the phone systems' and the caller lookup's API key.
+fn secret_entries(engine: &Engine) -> Vec<String> {
+    let mut entries: Vec<String> = forms::secret_entries().into_iter().map(str::to_owned).collect();
+    if let Some(entry) = &engine.config().lookup.secret_entry {
+        if !entries.contains(entry) {
+            entries.push(entry.clone());
+        }
+    }
+    entries
+}
+
+fn known_entry(engine: &Engine, entry: &str) -> Result<String, ApiError> {
+    secret_entries(engine).into_iter().find(|e| e == entry).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_secret", format!("no setting keeps a secret named {entry:?} (the caller lookup's is [lookup] secret_entry)"))
     })
 }
 
@@ -205,9 +216,15 @@ async fn keyring<T: Send + 'static>(
     )
 )]
 async fn secrets(State(engine): State<Engine>) -> Result<Json<Value>, ApiError> {
-    let entries = forms::secret_entries();
+    let entries = secret_entries(&engine);
     let set = keyring(&engine, move |store| {
-        entries.into_iter().map(|e| Ok((e, store.get(e)?.is_some()))).collect::<Result<Vec<_>, _>>()
+        entries
+            .into_iter()
+            .map(|e| {
+                let set = store.get(&e)?.is_some();
+                Ok((e, set))
+            })
+            .collect::<Result<Vec<_>, _>>()
     })
     .await?;
     let list: Vec<Value> = set.into_iter().map(|(entry, set)| json!({ "entry": entry, "set": set })).collect();
@@ -237,7 +254,7 @@ struct SecretBody {
     )
 )]
 async fn set_secret(State(engine): State<Engine>, entry: Result<Path<String>, PathRejection>, body: Result<axum::body::Bytes, BytesRejection>) -> Response {
-    let entry = match path_param(entry).and_then(|entry| known_entry(&entry)) {
+    let entry = match path_param(entry).and_then(|entry| known_entry(&engine, &entry)) {
         Ok(e) => e,
         Err(e) => return e.into_response(),
     };
@@ -249,7 +266,8 @@ async fn set_secret(State(engine): State<Engine>, entry: Result<Path<String>, Pa
         return invalid(FieldError::new(entry, "the secret is empty; use DELETE to remove it"));
     }
     let secret = Secret::new(value.value.trim());
-    match keyring(&engine, move |store| store.set(entry, &secret)).await {
+    let name = entry.clone();
+    match keyring(&engine, move |store| store.set(&name, &secret)).await {
         Ok(()) => Json(json!({ "ok": true, "entry": entry, "set": true })).into_response(),
         Err(e) => e.into_response(),
     }
@@ -270,8 +288,9 @@ async fn set_secret(State(engine): State<Engine>, entry: Result<Path<String>, Pa
     )
 )]
 async fn delete_secret(State(engine): State<Engine>, entry: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
-    let entry = known_entry(&path_param(entry)?)?;
-    let removed = keyring(&engine, move |store| store.delete(entry)).await?;
+    let entry = known_entry(&engine, &path_param(entry)?)?;
+    let name = entry.clone();
+    let removed = keyring(&engine, move |store| store.delete(&name)).await?;
     Ok(Json(json!({ "ok": true, "entry": entry, "set": false, "removed": removed })))
 }
 
@@ -293,10 +312,13 @@ async fn crm_url(State(engine): State<Engine>, id: Result<Path<String>, PathReje
     let call = engine
         .call(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_call", format!("no call with id {id}")))?;
+    if let Some(url) = &call.record_url {
+        return Ok(Json(json!({ "ok": true, "url": url, "source": "lookup" })));
+    }
     let config = engine.config();
     let template = config.desktop.crm_url.as_ref().ok_or_else(|| {
         ApiError::new(StatusCode::CONFLICT, "not_configured", "no CRM page is set: fill in \"Open in CRM\" under Settings → General")
     })?;
     let event = CallEvent { kind: CallEventKind::start_for(call.direction), at: call.started_at, call };
-    Ok(Json(json!({ "ok": true, "url": template.render(&event) })))
+    Ok(Json(json!({ "ok": true, "url": template.render(&event), "source": "crm_url" })))
 }

@@ -38,7 +38,7 @@ pub fn sample_event(rule: &NotificationRule) -> CallEvent {
     call.local_extension = Some("100".into());
     let now = call.started_at;
     match rule.event {
-        CallEventKind::Incoming => call.state = CallState::Ringing,
+        CallEventKind::Incoming | CallEventKind::Updated => call.state = CallState::Ringing,
         CallEventKind::Outgoing => call.state = CallState::Dialing,
         CallEventKind::Answered => {
             call.state = CallState::Active;

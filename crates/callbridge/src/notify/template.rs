@@ -30,10 +30,12 @@ pub enum Placeholder {
     Timestamp,
     State,
     Provider,
+    Company,
+    RecordUrl,
 }
 
 impl Placeholder {
-    pub const ALL: [Placeholder; 13] = [
+    pub const ALL: [Placeholder; 15] = [
         Placeholder::CallerId,
         Placeholder::Direction,
         Placeholder::CallId,
@@ -47,6 +49,8 @@ impl Placeholder {
         Placeholder::Timestamp,
         Placeholder::State,
         Placeholder::Provider,
+        Placeholder::Company,
+        Placeholder::RecordUrl,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +68,8 @@ impl Placeholder {
             Placeholder::Timestamp => "timestamp",
             Placeholder::State => "state",
             Placeholder::Provider => "provider",
+            Placeholder::Company => "company",
+            Placeholder::RecordUrl => "record_url",
         }
     }
 
@@ -75,7 +81,7 @@ impl Placeholder {
             Placeholder::CallId => "CallBridge's id of the call",
             Placeholder::From => "the calling number or extension",
             Placeholder::To => "the called number or extension",
-            Placeholder::Name => "the other party's name, when known",
+            Placeholder::Name => "the other party's name: from the phone system, else from the CRM's caller lookup",
             Placeholder::Extension => "the user's own extension, when known",
             Placeholder::Event => "incoming, outgoing, answered or ended",
             Placeholder::Disposition => "answered, missed, busy, failed or cancelled (once the call ended)",
@@ -83,6 +89,8 @@ impl Placeholder {
             Placeholder::Timestamp => "when the event happened, RFC 3339 in UTC",
             Placeholder::State => "dialing, ringing, active or ended",
             Placeholder::Provider => "the phone system: simulator, telecmi, kazoo, baresip, …",
+            Placeholder::Company => "the other party's company, from the CRM's caller lookup",
+            Placeholder::RecordUrl => "the other party's record in the CRM, from the caller lookup",
         }
     }
 
@@ -107,6 +115,8 @@ impl Placeholder {
             Placeholder::Timestamp => rfc3339(event.at),
             Placeholder::State => call.state.as_str().to_owned(),
             Placeholder::Provider => call.provider.clone(),
+            Placeholder::Company => call.company.clone().unwrap_or_default(),
+            Placeholder::RecordUrl => call.record_url.clone().unwrap_or_default(),
         }
     }
 }
@@ -295,6 +305,12 @@ impl UrlTemplate {
     /// caller name of `..` could otherwise send the request to another path of the CRM (no encoding
     /// of the dots helps: `%2E` counts as a dot there too). Everywhere else values are sent as they are.
     pub fn render(&self, event: &CallEvent) -> String {
+        self.render_with(|p| p.value(event))
+    }
+
+    /// Like [`Self::render`] with values from `value` (the caller lookup puts the number form it
+    /// tries in `$callerid`).
+    pub fn render_with(&self, mut value: impl FnMut(Placeholder) -> String) -> String {
         let parts = &self.0.parts;
         let mut out = String::with_capacity(self.0.source.len() + 32);
         let mut in_path = true;
@@ -305,7 +321,7 @@ impl UrlTemplate {
                     in_path &= !t.contains(['?', '#']);
                 }
                 Part::Value(p) => {
-                    let value = p.value(event);
+                    let value = value(*p);
                     let ends_segment = match parts.get(i + 1) {
                         None => true,
                         Some(Part::Text(next)) => next.starts_with(['/', '?', '#']),

@@ -1,4 +1,6 @@
 //! The call history: every call CallBridge saw, written again each time something happens to it.
+//! Each row keeps the whole [`Call`] as JSON, so what the caller lookup found (name, company, CRM
+//! record) is kept with it, and rows written before those fields existed still load.
 //!
 //! The tracker keeps the live calls in memory; this table keeps them all (failed dials included) for
 //! the API, the tray's recent calls and the Activity view, until the retention period
@@ -108,6 +110,26 @@ mod tests {
         assert_eq!(page3.next_before, None);
         assert_eq!(store.call(&calls[1].id).expect("get"), Some(calls[1].clone()));
         assert_eq!(store.call(&CallId::from("nope")).expect("get"), None);
+    }
+
+    #[test]
+    fn looked_up_fields_are_kept_and_old_records_without_them_still_load() {
+        let store = Store::in_memory();
+        let mut call = Call::new(Direction::In, "+442079460000", "simulator");
+        store.record_call(&call).expect("record");
+        call.remote_name = Some("Ada Lovelace".into());
+        call.company = Some("Acme Corp".into());
+        call.record_url = Some("https://crm.example/contacts/42".into());
+        store.record_call(&call).expect("update");
+        assert_eq!(store.call(&call.id).expect("get"), Some(call.clone()));
+        // A row written before calls had these fields.
+        let mut old = serde_json::to_value(Call::new(Direction::In, "+442079460001", "simulator")).expect("JSON");
+        if let Some(fields) = old.as_object_mut() {
+            fields.remove("company");
+            fields.remove("record_url");
+        }
+        let parsed = parse_call(&old.to_string()).expect("old row loads");
+        assert_eq!((parsed.company, parsed.record_url), (None, None));
     }
 
     #[test]

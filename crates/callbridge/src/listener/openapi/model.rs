@@ -73,6 +73,10 @@ pub struct Call {
     /// The other party's number: E.164 when it could be normalized, else as the provider gave it.
     pub remote_number: String,
     pub remote_name: Option<String>,
+    /// The other party's company, from the CRM's caller lookup.
+    pub company: Option<String>,
+    /// The other party's record in the CRM, from the caller lookup.
+    pub record_url: Option<String>,
     pub local_extension: Option<String>,
     pub state: CallState,
     pub disposition: Option<Disposition>,
@@ -308,6 +312,10 @@ pub struct Config {
     pub store: StoreConfig,
     #[schema(required = false)]
     pub desktop: DesktopConfig,
+    /// `[lookup]`: the caller lookup in the CRM (URL template, method, body, headers, keyring entry of
+    /// the API key, number forms, JSON pointers, timeout, cache); see docs/lookup.md.
+    #[schema(required = false, value_type = Object)]
+    pub lookup: serde_json::Value,
     /// What to call when a call rings, is answered or ends.
     #[schema(required = false)]
     pub notification: Vec<NotificationRule>,
@@ -447,6 +455,18 @@ pub struct DesktopConfig {
     pub crm_url: Option<String>,
     #[schema(required = false)]
     pub dial_shortcut: String,
+    /// Open the caller's CRM record by itself: `never`, `incoming` or `answered`.
+    #[schema(required = false)]
+    pub open_crm_on: OpenCrmOn,
+}
+
+/// `[desktop] open_crm_on`.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum OpenCrmOn {
+    Never,
+    Incoming,
+    Answered,
 }
 
 /// `GET` or `POST` (lower case is read too).
@@ -507,6 +527,16 @@ pub struct ListenerAnswer {
 pub struct TestAnswer {
     pub ok: bool,
     pub test: TestOutcome,
+}
+
+/// `POST /api/v1/lookup/test`: `outcome` (`found`, `no_match`, `failed` with `error`), `attempts` (each
+/// number form tried, with the request sent — the API key masked — and the CRM's answer), `contact`
+/// and `elapsed_ms`.
+#[derive(Debug, ToSchema)]
+pub struct LookupTestAnswer {
+    pub ok: bool,
+    #[schema(value_type = Object)]
+    pub test: serde_json::Value,
 }
 
 /// `GET /api/v1/providers`: the phone system in use and every one's form.

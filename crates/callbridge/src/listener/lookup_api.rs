@@ -1,0 +1,105 @@
+//! `POST /api/v1/lookup/test`: the settings page's Test button for the CRM's caller lookup.
+//!
+//! The body is `{"number":"+442079460000"}`, and optionally `"lookup":{…}` — a `[lookup]` section as
+//! `GET config` gives it — to try settings before saving them; without it the saved settings are
+//! used. The lookup runs once, past the cache, and the answer says what happened:
+//!
+//! ```json
+//! {"ok":true,"test":{"outcome":"found","contact":{"name":"Ada Lovelace","company":"Acme Corp"},
+//!  "attempts":[{"form":"e164","number":"+442079460000",
+//!               "request":{"method":"GET","url":"…","headers":[["Authorization","Bearer ***"]]},
+//!               "answer":{"status":200,"content_type":"application/json","body_start":"{…}"},
+//!               "contact":{…}}],
+//!  "elapsed_ms":12}}
+//! ```
+//!
+//! `outcome` is `found`, `no_match` or `failed` (with `error`). The API key is never in the answer.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::openapi::model;
+use super::ApiError;
+use crate::engine::Engine;
+use crate::lookup::LookupConfig;
+
+pub fn routes() -> OpenApiRouter<Engine> {
+    OpenApiRouter::new().routes(routes!(test_lookup))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TestRequest {
+    /// The number to look up, as a caller's number would arrive.
+    #[schema(example = "+442079460000")]
+    number: String,
+    /// A `[lookup]` section (as `GET config` gives it) to try instead of the saved one.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    lookup: Option<Value>,
+}
+
+/// 400 with the field that was wrong, as the settings routes answer.
+fn invalid(field: Option<String>, message: String) -> Response {
+    let mut body = json!({ "ok": false, "error": "invalid", "message": message });
+    if let Some(field) = field {
+        body["field"] = json!(field);
+    }
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, (Option<String>, String)> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        ((path != ".").then_some(path), e.into_inner().to_string())
+    })
+}
+
+/// Run the CRM's caller lookup once, past the cache, and show each request, answer and the fields found.
+#[utoipa::path(
+    post,
+    path = "/lookup/test",
+    tag = "settings",
+    request_body = TestRequest,
+    responses(
+        (status = 200, description = "Looked up (found, no match, or failed with `error`): every attempt with its request and answer", body = model::LookupTestAnswer),
+        (status = 400, description = "Not the body this route takes, no lookup URL configured, or an empty number (`invalid`, with `field`; `bad_request`)"),
+    )
+)]
+async fn test_lookup(State(engine): State<Engine>, body: Result<axum::body::Bytes, BytesRejection>) -> Response {
+    let bytes = match body {
+        Ok(b) => b,
+        Err(e) => return ApiError::bad_request(e.body_text()).into_response(),
+    };
+    let request: TestRequest = match parse(&bytes) {
+        Ok(r) => r,
+        Err((field, message)) => return invalid(field, message),
+    };
+    let config: LookupConfig = match request.lookup {
+        None => engine.config().lookup.clone(),
+        Some(value) => match parse(value.to_string().as_bytes()) {
+            Ok(c) => c,
+            Err((field, message)) => {
+                let field = Some(field.map_or_else(|| "lookup".to_owned(), |f| format!("lookup.{f}")));
+                return invalid(field, message);
+            }
+        },
+    };
+    if !config.enabled() {
+        return invalid(Some("lookup.url".into()), "no lookup URL is set: fill in the CRM's lookup URL first".into());
+    }
+    if request.number.trim().is_empty() {
+        return invalid(Some("number".into()), "type the number to look up".into());
+    }
+    let trial = engine.lookup().trial(&config, &request.number).await;
+    Json(json!({ "ok": true, "test": trial })).into_response()
+}
