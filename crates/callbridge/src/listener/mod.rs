@@ -88,10 +88,13 @@ pub fn router(engine: Engine) -> Router {
         .nest("/webhooks", webhooks::routes())
         .merge(ui::routes())
         .route("/health", axum::routing::get(|| async { Json(json!({ "ok": true })) }))
+        .merge(crate::panics::test_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(engine.clone(), guard::guard))
+        // Outermost: a panic anywhere below, the guard included, is a 500 and a log line.
+        .layer(crate::panics::catch_layer())
         .with_state(engine)
 }
 
