@@ -546,9 +546,11 @@ fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
     None
 }
 
-/// 1-based line number of byte offset `at` in `text`.
+/// 1-based line number of byte offset `at` in `text`. Counted over bytes: an offset from the TOML
+/// parser's error span may fall inside a multi-byte character.
 fn line_of(text: &str, at: usize) -> usize {
-    text[..at.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    let bytes = text.as_bytes();
+    bytes[..at.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -680,6 +682,15 @@ headers = { "X-Api-Key" = "k" }
         let err = c.save(&dir.path().join(FILE_NAME)).expect_err("refused");
         assert!(err.to_string().contains("provider.simulator.ring_after_ms"), "{err}");
         assert!(!dir.path().join(FILE_NAME).exists());
+    }
+
+    #[test]
+    fn an_error_inside_a_multibyte_character_still_has_a_line() {
+        // The parser's span can start inside a character; the line is still found, without a panic.
+        assert_eq!(line_of("a\nb\u{ffdc}c", 5), 2);
+        // Found by the fuzz test: a backslash escape followed by a three-byte character.
+        let err = refused("\"\\\u{ffda}");
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]
