@@ -18,9 +18,12 @@ use axum::body::Body;
 use axum::http::{header, Response, StatusCode};
 use tower_http::catch_panic::CatchPanicLayer;
 
+/// What [`catch_layer`] calls with a panic's payload.
+pub type PanicAnswer = fn(Box<dyn Any + Send + 'static>) -> Response<Body>;
+
 /// The layer that turns a handler's panic into a `500` (see the module documentation).
-pub fn catch_layer() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response<Body>> {
-    CatchPanicLayer::custom(answer_panic as fn(Box<dyn Any + Send + 'static>) -> Response<Body>)
+pub fn catch_layer() -> CatchPanicLayer<PanicAnswer> {
+    CatchPanicLayer::custom(answer_panic as PanicAnswer)
 }
 
 /// The panic's message, when it has one (`panic!("…")` gives a `&str` or a `String`).
