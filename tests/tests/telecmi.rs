@@ -580,3 +580,69 @@ fn secret_set_prompts_on_a_terminal_without_echo() {
     let lookup = Command::new("secret-tool").args(["lookup", "service", "CallBridge", "username", entry]).output().expect("secret-tool");
     assert_eq!(String::from_utf8_lossy(&lookup.stdout), value);
 }
+
+/// TeleCMI posts each webhook on its own, so a live `hangup` can overtake the `answered` before it.
+/// The bridge holds an unanswered hangup for `hangup_settle_ms`: a later `answered` or the CDR settles
+/// it, and only when nothing comes does the call end unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_that_overtakes_its_answer_still_gives_answered_then_ended() {
+    let world = World::new("hangup-first").await;
+    let bridge = world.bridge("hangup_settle_ms = 2000");
+    let hook = format!("{}/webhooks/telecmi", bridge.url);
+    let call_id_of = |answers: &[(u16, Value)]| produced(answers).first().map(|(_, id)| id.clone()).expect("a call event");
+
+    // Both live hangups first, then the answers, then the CDR.
+    // 0 A waiting, 1 B started, 2 B answered, 3 A answered, 4 B hangup, 5 A hangup, 6 CDR.
+    let seq = world.fake.inbound_sequence("440000000000", "441100000000", USER_ID, Numbers::Strings);
+    let order = [0, 1, 5, 4, 3, 2, 6];
+    let mut answers = Vec::new();
+    for i in order {
+        answers.extend(telecmi::send(&hook, &seq.payloads[i..=i], Via::Post).await);
+    }
+    let call_id = call_id_of(&answers);
+    let per_webhook: Vec<Vec<String>> = answers
+        .iter()
+        .map(|(_, body)| body["call_events"].as_array().into_iter().flatten().map(|e| e["event"].as_str().unwrap_or_default().to_owned()).collect())
+        .collect();
+    assert_eq!(
+        per_webhook,
+        [vec!["incoming"], vec![], vec![], vec![], vec!["answered", "ended"], vec![], vec![]],
+        "the hangups were held until the answer came"
+    );
+    let got = world.notifications(&call_id, 3).await;
+    assert_eq!(paths(&got), ["/incoming", "/answered", "/ended"]);
+    assert_eq!(got[2].param("disposition").as_deref(), Some("answered"));
+
+    // The CDR settles a held hangup with its own disposition (here: answered, though no live answer came).
+    let seq = world.fake.inbound_sequence("440000000001", "441100000000", USER_ID, Numbers::Numbers);
+    let answers = [&seq.payloads[0], &seq.payloads[5], &seq.payloads[6]];
+    let mut replies = Vec::new();
+    for payload in answers {
+        replies.extend(telecmi::send(&hook, std::slice::from_ref(payload), Via::Post).await);
+    }
+    let cdr_call = call_id_of(&replies);
+    assert!(replies[1].1["call_events"].as_array().is_some_and(Vec::is_empty), "the hangup is held: {}", replies[1].1);
+    let got = world.notifications(&cdr_call, 3).await;
+    assert_eq!(paths(&got), ["/incoming", "/answered", "/ended"]);
+    assert_eq!(got[2].param("disposition").as_deref(), Some("answered"));
+
+    // Nothing settles it: when the hold is over the call ends unanswered (missed).
+    let seq = world.fake.inbound_sequence("440000000002", "441100000000", USER_ID, Numbers::Strings);
+    let mut replies = telecmi::send(&hook, &seq.payloads[0..1], Via::Post).await;
+    replies.extend(telecmi::send(&hook, &seq.payloads[5..6], Via::Post).await);
+    let missed_call = call_id_of(&replies);
+    assert!(replies[1].1["call_events"].as_array().is_some_and(Vec::is_empty), "the hangup is held: {}", replies[1].1);
+    let got = world.notifications(&missed_call, 2).await;
+    assert_eq!(paths(&got), ["/incoming", "/ended"]);
+    assert_eq!(got[1].param("disposition").as_deref(), Some("missed"));
+    // A late answer after the hold changes nothing.
+    let late = telecmi::send(&hook, &seq.payloads[3..4], Via::Post).await;
+    assert!(produced(&late).is_empty(), "{late:?}");
+
+    // Once each, and nothing more arrives after every hold is over.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for (call, n) in [(&call_id, 3), (&cdr_call, 3), (&missed_call, 2)] {
+        let all: Vec<_> = world.crm.received().into_iter().filter(|r| r.param("call").as_deref() == Some(call.as_str())).collect();
+        assert_eq!(all.len(), n, "{call}: {:?}", paths(&all));
+    }
+}

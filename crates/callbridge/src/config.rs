@@ -245,6 +245,23 @@ impl Default for SimulatorConfig {
     }
 }
 
+impl SimulatorConfig {
+    /// The longest simulated wait: an hour.
+    pub const MAX_DELAY_MS: u64 = 3_600_000;
+
+    /// Each delay is at most [`Self::MAX_DELAY_MS`]. On error: the message and the key's path.
+    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
+        for (key, value) in [
+            ("ring_after_ms", self.ring_after_ms),
+            ("answer_after_ms", self.answer_after_ms),
+            ("hangup_after_ms", self.hangup_after_ms),
+        ] {
+            check_range(&format!("provider.simulator.{key}"), value, 0, Self::MAX_DELAY_MS, " (an hour)")?;
+        }
+        Ok(())
+    }
+}
+
 /// `[desktop]`: what the tray app shows and how it is reached. The headless binary ignores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -353,6 +370,8 @@ pub enum ConfigError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("no config directory is known for this user; pass --config PATH")]
     NoConfigDir,
+    #[error("the configuration cannot be written as TOML: {message}")]
+    Unwritable { message: String },
 }
 
 impl Config {
@@ -383,7 +402,7 @@ impl Config {
         config.assign_rule_ids();
         config.validate().map_err(|(message, needle)| ConfigError::Invalid {
             path: path.to_owned(),
-            line: needle.and_then(|n| text.find(&n)).map(|at| line_of(text, at)),
+            line: needle.and_then(|n| line_of_needle(text, &n)),
             message,
         })?;
         Ok(config)
@@ -418,9 +437,7 @@ impl Config {
             ));
         }
         let l = &self.listener;
-        if l.port == 0 {
-            return Err(("listener.port must be between 1 and 65535".into(), Some("port".into())));
-        }
+        check_range("listener.port", u64::from(l.port), 1, 65_535, "")?;
         let segments = [("make", &l.make), ("answer", &l.answer), ("end", &l.end)];
         for (i, (a, sa)) in segments.iter().enumerate() {
             for (b, sb) in &segments[i + 1..] {
@@ -432,27 +449,24 @@ impl Config {
                 }
             }
         }
-        if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs > 300 {
-            return Err(("delivery.timeout_secs must be between 1 and 300".into(), Some("timeout_secs".into())));
-        }
+        let d = &self.delivery;
+        check_range("delivery.timeout_secs", d.timeout_secs, 1, 300, " (5 minutes)")?;
+        check_range("delivery.retry_initial_ms", d.retry_initial_ms, 1, 3_600_000, " (an hour)")?;
+        check_range("delivery.retry_max_delay_secs", d.retry_max_delay_secs, 1, 86_400, " (a day)")?;
+        check_range("delivery.max_age_hours", u64::from(d.max_age_hours), 1, 720, " (30 days)")?;
+        self.provider.simulator.validate()?;
         self.provider.telecmi.validate()?;
         match self.provider.kind {
             ProviderKind::Simulator | ProviderKind::Telecmi => {}
             ProviderKind::Baresip => self.provider.baresip.check()?,
             ProviderKind::Kazoo => self.provider.kazoo.check()?,
         }
-        let d = &self.delivery;
-        if d.retry_initial_ms == 0 || d.retry_initial_ms > 3_600_000 {
-            return Err(("delivery.retry_initial_ms must be between 1 and 3600000 (an hour)".into(), Some("retry_initial_ms".into())));
-        }
-        if d.retry_max_delay_secs == 0 || d.retry_max_delay_secs > 86_400 {
-            return Err(("delivery.retry_max_delay_secs must be between 1 and 86400 (a day)".into(), Some("retry_max_delay_secs".into())));
-        }
-        if d.max_age_hours == 0 || d.max_age_hours > 24 * 30 {
-            return Err(("delivery.max_age_hours must be between 1 and 720 (30 days)".into(), Some("max_age_hours".into())));
-        }
         self.security.validate()?;
         self.store.validate()?;
+        self.lookup.validate().map_err(|message| {
+            let field = message.split_whitespace().next().map(|f| f.trim_end_matches([',', ':', ';']).to_owned());
+            (message, field)
+        })?;
         let mut seen = std::collections::BTreeSet::new();
         for rule in &self.notifications {
             if !seen.insert(rule.id.as_str()) {
@@ -479,10 +493,11 @@ impl Config {
         Ok(())
     }
 
-    /// The file as TOML text.
-    pub fn to_toml(&self) -> String {
-        // Serializing plain data structures to TOML cannot fail; a failure here is a programming error.
-        toml::to_string_pretty(self).unwrap_or_else(|e| panic!("config does not serialize to TOML: {e}"))
+    /// The file as TOML text. Fails only for a configuration that [`Self::validate`] refuses (TOML
+    /// integers stop at 2^63 - 1, for one), so validate first.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self)
+            .map_err(|e| ConfigError::Unwritable { message: e.to_string() })
     }
 
     /// Writes the config atomically to `path`, keeping the previous file as `.bak`.
@@ -495,7 +510,8 @@ impl Config {
         std::fs::create_dir_all(dir).map_err(write_err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
         tmp.write_all(HEADER.as_bytes()).map_err(write_err)?;
-        tmp.write_all(self.to_toml().as_bytes()).map_err(write_err)?;
+        let text = self.to_toml()?;
+        tmp.write_all(text.as_bytes()).map_err(write_err)?;
         tmp.as_file().sync_all().map_err(write_err)?;
         if path.exists() {
             let mut backup = path.as_os_str().to_owned();
@@ -513,9 +529,62 @@ const HEADER: &str = "\
 
 ";
 
-/// 1-based line number of byte offset `at` in `text`.
+/// Checks that `value` of the setting `field` (its dotted path) is within `min..=max`; `hint` says
+/// what the maximum is in words (" (an hour)"). On error the needle is the dotted path.
+pub fn check_range(field: &str, value: u64, min: u64, max: u64, hint: &str) -> Result<(), (String, Option<String>)> {
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    Err((format!("{field} must be between {min} and {max}{hint}; it is {value}"), Some(field.to_owned())))
+}
+
+/// The line a validation error is about. A dotted path (`provider.telecmi.timeout_secs`) is looked up
+/// as the key `timeout_secs` inside the table `[provider.telecmi]`; anything else is the first line
+/// containing the text.
+fn line_of_needle(text: &str, needle: &str) -> Option<usize> {
+    if let Some((table, key)) = needle.rsplit_once('.').filter(|(_, key)| is_bare_key(key)) {
+        if let Some(line) = line_of_key(text, table, key) {
+            return Some(line);
+        }
+        if let Some(line) = line_of_key(text, "", needle) {
+            return Some(line);
+        }
+        return text.find(key).map(|at| line_of(text, at));
+    }
+    text.find(needle).map(|at| line_of(text, at))
+}
+
+fn is_bare_key(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The 1-based line where `key = …` is set directly inside the table `[table]` ("" for the top level).
+fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            let name = header.split(']').next().unwrap_or_default();
+            current = name.split('.').map(|part| part.trim().trim_matches('"')).collect::<Vec<_>>().join(".");
+            continue;
+        }
+        if current != table {
+            continue;
+        }
+        let Some((k, _)) = line.split_once('=') else { continue };
+        if k.trim().trim_matches('"') == key {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// 1-based line number of byte offset `at` in `text`. Counted over bytes: an offset from the TOML
+/// parser's error span may fall inside a multi-byte character.
 fn line_of(text: &str, at: usize) -> usize {
-    text[..at.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    let bytes = text.as_bytes();
+    bytes[..at.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -589,6 +658,73 @@ headers = { "X-Api-Key" = "k" }
 
         let err = load("[dialing]\ndefault_country = \"Britain\"\n").expect_err("country").to_string();
         assert!(err.contains("line 2") && err.contains("ISO 3166"), "{err}");
+    }
+
+    fn refused(text: &str) -> String {
+        load(text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let err = refused("[delivery]\ntimeout_secs = 0\n");
+        assert!(err.contains("delivery.timeout_secs must be between 1 and 300") && err.contains("line 2"), "{err}");
+        let err = refused("[delivery]\nmax_age_hours = 721\n");
+        assert!(err.contains("delivery.max_age_hours must be between 1 and 720") && err.contains("it is 721"), "{err}");
+        // The same key in two tables: the line is the one in the table the error is about.
+        let err = refused("[delivery]\ntimeout_secs = 10\n\n[provider.telecmi]\ntimeout_secs = 301\n");
+        assert!(err.contains("provider.telecmi.timeout_secs") && err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn delays_are_bounded() {
+        for key in ["ring_after_ms", "answer_after_ms", "hangup_after_ms"] {
+            let err = refused(&format!("[provider.simulator]\n{key} = 3600001\n"));
+            assert!(err.contains(&format!("provider.simulator.{key} must be between 0 and 3600000")) && err.contains("line 2"), "{err}");
+            assert!(load(&format!("[provider.simulator]\n{key} = 3600000\n")).is_ok(), "an hour is allowed");
+        }
+        let err = refused("[delivery]\nretry_initial_ms = 3600001\n");
+        assert!(err.contains("delivery.retry_initial_ms"), "{err}");
+    }
+
+    #[test]
+    fn ports_are_bounded() {
+        let err = refused("\n[listener]\nport = 0\n");
+        assert!(err.contains("listener.port must be between 1 and 65535") && err.contains("line 3"), "{err}");
+        let err = refused("[listener]\nport = 65536\n");
+        assert!(err.contains("line 2"), "{err}");
+        let err = refused("[provider.baresip]\ncontrol = \"127.0.0.1:0\"\n");
+        assert!(err.contains("line 2") && err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn counts_and_limits_are_bounded() {
+        let err = refused("[security]\ndials_per_minute = 10001\n");
+        assert!(err.contains("security.dials_per_minute") && err.contains("line 2"), "{err}");
+        let err = refused("[store]\nhistory_days = 36501\n");
+        assert!(err.contains("store.history_days") && err.contains("line 2"), "{err}");
+        let err = refused("version = 2\n");
+        assert!(err.contains("newer CallBridge") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_value_toml_cannot_hold_is_an_error_not_a_panic() {
+        // TOML integers stop at 2^63 - 1; a u64 beyond that cannot be written.
+        let mut c = Config::default();
+        c.provider.simulator.ring_after_ms = 1 << 63;
+        assert!(matches!(c.to_toml(), Err(ConfigError::Unwritable { .. })));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = c.save(&dir.path().join(FILE_NAME)).expect_err("refused");
+        assert!(err.to_string().contains("provider.simulator.ring_after_ms"), "{err}");
+        assert!(!dir.path().join(FILE_NAME).exists());
+    }
+
+    #[test]
+    fn an_error_inside_a_multibyte_character_still_has_a_line() {
+        // The parser's span can start inside a character; the line is still found, without a panic.
+        assert_eq!(line_of("a\nb\u{ffdc}c", 5), 2);
+        // Found by the fuzz test: a backslash escape followed by a three-byte character.
+        let err = refused("\"\\\u{ffda}");
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! * [`settings`] — the running configuration changed safely: validate, bind, save, apply, move the listener.
 //! * [`security`] — the listener's policy: hosts, origins, the token, number rules, the dial rate limit.
 //! * [`store`] — the SQLite file: call history, the notification outbox and its delivery log.
+//! * [`panics`] — a panic costs one request (answered 500) or one task, never the process; all are logged.
 //!
 //! This crate has no GUI dependencies: the desktop shell is a thin layer over [`engine::Engine`].
 
@@ -26,6 +27,7 @@ pub mod listener;
 pub mod lookup;
 pub mod notify;
 pub mod number;
+pub mod panics;
 pub mod provider;
 pub mod secrets;
 pub mod settings;

@@ -45,7 +45,7 @@ const BODY_START_CHARS: usize = 500;
 
 /// `[lookup]` in the config file. Lookups are off until `url` is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(remote = "Self", deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default)]
 pub struct LookupConfig {
     /// The CRM's lookup URL, e.g. `https://crm.example/api/contacts?phone=$callerid`. `$callerid` is
     /// the number in the form being tried; the other placeholders are the notifications' ones.
@@ -112,21 +112,6 @@ impl Default for LookupConfig {
     }
 }
 
-impl Serialize for LookupConfig {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        LookupConfig::serialize(self, s)
-    }
-}
-
-/// Validated as it is read, so a bad value is refused with the file's line like every other setting.
-impl<'de> Deserialize<'de> for LookupConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let config = LookupConfig::deserialize(d)?;
-        config.validate().map_err(serde::de::Error::custom)?;
-        Ok(config)
-    }
-}
-
 /// Numbers a setting may take: `(field, min, max, unit)`.
 fn check_range(field: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<(), String> {
     if (min..=max).contains(&value) {
@@ -178,7 +163,9 @@ impl LookupConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
-    /// Checks every value; the error names the field.
+    /// Checks every value; the message starts with the field's dotted path (`lookup.timeout_ms …`).
+    /// [`crate::config::Config::validate`] calls it, so the file's loader and the settings page report
+    /// it like every other setting.
     pub fn validate(&self) -> Result<(), String> {
         check_range("timeout_ms", self.timeout_ms, 100, 10_000, "milliseconds")?;
         check_range("cache_entries", self.cache_entries as u64, 0, 100_000, "numbers")?;
@@ -873,7 +860,9 @@ mod tests {
         struct File {
             lookup: LookupConfig,
         }
-        toml::from_str::<File>(toml_text).map(|f| f.lookup).map_err(|e| e.to_string())
+        let lookup = toml::from_str::<File>(toml_text).map(|f| f.lookup).map_err(|e| e.to_string())?;
+        lookup.validate()?;
+        Ok(lookup)
     }
 
     fn received(status: u16, content_type: Option<&str>, body: &str) -> Received {

@@ -103,6 +103,7 @@ enum ConfigCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Command::Serve { .. }));
+    callbridge::panics::install_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -256,7 +257,7 @@ async fn shutdown_signal() {
 fn config_command(path: &std::path::Path, what: ConfigCommand) -> Result<()> {
     match what {
         ConfigCommand::Path => println!("{}", path.display()),
-        ConfigCommand::Show => print!("{}", Config::load(path)?.to_toml()),
+        ConfigCommand::Show => print!("{}", Config::load(path)?.to_toml()?),
         ConfigCommand::Check => {
             let config = Config::load(path)?;
             if path.exists() {

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 /// Anything longer is a paste accident, not a number.
 pub const MAX_DIGITS: usize = 20;
 
+/// An international number (E.164) has at most 15 digits after the `+`: country code and national
+/// number together (ITU-T Recommendation E.164, section 6.1).
+pub const E164_MAX_DIGITS: usize = 15;
+
 /// Input longer than this is refused before it is even looked at.
 const MAX_INPUT_LEN: usize = 64;
 
@@ -30,6 +34,8 @@ pub enum NumberError {
     TooLong { digits: usize, max: usize },
     #[error("the input is {len} characters long; a phone number is at most {MAX_INPUT_LEN}")]
     InputTooLong { len: usize },
+    #[error("{number} has {digits} digits after the +; an international (E.164) number has at most {E164_MAX_DIGITS}")]
+    TooLongForE164 { number: String, digits: usize },
     #[error("a + may only stand at the start of the number")]
     MisplacedPlus,
     #[error("{number} is not a valid international number: {reason}")]
@@ -99,6 +105,9 @@ impl PhoneNumber {
             return Err(NumberError::Empty);
         }
         let digits = cleaned.trim_start_matches('+').len();
+        if cleaned.starts_with('+') && digits > E164_MAX_DIGITS {
+            return Err(NumberError::TooLongForE164 { number: cleaned, digits });
+        }
         if digits > MAX_DIGITS {
             return Err(NumberError::TooLong { digits, max: MAX_DIGITS });
         }
@@ -229,6 +238,20 @@ mod tests {
         assert!(matches!(PhoneNumber::parse("+999 123", gb()), Err(NumberError::NotInternational { .. })));
         let msg = PhoneNumber::parse("abc", gb()).expect_err("letters").to_string();
         assert!(msg.contains("'a'"), "{msg}");
+    }
+
+    #[test]
+    fn an_international_number_has_at_most_15_digits() {
+        // 15 digits after the + is the most E.164 allows; libphonenumber decides whether it is real.
+        assert!(!matches!(PhoneNumber::parse("+123456789012345", None), Err(NumberError::TooLongForE164 { .. })));
+        for input in ["+1234567890123456", "+44 2079 4600 0012 34", "0044207946000012345"] {
+            let err = PhoneNumber::parse(input, gb()).expect_err(input);
+            assert!(matches!(err, NumberError::TooLongForE164 { digits: 16..=17, .. }), "{input}: {err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains("at most 15") && msg.contains("E.164"), "{msg}");
+        }
+        // Without a + the number may carry a PBX prefix: only the general limit applies.
+        assert!(PhoneNumber::parse("9001234567890123", None).is_ok());
     }
 
     #[test]

@@ -289,11 +289,13 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The setting a validation message is about, when it names one (`listener.port must be…`).
+/// The setting a validation message is about, when it names one (`listener.port must be…`,
+/// `provider.simulator.ring_after_ms must be…`).
 fn field_of(message: &str) -> Option<String> {
-    let first = message.split_whitespace().next()?;
-    if first.starts_with("listener.") || first.starts_with("delivery.") || first.starts_with("desktop.") {
-        return Some(first.trim_end_matches([',', ':', ';']).to_owned());
+    const SECTIONS: [&str; 8] = ["listener.", "dialing.", "delivery.", "provider.", "security.", "store.", "desktop.", "lookup."];
+    let first = message.split_whitespace().next()?.trim_end_matches([',', ':', ';']);
+    if first == "version" || SECTIONS.iter().any(|s| first.starts_with(s) && first.len() > s.len()) {
+        return Some(first.to_owned());
     }
     if message.starts_with("notification ") || message.contains("notification rules") {
         return Some("notification".into());
@@ -379,6 +381,159 @@ mod tests {
         assert_eq!(get(&format!("http://{addr}/make/020123456")).await, 404);
         let (code, _) = (get(&format!("http://{addr}/dial/+442079460000")).await, ());
         assert_eq!(code, 200);
+    }
+
+    /// Every numeric setting, with its bounds: a value just past either end must be refused, naming
+    /// the setting, by the file loader and by `PUT /api/v1/config`. `None`: the low end is 0, which is
+    /// valid. The walk in [`every_numeric_setting_is_bounded_in_the_file_and_over_the_api`] fails
+    /// when a numeric setting is missing here, so a new one cannot go without a bound.
+    const BOUNDED: &[(&str, Option<u64>, u64)] = &[
+        ("version", None, 1),
+        ("listener.port", Some(1), 65_535),
+        ("delivery.timeout_secs", Some(1), 300),
+        ("delivery.retry_initial_ms", Some(1), 3_600_000),
+        ("delivery.retry_max_delay_secs", Some(1), 86_400),
+        ("delivery.max_age_hours", Some(1), 720),
+        ("provider.simulator.ring_after_ms", None, 3_600_000),
+        ("provider.simulator.answer_after_ms", None, 3_600_000),
+        ("provider.simulator.hangup_after_ms", None, 3_600_000),
+        ("provider.telecmi.connect_timeout_secs", Some(1), 15),
+        ("provider.telecmi.timeout_secs", Some(1), 300),
+        ("provider.telecmi.hangup_settle_ms", None, 30_000),
+        ("security.dials_per_minute", None, 10_000),
+        ("store.history_days", None, 36_500),
+        ("lookup.timeout_ms", Some(100), 10_000),
+        ("lookup.cache_entries", None, 100_000),
+        ("lookup.cache_ttl_secs", None, 86_400),
+        ("lookup.miss_ttl_secs", None, 86_400),
+    ];
+
+    /// A configuration whose every section is written out (provider sections are left out of JSON and
+    /// TOML while they hold their defaults).
+    fn full_config() -> Config {
+        let mut c = Config::default();
+        c.provider.telecmi.user_id = "101_1111112".into();
+        c.provider.baresip.program = "/usr/bin/baresip".into();
+        c.provider.kazoo.username = "alice".into();
+        c
+    }
+
+    fn numeric_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Number(_) => out.push(prefix.to_owned()),
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    numeric_paths(v, &path, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    numeric_paths(v, &format!("{prefix}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set_path(value: &mut serde_json::Value, path: &str, new: serde_json::Value) {
+        let mut at = value;
+        for part in path.split('.') {
+            at = at.get_mut(part).unwrap_or_else(|| panic!("{path}: no {part}"));
+        }
+        *at = new;
+    }
+
+    /// `[table]\nkey = value` after two lines of something else, so the reported line can be checked.
+    fn file_with(path: &str, value: u64) -> (String, usize) {
+        let head = "# a file with a bad value\n[desktop]\npopups = true\n";
+        match path.rsplit_once('.') {
+            Some((table, key)) => (format!("{head}[{table}]\n{key} = {value}\n"), 5),
+            None => (format!("{key} = {value}\n{head}", key = path), 1),
+        }
+    }
+
+    async fn put_config(addr: SocketAddr, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .put(format!("http://{addr}/api/v1/config"))
+            .json(body)
+            .send()
+            .await
+            .expect("the listener answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn every_numeric_setting_is_bounded_in_the_file_and_over_the_api() {
+        let full = serde_json::to_value(full_config()).expect("json");
+        let mut found = Vec::new();
+        numeric_paths(&full, "", &mut found);
+        found.sort();
+        let mut listed: Vec<String> = BOUNDED.iter().map(|(p, _, _)| (*p).to_owned()).collect();
+        listed.sort();
+        assert_eq!(found, listed, "every numeric setting needs a bound (and a row in BOUNDED and the README)");
+
+        let settings = Settings::new(engine(0), None, None);
+        let addr = settings.start_listener().await.expect("listens");
+        let mut base = full.clone();
+        set_path(&mut base, "listener.port", serde_json::json!(addr.port()));
+        let before = settings.engine().config();
+
+        for &(path, min, max) in BOUNDED {
+            let mut bad_values = vec![serde_json::json!(max + 1), serde_json::json!(1_u64 << 63), serde_json::json!(u64::MAX)];
+            if let Some(min) = min {
+                bad_values.push(serde_json::json!(min - 1));
+            }
+            for bad in bad_values {
+                let mut body = base.clone();
+                set_path(&mut body, path, bad.clone());
+                let (status, answer) = put_config(addr, &body).await;
+                assert_eq!(status, 400, "{path} = {bad}: {answer}");
+                assert_eq!(answer["error"], "invalid", "{path} = {bad}: {answer}");
+                assert_eq!(answer["field"].as_str(), Some(path), "{path} = {bad}: {answer}");
+            }
+            // The file: just past each end, where TOML can write the number.
+            let mut file_values = vec![max + 1];
+            file_values.extend(min.map(|m| m - 1));
+            for bad in file_values {
+                let (text, line) = file_with(path, bad);
+                let err = Config::from_toml(&text, Path::new("t.toml")).expect_err(&format!("{path} = {bad}")).to_string();
+                assert!(err.contains(&format!("(line {line})")), "{path} = {bad}: {err}");
+                let key = path.rsplit('.').next().unwrap_or(path);
+                let named = err.contains(path) || err.contains("expected u16") || (path == "version" && err.contains(key));
+                assert!(named, "{path} = {bad}: the error does not say what is wrong: {err}");
+            }
+            // Both ends themselves are accepted by the file loader.
+            for good in [min.unwrap_or(0), max] {
+                let (text, _) = file_with(path, good);
+                // TeleCMI's request timeout may not be below its connect timeout (5 s by default).
+                if path == "provider.telecmi.timeout_secs" && good == 1 {
+                    continue;
+                }
+                Config::from_toml(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{path} = {good}: {e}"));
+            }
+        }
+        assert_eq!(settings.engine().config(), before, "nothing was applied");
+    }
+
+    #[tokio::test]
+    async fn a_test_rule_that_is_not_an_object_is_refused_not_a_crash() {
+        let settings = Settings::new(engine(0), None, None);
+        let addr = settings.start_listener().await.expect("listens");
+        let client = reqwest::Client::new();
+        for rule in [serde_json::json!(5), serde_json::json!("x"), serde_json::json!([1]), serde_json::json!(null)] {
+            let response = client
+                .post(format!("http://{addr}/api/v1/notifications/test"))
+                .json(&serde_json::json!({ "rule": rule }))
+                .send()
+                .await
+                .expect("answered");
+            assert_eq!(response.status().as_u16(), 400, "{rule}");
+            let body: serde_json::Value = response.json().await.expect("json");
+            assert_eq!((body["error"].as_str(), body["field"].as_str()), (Some("invalid"), Some("rule")), "{body}");
+        }
+        assert_eq!(get(&format!("http://{addr}/health")).await, 200);
     }
 
     #[tokio::test]

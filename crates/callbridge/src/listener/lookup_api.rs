@@ -94,6 +94,10 @@ async fn test_lookup(State(engine): State<Engine>, body: Result<axum::body::Byte
             }
         },
     };
+    if let Err(message) = config.validate() {
+        let field = message.split_whitespace().next().map(|f| f.trim_end_matches([',', ':', ';']).to_owned());
+        return invalid(field, message);
+    }
     if !config.enabled() {
         return invalid(Some("lookup.url".into()), "no lookup URL is set: fill in the CRM's lookup URL first".into());
     }

@@ -85,10 +85,14 @@ impl IntoResponse for ApiError {
 /// The whole application router for `engine`'s current configuration.
 pub fn router(engine: Engine) -> Router {
     openapi::routes(&engine.config().listener)
+        // A route that panics, for the tests of the catch-panic layer: debug builds only, and only when asked.
+        .merge(crate::panics::test_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(engine.clone(), guard::guard))
+        // Outermost: a panic anywhere below, the guard included, is a 500 and a log line.
+        .layer(crate::panics::catch_layer())
         .with_state(engine)
 }
 

@@ -157,9 +157,10 @@ async fn test_notification(State(engine): State<Engine>, body: Result<axum::body
         Err(e) => return invalid(e),
     };
     let mut rule_json = request.rule;
-    if rule_json.is_object() && rule_json.get("id").is_none() {
-        rule_json["id"] = json!("test");
-    }
+    let Some(fields) = rule_json.as_object_mut() else {
+        return invalid(FieldError::new("rule", "the rule must be a JSON object like a [[notification]] table"));
+    };
+    fields.entry("id").or_insert_with(|| json!("test"));
     let rule: NotificationRule = match parse(rule_json.to_string().as_bytes()) {
         Ok(r) => r,
         Err(e) => return invalid(FieldError { field: e.field.map(|f| format!("rule.{f}")), message: e.message }),

@@ -99,7 +99,12 @@ fn accept(engine: &Engine, payload: &Value) -> Result<Json<Value>, ApiError> {
         }
         tracing::debug!(event = ?item.event, "telecmi webhook");
         understood.push(json!({ "kind": item.event.kind, "direction": item.event.direction }));
-        for event in engine.observe(item.event) {
+        // A hangup that may have overtaken its call's answer is held back a while (see `settle`).
+        let now = match telecmi {
+            Some(telecmi) => telecmi.settle(item.event),
+            None => vec![item.event],
+        };
+        for event in now.into_iter().flat_map(|e| engine.observe(e)) {
             produced.push(json!({ "event": event.kind, "call_id": event.call.id }));
         }
     }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::check_range;
+
 /// The public TeleCMI REST endpoint (seed 004).
 pub const DEFAULT_BASE_URL: &str = "https://rest.telecmi.com";
 
@@ -41,6 +43,14 @@ pub struct TelecmiConfig {
     pub login_id: Option<String>,
     /// The keyring entry that holds the user's password, used only when `login_id` is set.
     pub password_entry: String,
+    /// Milliseconds a live `hangup` of a call not yet answered is held back, in case the `answered`
+    /// it overtook or the call's CDR arrives after it (see `provider::telecmi::settle`); 0 = never.
+    pub hangup_settle_ms: u64,
+}
+
+impl TelecmiConfig {
+    /// The longest hold of a hangup: 30 s.
+    pub const MAX_HANGUP_SETTLE_MS: u64 = 30_000;
 }
 
 impl Default for TelecmiConfig {
@@ -56,6 +66,7 @@ impl Default for TelecmiConfig {
             secret_entry: DEFAULT_SECRET_ENTRY.into(),
             login_id: None,
             password_entry: DEFAULT_PASSWORD_ENTRY.into(),
+            hangup_settle_ms: 2_000,
         }
     }
 }
@@ -86,15 +97,9 @@ impl TelecmiConfig {
         if self.user_id.chars().any(char::is_whitespace) {
             return Err((format!("provider.telecmi.user_id {:?} contains spaces", self.user_id), key("user_id")));
         }
-        if !(1..=300).contains(&self.timeout_secs) {
-            return Err(("provider.telecmi.timeout_secs must be between 1 and 300".into(), key("timeout_secs")));
-        }
-        if !(1..=self.timeout_secs).contains(&self.connect_timeout_secs) {
-            return Err((
-                "provider.telecmi.connect_timeout_secs must be at least 1 and at most timeout_secs".into(),
-                key("connect_timeout_secs"),
-            ));
-        }
+        check_range("provider.telecmi.timeout_secs", self.timeout_secs, 1, 300, " (5 minutes)")?;
+        check_range("provider.telecmi.connect_timeout_secs", self.connect_timeout_secs, 1, self.timeout_secs, " (timeout_secs)")?;
+        check_range("provider.telecmi.hangup_settle_ms", self.hangup_settle_ms, 0, Self::MAX_HANGUP_SETTLE_MS, " (30 s)")?;
         for (name, entry) in [("secret_entry", &self.secret_entry), ("password_entry", &self.password_entry)] {
             if entry.trim().is_empty() {
                 return Err((format!("provider.telecmi.{name} cannot be empty: it names a keyring entry"), key(name)));
@@ -220,9 +225,9 @@ login_id = "101_1111112"
         assert_eq!((t.ring, t.method, t.timeout_secs, t.connect_timeout_secs), (Ring::Mobile, RequestMethod::Get, 20, 5));
         assert_eq!(t.callerid.map(CallerId::value), Some(919800000000));
         assert_eq!((t.secret_entry.as_str(), t.login()), (DEFAULT_SECRET_ENTRY, Some("101_1111112")));
-        let saved = config.to_toml();
+        let saved = config.to_toml().expect("toml");
         assert_eq!(Config::from_toml(&saved, std::path::Path::new("t.toml")).expect("reloads"), config);
-        assert!(!Config::default().to_toml().contains("telecmi"), "an unused section is not written");
+        assert!(!Config::default().to_toml().expect("toml").contains("telecmi"), "an unused section is not written");
 
         // A secret has no place in the file: the key does not exist.
         let err = Config::from_toml("[provider.telecmi]\nsecret = \"x\"\n", std::path::Path::new("t.toml")).expect_err("no secret key");
@@ -237,7 +242,11 @@ login_id = "101_1111112"
         let bad = TelecmiConfig { base_url: "rest.telecmi.com".into(), ..TelecmiConfig::default() };
         assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("base_url".into())));
         let bad = TelecmiConfig { connect_timeout_secs: 20, timeout_secs: 10, ..TelecmiConfig::default() };
-        assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("connect_timeout_secs".into())));
+        assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("provider.telecmi.connect_timeout_secs".into())));
+        let bad = TelecmiConfig { hangup_settle_ms: 30_001, ..TelecmiConfig::default() };
+        let (message, key) = bad.validate().expect_err("settle too long");
+        assert_eq!(key.as_deref(), Some("provider.telecmi.hangup_settle_ms"));
+        assert!(message.contains("between 0 and 30000"), "{message}");
         assert!(TelecmiConfig::default().validate().is_ok());
     }
 }

@@ -30,10 +30,14 @@
 //! call is answered. `/end` works when the user's TeleCMI login is configured (`login_id`, password in
 //! the keyring): CallBridge obtains a user token ([`token`]) and calls `/v2/c2c/hangup` with the
 //! user's leg of the call ([`legs`]); otherwise the call is ended on the device.
+//!
+//! Webhooks can overtake each other: a hangup of a call not yet seen answered is held back for
+//! `hangup_settle_ms` in case its `answered` or the call's CDR follows ([`settle`]).
 
 pub mod client;
 pub mod config;
 pub mod legs;
+pub mod settle;
 pub mod token;
 pub mod webhook;
 
@@ -51,6 +55,7 @@ use crate::secrets::{Secret, SecretStore};
 use client::{Click2Call, Client, HangupRefusal};
 pub use config::TelecmiConfig;
 use legs::LegBook;
+use settle::HangupSettler;
 use token::TokenCache;
 pub use webhook::CALL_ID_PARAM;
 
@@ -69,23 +74,40 @@ pub struct TeleCmi {
     password: Option<KeyringWatch>,
     tokens: TokenCache,
     legs: LegBook,
+    settler: HangupSettler,
 }
 
 impl TeleCmi {
     pub fn new(config: TelecmiConfig, context: ProviderContext) -> TeleCmi {
         let secrets = context.secrets;
+        let settler = HangupSettler::new(Duration::from_millis(config.hangup_settle_ms), context.sink);
         let app_secret = KeyringWatch::new(Arc::clone(&secrets), config.secret_entry.clone());
         let password = config.login().map(|_| KeyringWatch::new(Arc::clone(&secrets), config.password_entry.clone()));
         app_secret.refresh_in_background();
         if let Some(p) = &password {
             p.refresh_in_background();
         }
-        TeleCmi { client: Client::new(&config), config, secrets, app_secret, password, tokens: TokenCache::default(), legs: LegBook::default() }
+        TeleCmi {
+            client: Client::new(&config),
+            config,
+            secrets,
+            app_secret,
+            password,
+            tokens: TokenCache::default(),
+            legs: LegBook::default(),
+            settler,
+        }
     }
 
     /// Notes what a webhook said about the call's legs, for a later hangup.
     pub fn remember_legs(&self, parsed: &webhook::Parsed) {
         self.legs.remember(parsed);
+    }
+
+    /// What a webhook's event means now, in order: a hangup that may have overtaken the call's answer
+    /// is held back a while (see [`settle`]).
+    pub fn settle(&self, event: crate::provider::ProviderEvent) -> Vec<crate::provider::ProviderEvent> {
+        self.settler.settle(event)
     }
 
     fn client(&self) -> Result<&Client, ProviderError> {
@@ -244,6 +266,11 @@ impl Provider for TeleCmi {
             }
             other => Err(hangup_error(other, call)),
         }
+    }
+
+    async fn shutdown(&self) {
+        // Hangups still held are applied now rather than lost with this provider.
+        self.settler.flush();
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
