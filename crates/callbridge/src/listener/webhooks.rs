@@ -9,8 +9,6 @@ mod kazoo;
 mod payload;
 mod telecmi;
 
-use std::sync::{Arc, Mutex};
-
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, on, MethodFilter};
 use axum::Router;
@@ -19,15 +17,9 @@ use crate::engine::Engine;
 
 pub fn routes() -> Router<Engine> {
     let get_or_post = MethodFilter::GET.or(MethodFilter::POST);
-    let kazoo_legs = Arc::new(Mutex::new(crate::provider::kazoo::events::Legs::default()));
     Router::new()
         .route("/generic", on(get_or_post, generic::receive))
-        .route(
-            "/kazoo",
-            on(get_or_post, move |axum::extract::State(engine): axum::extract::State<Engine>, uri, headers, body| {
-                kazoo::receive(engine, Arc::clone(&kazoo_legs), uri, headers, body)
-            }),
-        )
+        .route("/kazoo", on(get_or_post, kazoo::receive))
         // Applies to the routes above only.
         .layer(DefaultBodyLimit::max(payload::MAX_BODY))
         .route("/telecmi", get(telecmi::get).post(telecmi::post))

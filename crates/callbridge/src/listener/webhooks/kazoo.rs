@@ -2,22 +2,24 @@
 //! (wire-formats.md §2.3), as JSON or as form data (Kazoo's default format), by POST or GET.
 //!
 //! Events of another account than the configured one are acknowledged and ignored. Legs are tied
-//! into calls as for the websocket (see [`crate::provider::kazoo::events`]); the [`Legs`] state lives
-//! as long as the listener.
-
-use std::sync::{Arc, Mutex, PoisonError};
+//! into calls as for the websocket (see [`crate::provider::kazoo::events`]), by the Kazoo provider,
+//! which keeps them: a listener moved to another port (a new router) still ties the legs of a call
+//! that began before the move. With another phone system configured, the webhook is refused (409):
+//! nothing would keep its legs or end its calls.
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Uri};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::payload::{self, Payload};
 use crate::engine::Engine;
 use crate::listener::ApiError;
-use crate::provider::kazoo::events::{parse_webhook, Legs};
+use crate::provider::kazoo::events::parse_webhook;
+use crate::provider::kazoo::Kazoo;
 
-pub async fn receive(engine: Engine, legs: Arc<Mutex<Legs>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn receive(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
     let fields = match payload::read(&headers, uri.query(), &body).map_err(ApiError::bad_request)? {
         Payload::Json(v) | Payload::Fields(v) => v,
     };
@@ -28,7 +30,15 @@ pub async fn receive(engine: Engine, legs: Arc<Mutex<Legs>>, uri: Uri, headers: 
             return Ok(Json(json!({ "ok": true, "ignored": format!("account {theirs} is not the configured account") })));
         }
     }
-    let provider_event = legs.lock().unwrap_or_else(PoisonError::into_inner).observe(&event);
+    let provider = engine.provider();
+    let Some(kazoo) = provider.as_any().and_then(|p| p.downcast_ref::<Kazoo>()) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_kazoo",
+            format!("this CallBridge uses {} as its phone system; Kazoo webhooks are taken with [provider] kind = \"kazoo\"", provider.name()),
+        ));
+    };
+    let provider_event = kazoo.observe_webhook(&event);
     let understood = json!({
         "event": provider_event.kind,
         "direction": provider_event.direction,
