@@ -30,8 +30,10 @@ impl<'a> ApprovalDialog<'a> {
 
     /// Whether the answer buttons take clicks yet (they wait a second after the dialog appears).
     pub async fn armed(&self) -> bool {
-        let armed = self.driver.find(By::Css("body[data-armed=\"true\"]")).await.is_ok();
-        let enabled = element(self.driver, APPROVE_CALL).await.is_enabled().await.expect("enabled");
+        element(self.driver, APPROVE_CALL).await;
+        // Both read in one go, so the dialog's timer cannot fire between the two reads.
+        let read = self.driver.execute(READ_ARMED, Vec::new()).await.expect("read the buttons");
+        let (armed, enabled): (bool, bool) = read.convert().expect("two booleans");
         assert_eq!(armed, enabled, "the buttons are enabled exactly when the dialog says it takes answers");
         armed
     }
@@ -75,6 +77,11 @@ impl<'a> ApprovalDialog<'a> {
         }
     }
 }
+
+/// Whether the dialog says it takes answers, and whether its Call button is enabled.
+const READ_ARMED: &str = r#"
+return [document.body.dataset.armed === "true", !document.querySelector('[data-testid="approve-call"]').disabled];
+"#;
 
 /// Waits (in the page) until it is ready, then clicks Call at once and reports whether it was armed.
 const CLICK_ON_ARRIVAL: &str = r#"
