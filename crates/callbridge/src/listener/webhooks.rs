@@ -1,6 +1,6 @@
 //! Provider webhooks: phone systems that push call events to CallBridge over HTTP.
 //!
-//! Each route parses one provider's wire format (see `shared/reference/wire-formats.md`) into
+//! Each route parses one provider's wire format (as the provider documents it) into
 //! [`crate::provider::ProviderEvent`]s and feeds them to the engine's tracker, answering `200` with
 //! what it understood, or `400` with what was wrong with the payload.
 

@@ -2,7 +2,7 @@
 //!
 //! A local listener that dials numbers is a target: any web page the user visits can send it requests
 //! (the pattern behind the 2019 Zoom localhost flaw), and a dialed premium-rate number costs money.
-//! So, by default (DESIGN.md, "Security"):
+//! So, by default:
 //!
 //! * the listener binds loopback, and answers only to `Host: localhost` / `127.0.0.1` / `[::1]`, which
 //!   defeats DNS rebinding ([`origin::is_loopback_host`]);

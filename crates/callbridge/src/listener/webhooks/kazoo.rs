@@ -1,5 +1,5 @@
 //! `/webhooks/kazoo`: Kazoo's `channel_create`, `channel_answer` and `channel_destroy` webhooks
-//! (wire-formats.md §2.3), as JSON or as form data (Kazoo's default format), by POST or GET.
+//! (Kazoo's webhooks documentation), as JSON or as form data (Kazoo's default format), by POST or GET.
 //!
 //! Events of another account than the configured one are acknowledged and ignored. Legs are tied
 //! into calls as for the websocket (see [`crate::provider::kazoo::events`]), by the Kazoo provider,
