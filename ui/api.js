@@ -4,8 +4,15 @@
 // same /api/v1 router in process — so the settings page works even while the listen port is taken —
 // and events arrive as Tauri events. In a browser (pages served by `callbridge serve` at /ui/) calls go
 // to /api/v1/ over HTTP and events come from the Server-Sent Events stream /api/v1/events.
+//
+// In a browser, every call sends the page key CallBridge put into this page's HTML (the
+// `callbridge-page` meta tag, new at every start): it is what lets the settings page reach the
+// configuration and the secrets, which web pages elsewhere — even trusted CRM pages — cannot.
 
 const tauri = window.__TAURI__;
+
+const pageKeyTag = document.querySelector('meta[name="callbridge-page"]');
+const pageKey = pageKeyTag ? pageKeyTag.getAttribute("content") : null;
 
 /** True inside the tray app, where the desktop-only settings (start at login…) exist. */
 export const inApp = Boolean(tauri && tauri.core);
@@ -16,6 +23,7 @@ export async function api(method, path, body) {
     return tauri.core.invoke("api", { method, path, body: body === undefined ? null : body });
   }
   const init = { method, headers: {} };
+  if (pageKey) init.headers["X-CallBridge-Page"] = pageKey;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

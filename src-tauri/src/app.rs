@@ -47,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ipc::autostart_enabled,
             ipc::set_autostart,
             approval::approval_request,
+            approval::approval_shown,
             approval::approval_answer
         ])
         .setup(move |app| {

@@ -5,6 +5,11 @@
 //! site and the number; the page reads its request and sends the answer back with the
 //! `approval_request` / `approval_answer` commands. No answer in time, the window closed, or the wait
 //! abandoned (the engine gave up, the browser went away): the call is refused and the window goes.
+//!
+//! A web page decides when the dialog appears, so it could time it to catch a click or a key press
+//! meant for another window. The window is therefore created hidden and without focus; the page shows
+//! and focuses it (`approval_shown`) once its content is in place, and keeps its buttons disabled for
+//! the first second on screen (`ui/approve.js`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,7 +140,9 @@ fn open(app: &AppHandle, approvals: &Approvals, id: u64, request: &ApprovalReque
         .inner_size(440.0, 300.0)
         .resizable(false)
         .always_on_top(true)
-        .focused(true)
+        // Neither seen nor focused before its content is there: `approval_shown` does both.
+        .visible(false)
+        .focused(false)
         .center()
         .build()?;
     // Closing the window is Block.
@@ -162,6 +169,14 @@ fn own_id(window: &WebviewWindow) -> Result<u64, String> {
 pub fn approval_request(window: WebviewWindow, approvals: State<'_, Approvals>) -> Result<ApprovalRequest, String> {
     let id = own_id(&window)?;
     approvals.request(id).ok_or_else(|| "this request was already answered or has expired".to_owned())
+}
+
+/// Shows and focuses the approval window the page is in, once the page has put its content in place.
+#[tauri::command]
+pub fn approval_shown(window: WebviewWindow) -> Result<(), String> {
+    own_id(&window)?;
+    window.show().map_err(|e| format!("cannot show the approval window: {e}"))?;
+    window.set_focus().map_err(|e| format!("cannot focus the approval window: {e}"))
 }
 
 /// The user's answer from the approval window: `allow`, `allow_always` or `deny`.

@@ -87,8 +87,12 @@ impl Desktop {
             None => Body::empty(),
         };
         let mut request = request.body(body).map_err(|e| e.to_string())?;
-        // The app's own windows are this machine, whatever address the listener is bound to.
+        // The app's own windows are this machine, whatever address the listener is bound to, and
+        // CallBridge's own pages: they present the page key, which opens administration to them.
         request.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
+        if let Some(key) = self.engine().security().page_key().expose().and_then(|k| header::HeaderValue::from_str(k).ok()) {
+            request.headers_mut().insert(callbridge::security::tiers::PAGE_KEY_HEADER, key);
+        }
         let response = match self.settings.router().oneshot(request).await {
             Ok(r) => r,
             Err(never) => match never {},

@@ -2,12 +2,18 @@
 //! a menu item: the status line, Dial…, the recent numbers, Answer/Hang up while a call needs it,
 //! Do not disturb, Settings…, Start at login and Quit. The icon follows the state: idle, ringing, in
 //! call, or a problem (the port is taken, the provider is not set up).
+//!
+//! Answer, Decline and Hang up act on the call the menu shows: their item ids carry its call id
+//! (`answer:<id>`, `hangup:<id>`), so with a call waiting, Decline ends the waiting call and not the
+//! conversation in progress. [`MenuCommand::parse`] turns an item id into what to do.
 
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager};
 use tauri_plugin_autostart::ManagerExt;
+
+use callbridge::CallId;
 
 use crate::desktop::{Condition, Desktop};
 use crate::windows;
@@ -78,10 +84,10 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<tauri::Wry>> {
     menu.append(&MenuItem::with_id(app, "status", status_line(&condition), false, None::<&str>)?)?;
     match &condition {
         Condition::Ringing(call) => {
-            menu.append(&MenuItem::with_id(app, "answer", format!("Answer {}", call.remote_number), true, None::<&str>)?)?;
-            menu.append(&MenuItem::with_id(app, "hangup", "Decline", true, None::<&str>)?)?;
+            menu.append(&MenuItem::with_id(app, format!("answer:{}", call.id), format!("Answer {}", call.remote_number), true, None::<&str>)?)?;
+            menu.append(&MenuItem::with_id(app, format!("hangup:{}", call.id), "Decline", true, None::<&str>)?)?;
         }
-        Condition::InCall(_) => menu.append(&MenuItem::with_id(app, "hangup", "Hang up", true, None::<&str>)?)?,
+        Condition::InCall(call) => menu.append(&MenuItem::with_id(app, format!("hangup:{}", call.id), "Hang up", true, None::<&str>)?)?,
         _ => {}
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
@@ -102,14 +108,51 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<tauri::Wry>> {
     Ok(menu)
 }
 
+/// What a menu item asks for, from its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MenuCommand {
+    Dial,
+    Settings,
+    Quit,
+    DoNotDisturb,
+    Autostart,
+    /// Open the dial popup with a recent number.
+    Recent(String),
+    /// Answer this call.
+    Answer(CallId),
+    /// End (or decline) this call.
+    Hangup(CallId),
+}
+
+impl MenuCommand {
+    /// The command for menu item `id`; `None` for items that do nothing (the status line) and ids
+    /// this menu never makes — a call command without a call id among them.
+    pub fn parse(id: &str) -> Option<MenuCommand> {
+        let call = |rest: &str| Some(rest).filter(|r| !r.is_empty()).map(|r| CallId::from(r.to_owned()));
+        match id {
+            "dial" => Some(MenuCommand::Dial),
+            "settings" => Some(MenuCommand::Settings),
+            "quit" => Some(MenuCommand::Quit),
+            "dnd" => Some(MenuCommand::DoNotDisturb),
+            "autostart" => Some(MenuCommand::Autostart),
+            _ => match id.split_once(':') {
+                Some(("recent", number)) if !number.is_empty() => Some(MenuCommand::Recent(number.to_owned())),
+                Some(("answer", rest)) => call(rest).map(MenuCommand::Answer),
+                Some(("hangup", rest)) => call(rest).map(MenuCommand::Hangup),
+                _ => None,
+            },
+        }
+    }
+}
+
 fn on_menu(app: &AppHandle, event: MenuEvent) {
-    let id = event.id().as_ref().to_owned();
-    match id.as_str() {
-        "dial" => windows::open_dial(app, None),
-        "settings" => windows::open_settings(app),
-        "quit" => app.exit(0),
-        "dnd" => toggle_dnd(app),
-        "autostart" => {
+    let Some(command) = MenuCommand::parse(event.id().as_ref()) else { return };
+    match command {
+        MenuCommand::Dial => windows::open_dial(app, None),
+        MenuCommand::Settings => windows::open_settings(app),
+        MenuCommand::Quit => app.exit(0),
+        MenuCommand::DoNotDisturb => toggle_dnd(app),
+        MenuCommand::Autostart => {
             let manager = app.autolaunch();
             let result = if manager.is_enabled().unwrap_or(false) { manager.disable() } else { manager.enable() };
             if let Err(e) = result {
@@ -117,12 +160,8 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
             }
             refresh(app);
         }
-        "answer" | "hangup" => call_command(app, id),
-        other => {
-            if let Some(number) = other.strip_prefix("recent:") {
-                windows::open_dial(app, Some(number));
-            }
-        }
+        MenuCommand::Recent(number) => windows::open_dial(app, Some(&number)),
+        command @ (MenuCommand::Answer(_) | MenuCommand::Hangup(_)) => call_command(app, command),
     }
 }
 
@@ -139,13 +178,59 @@ fn toggle_dnd(app: &AppHandle) {
     });
 }
 
-fn call_command(app: &AppHandle, which: String) {
+fn call_command(app: &AppHandle, command: MenuCommand) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let engine = app.state::<Desktop>().engine().clone();
-        let result = if which == "answer" { engine.answer(None).await } else { engine.hangup(None).await };
-        if let Err(e) = result {
-            tracing::warn!(command = %which, error = %e, "tray command failed");
+        if let Err(e) = run_call_command(&engine, &command).await {
+            tracing::warn!(?command, error = %e, "tray command failed");
         }
     });
+}
+
+/// Answers or ends the call `command` names — never "the current call", which with a call waiting
+/// would be the conversation in progress.
+pub async fn run_call_command(engine: &callbridge::Engine, command: &MenuCommand) -> Result<Option<callbridge::Call>, callbridge::CommandError> {
+    match command {
+        MenuCommand::Answer(id) => engine.answer(Some(id)).await.map(Some),
+        MenuCommand::Hangup(id) => engine.hangup(Some(id)).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use callbridge::engine::Services;
+    use callbridge::secrets::MemorySecrets;
+    use callbridge::{CallState, Config, Engine};
+
+    use super::*;
+
+    #[test]
+    fn menu_ids_name_their_call() {
+        assert_eq!(MenuCommand::parse("hangup:abc-1"), Some(MenuCommand::Hangup(CallId::from("abc-1".to_owned()))));
+        assert_eq!(MenuCommand::parse("answer:x:y"), Some(MenuCommand::Answer(CallId::from("x:y".to_owned()))));
+        assert_eq!(MenuCommand::parse("recent:+4420"), Some(MenuCommand::Recent("+4420".into())));
+        assert_eq!(MenuCommand::parse("dial"), Some(MenuCommand::Dial));
+        // A call command without its call never falls back to "the current call".
+        for id in ["hangup", "answer", "hangup:", "answer:", "status", "recent:", "nonsense"] {
+            assert_eq!(MenuCommand::parse(id), None, "{id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn decline_in_the_menu_ends_the_waiting_call_not_the_conversation() {
+        let config = Config::default();
+        let engine = Engine::start_with(config.clone(), Services::with_secrets(&config, Arc::new(MemorySecrets::default())));
+        let first = engine.simulate_incoming("+442079460001", None).expect("rings");
+        engine.answer(Some(&first.id)).await.expect("answered");
+        let waiting = engine.simulate_incoming("+442079460002", None).expect("rings");
+        // What the menu offers for the waiting call, and what clicking Decline does.
+        let decline = MenuCommand::parse(&format!("hangup:{}", waiting.id)).expect("a command");
+        let declined = run_call_command(&engine, &decline).await.expect("declined").expect("a call");
+        assert_eq!((declined.id, declined.state), (waiting.id, CallState::Ended));
+        assert_eq!(engine.call(&first.id).map(|c| c.state), Some(CallState::Active));
+    }
 }

@@ -188,6 +188,11 @@ impl FakeKazoo {
         self.fake.lock().calls.keys().cloned().collect()
     }
 
+    /// The legs (Call-IDs) of the call whose first leg is `call_id`, first leg first; empty once it ended.
+    pub fn legs_of(&self, call_id: &str) -> Vec<String> {
+        self.fake.lock().calls.get(call_id).cloned().unwrap_or_default()
+    }
+
     /// A call from `caller` comes into the account for the user's extension: CHANNEL_CREATE of an
     /// inbound leg. Returns its Call-ID.
     pub fn ring_incoming(&self, caller: &str, name: &str) -> String {

@@ -301,3 +301,70 @@ async fn kazoo_webhooks_in_json_and_form_data_drive_the_notifications() {
     assert_eq!(counts(&crm), [1, 0, 1, 1], "nothing more was notified");
     assert!(bridge.stop());
 }
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_legs_stay_tied_when_the_listener_moves_mid_call() {
+    let kazoo = FakeKazoo::start().await;
+    let crm = FakeCrm::start().await;
+    let secret = entry("moves");
+    store_secret(&secret, &kazoo.account().api_key);
+    let mut bridge = Bridge::start(&config(&kazoo, &crm, "api_key", &secret, false));
+    let client = reqwest::Client::new();
+
+    // A click-to-call: Kazoo rings the user's phone (leg A, the outbound_call_id), then the contact (leg B).
+    let (status, body) = bridge.get("/make/+15550110").await;
+    assert_eq!(status, 200, "{body}");
+    let leg_a = body["call"]["provider_call_id"].as_str().expect("outbound_call_id").to_owned();
+    let legs = callbridge_e2e::eventually_async(WAIT, "Kazoo to create the contact's leg", || {
+        let legs = kazoo.legs_of(&leg_a);
+        async move { (legs.len() == 2).then_some(legs) }
+    })
+    .await;
+    let leg_b = legs[1].clone();
+    let post = |base: &str, hook: &str, leg: &str| {
+        let request = client.post(format!("{base}/webhooks/kazoo")).json(&kazoo.webhook_payload(hook, leg));
+        callbridge_e2e::bridge::request(request)
+    };
+    for hook in ["channel_create", "channel_answer"] {
+        let (status, body) = post(&bridge.url, hook, &leg_a).await;
+        assert_eq!(status, 200, "{hook}: {body}");
+    }
+    let (status, body) = post(&bridge.url, "channel_create", &leg_b).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for_event(&crm, "outgoing").await;
+
+    // The settings page moves the listener to another port, mid-call.
+    let (status, current) = bridge.get("/api/v1/config").await;
+    assert_eq!(status, 200, "{current}");
+    let mut moved = current["config"].clone();
+    let port = free_port();
+    moved["listener"]["port"] = port.into();
+    let (status, saved) = callbridge_e2e::bridge::request(client.put(format!("{}/api/v1/config", bridge.url)).json(&moved)).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["saved"]["listener_restarted"], true, "{saved}");
+    let new_base = format!("http://localhost:{port}");
+    let (status, _) = callbridge_e2e::bridge::request(client.get(format!("{new_base}/health"))).await;
+    assert_eq!(status, 200, "the listener answers on its new port");
+
+    // The contact answers and the call ends: these legs reach the new listener and still belong to the call.
+    let (status, body) = post(&new_base, "channel_answer", &leg_b).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["understood"]["call_id"], leg_a.as_str(), "leg B is tied to leg A after the move: {body}");
+    let answered = wait_for_event(&crm, "answered").await;
+    assert_eq!(answered.param("callerid").as_deref(), Some("+15550110"));
+    for leg in [&leg_b, &leg_a] {
+        let (status, body) = post(&new_base, "channel_destroy", leg).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let ended = wait_for_event(&crm, "ended").await;
+    assert_eq!(ended.param("disposition").as_deref(), Some("answered"));
+    assert_eq!(counts(&crm), [0, 1, 1, 1], "one call, its events once each: {:#?}", crm.received());
+    let (_, calls) = callbridge_e2e::bridge::request(client.get(format!("{new_base}/api/v1/calls"))).await;
+    assert_eq!(calls["calls"].as_array().map(Vec::len), Some(1), "the legs joined the dialed call: {calls}");
+    assert!(bridge.stop());
+}

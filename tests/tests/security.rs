@@ -345,3 +345,264 @@ async fn provider_webhooks_through_a_tunnel_need_the_listed_name_and_the_token()
     assert_eq!(with.json()["call_events"][0]["event"], "incoming", "{with:?}");
     assert_eq!(calls(&bridge).await.len(), 1);
 }
+
+/// The kinds of caller the tiers tell apart, each as the requests it really sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// curl, a script, the command line: no browser headers.
+    Program,
+    /// A web page elsewhere that holds the listener token.
+    TokenWithForeignOrigin,
+    /// The CRM page in `trusted_origins` (as after "Always allow this site").
+    Trusted,
+    /// Any other web page.
+    Untrusted,
+    /// Any web page while `mode = "open"`.
+    OpenMode,
+    /// CallBridge's own page under /ui/, sending the key its HTML carries.
+    OwnPage,
+    /// A page at the listener's origin without the key (one loaded before a restart).
+    SameOriginWithoutKey,
+}
+
+/// What a route belongs to, per the README's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Dial,
+    CallControl,
+    Webhook,
+    Pages,
+    Admin,
+}
+
+/// Every route, with a body that reaches the route's own checks without changing anything (a
+/// refused request shows as 403 `refused`, a request let through as anything else).
+const ROUTES: &[(&str, &str, &str, Tier)] = &[
+    ("GET", "/make/020123456", "", Tier::Dial),
+    ("POST", "/make/020123456", "", Tier::Dial),
+    ("POST", "/api/v1/dial", r#"{"number":"020123456"}"#, Tier::Dial),
+    ("GET", "/answer", "", Tier::CallControl),
+    ("GET", "/end", "", Tier::CallControl),
+    ("GET", "/health", "", Tier::CallControl),
+    ("GET", "/api/v1/status", "", Tier::CallControl),
+    ("GET", "/api/v1/calls", "", Tier::CallControl),
+    ("GET", "/api/v1/calls/no-such-call", "", Tier::CallControl),
+    ("POST", "/api/v1/answer", "{}", Tier::CallControl),
+    ("POST", "/api/v1/hangup", "{}", Tier::CallControl),
+    ("GET", "/api/v1/events", "", Tier::CallControl),
+    ("POST", "/webhooks/generic", "{}", Tier::Webhook),
+    ("POST", "/webhooks/kazoo", "{}", Tier::Webhook),
+    ("POST", "/webhooks/telecmi", "{}", Tier::Webhook),
+    ("GET", "/ui/", "", Tier::Pages),
+    ("GET", "/ui/settings.html", "", Tier::Pages),
+    ("GET", "/ui/api.js", "", Tier::Pages),
+    ("GET", "/api/v1/config", "", Tier::Admin),
+    ("PUT", "/api/v1/config", r#"{"listener":"not a table"}"#, Tier::Admin),
+    ("GET", "/api/v1/secrets", "", Tier::Admin),
+    ("PUT", "/api/v1/secrets/telecmi", r#"{"value":""}"#, Tier::Admin),
+    ("DELETE", "/api/v1/secrets/no-such-entry", "", Tier::Admin),
+    ("POST", "/api/v1/notifications/test", r#"{"rule":{}}"#, Tier::Admin),
+    ("GET", "/api/v1/deliveries", "", Tier::Admin),
+    ("GET", "/api/v1/deliveries/999", "", Tier::Admin),
+    ("POST", "/api/v1/deliveries/999/retry", "", Tier::Admin),
+    ("POST", "/api/v1/simulate/incoming", "{}", Tier::Admin),
+    ("GET", "/api/v1/providers", "", Tier::Admin),
+    ("GET", "/api/v1/listener", "", Tier::Admin),
+    ("GET", "/api/v1/security", "", Tier::Admin),
+    ("GET", "/api/v1/calls/no-such-call/crm-url", "", Tier::Admin),
+    ("GET", "/api/v1/no-such-route", "", Tier::Admin),
+];
+
+/// The README's table: whether `who` may use `tier` (for a dial by an untrusted page: may ask, and
+/// the headless bridge, having nobody to ask, refuses).
+fn allowed(who: Who, tier: Tier) -> bool {
+    match who {
+        Who::Program | Who::OwnPage => true,
+        Who::SameOriginWithoutKey => matches!(tier, Tier::Dial | Tier::CallControl | Tier::Pages),
+        // The token also lets a provider's webhooks in through a tunnel.
+        Who::TokenWithForeignOrigin => matches!(tier, Tier::Dial | Tier::CallControl | Tier::Webhook),
+        Who::Trusted | Who::OpenMode => matches!(tier, Tier::Dial | Tier::CallControl),
+        Who::Untrusted => false,
+    }
+}
+
+/// The headers `who` sends to `bridge` (`page_key`: the key from the page's HTML).
+fn headers_of(who: Who, bridge: &Bridge, token: &str, page_key: &str, method: &str) -> Vec<(String, String)> {
+    let own = format!("http://localhost:{}", bridge.port);
+    let mut h = vec![("Host".to_owned(), host(bridge))];
+    let mut page = |origin: &str, site: &str| {
+        // Browsers send Origin with every request but a GET from the page's own origin.
+        if method != "GET" || site != "same-origin" {
+            h.push(("Origin".to_owned(), origin.to_owned()));
+        }
+        h.push(("Sec-Fetch-Site".to_owned(), site.to_owned()));
+        h.push(("Referer".to_owned(), format!("{origin}/page")));
+    };
+    match who {
+        Who::Program => {}
+        Who::TokenWithForeignOrigin => {
+            page("https://other.example", "cross-site");
+            h.push(("Authorization".to_owned(), format!("Bearer {token}")));
+        }
+        Who::Trusted => page("https://crm.example", "cross-site"),
+        Who::Untrusted => page("https://evil.example", "cross-site"),
+        Who::OpenMode => page("https://any.example", "cross-site"),
+        Who::OwnPage => {
+            page(&own, "same-origin");
+            h.push(("X-CallBridge-Page".to_owned(), page_key.to_owned()));
+        }
+        Who::SameOriginWithoutKey => page(&own, "same-origin"),
+    }
+    if method != "GET" && method != "DELETE" {
+        h.push(("Content-Type".to_owned(), "application/json".to_owned()));
+    }
+    h
+}
+
+/// The status of an answer whose body may never end (the event stream): only its head is read.
+async fn status_only(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut text = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        stream.write_all(text.as_bytes()).await.expect("send");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the connection closed before the answer's head");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(30), exchange).await.expect("an answer within 30 s");
+    String::from_utf8_lossy(&answer).split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line")
+}
+
+/// Sends every route as `who` and checks each answer against the table.
+async fn walk_routes(bridge: &Bridge, who: Who, token: &str, page_key: &str) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for &(method, path, body, tier) in ROUTES {
+        let owned = headers_of(who, bridge, token, page_key, method);
+        let headers: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let expected = allowed(who, tier);
+        let (status, answer) = if path == "/api/v1/events" && expected {
+            (status_only(bridge.port, method, path, &headers).await, None)
+        } else {
+            let r = request(bridge.port, method, path, &headers, body).await;
+            (r.status, Some(r))
+        };
+        let refused = status == 403 && answer.as_ref().is_some_and(|r| r.json()["error"] == "refused");
+        if expected == refused || status == 401 {
+            wrong.push(format!("{who:?} {method} {path} ({tier:?}): expected {}, got {status} {:?}", if expected { "through" } else { "403 refused" }, answer.map(|a| a.body)));
+            continue;
+        }
+        if let Some(r) = answer.filter(|_| refused) {
+            assert!(r.header("access-control-allow-origin").is_none(), "a refusal grants no CORS: {who:?} {path} {r:?}");
+        }
+    }
+    wrong
+}
+
+/// The page key as CallBridge's settings page receives it: in the HTML of /ui/, as this machine's
+/// browser loads it from the address bar.
+async fn page_key_from_html(bridge: &Bridge) -> String {
+    let page = request(bridge.port, "GET", "/ui/", &[("Host", &host(bridge)), ("Sec-Fetch-Site", "none"), ("Sec-Fetch-Mode", "navigate")], "").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.header("access-control-allow-origin").is_none(), "the pages are never served cross-origin");
+    assert!(page.header("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'")), "{page:?}");
+    let tag = r#"<meta name="callbridge-page" content=""#;
+    let start = page.body.find(tag).expect("the page carries its key") + tag.len();
+    let key: String = page.body[start..].chars().take_while(|c| *c != '"').collect();
+    assert_eq!(key.len(), 64, "{key}");
+    key
+}
+
+#[tokio::test]
+async fn every_route_answers_only_the_callers_its_tier_allows() {
+    require_keyring();
+    let bridge = Bridge::start(&config("tiers", 0, ""));
+    let token = bridge.token();
+    let key = page_key_from_html(&bridge).await;
+    let mut wrong = Vec::new();
+    for who in [Who::Program, Who::TokenWithForeignOrigin, Who::Trusted, Who::Untrusted, Who::OwnPage, Who::SameOriginWithoutKey] {
+        wrong.extend(walk_routes(&bridge, who, &token, &key).await);
+    }
+    let open = Bridge::start(&config("tiers-open", 0, "mode = \"open\""));
+    wrong.extend(walk_routes(&open, Who::OpenMode, &token, "").await);
+    // Open mode does not open administration to the bridge's own pages without their key either.
+    wrong.extend(walk_routes(&open, Who::SameOriginWithoutKey, &token, "").await);
+    assert!(wrong.is_empty(), "answers that break the table:\n{}", wrong.join("\n"));
+
+    // Another start, another key: a page from before a restart is told to reload.
+    let other_key = page_key_from_html(&open).await;
+    assert_ne!(other_key, key);
+    let stale = request(bridge.port, "GET", "/api/v1/config", &[("Host", &host(&bridge)), ("X-CallBridge-Page", &other_key)], "").await;
+    assert_refused(&stale, 401, "stale_page", "reload");
+    // The key is never written to the logs.
+    assert!(!bridge.logs().contains(&key), "the page key must stay out of the logs");
+}
+
+#[tokio::test]
+async fn a_trusted_crm_page_cannot_take_over_the_bridge() {
+    let crm = callbridge_e2e::crm::FakeCrm::start().await;
+    let bridge = Bridge::start(&config("takeover", 0, ""));
+    let h = host(&bridge);
+    let before = std::fs::read_to_string(&bridge.config_path).expect("config file");
+    let (_, config_before) = bridge.get("/api/v1/config").await;
+    let trusted = [("Host", h.as_str()), ("Origin", "https://crm.example"), ("Sec-Fetch-Site", "cross-site"), ("Content-Type", "application/json")];
+
+    // Its preflights for administration are refused, so a browser never sends the request itself …
+    for (method, path) in [("PUT", "/api/v1/config"), ("PUT", "/api/v1/secrets/telecmi"), ("POST", "/api/v1/notifications/test")] {
+        let preflight = request(
+            bridge.port,
+            "OPTIONS",
+            path,
+            &[("Host", &h), ("Origin", "https://crm.example"), ("Access-Control-Request-Method", method), ("Access-Control-Request-Headers", "content-type")],
+            "",
+        )
+        .await;
+        assert_refused(&preflight, 403, "refused", "administration");
+    }
+    // … while call control is still open to it.
+    let preflight = request(
+        bridge.port,
+        "OPTIONS",
+        "/api/v1/hangup",
+        &[("Host", &h), ("Origin", "https://crm.example"), ("Access-Control-Request-Method", "POST")],
+        "",
+    )
+    .await;
+    assert_eq!(preflight.status, 204, "{preflight:?}");
+
+    // … and the requests themselves (as a form or no-cors fetch would send them) are refused.
+    let mut hijacked = config_before["config"].clone();
+    hijacked["notification"] = serde_json::json!([{ "event": "incoming", "url": format!("{}/stolen", crm.url()) }]);
+    hijacked["security"]["trusted_origins"] = serde_json::json!(["https://crm.example", "https://evil.example"]);
+    let put = request(bridge.port, "PUT", "/api/v1/config", &trusted, &hijacked.to_string()).await;
+    assert_refused(&put, 403, "refused", "administration");
+    let secret = request(bridge.port, "PUT", "/api/v1/secrets/telecmi", &trusted, r#"{"value":"attacker"}"#).await;
+    assert_refused(&secret, 403, "refused", "administration");
+    let probe = serde_json::json!({ "rule": { "event": "incoming", "url": format!("{}/intranet", crm.url()) } }).to_string();
+    let fetch = request(bridge.port, "POST", "/api/v1/notifications/test", &trusted, &probe).await;
+    assert_refused(&fetch, 403, "refused", "administration");
+    let read = request(bridge.port, "GET", "/api/v1/config", &trusted, "").await;
+    assert_refused(&read, 403, "refused", "administration");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(crm.received().is_empty(), "nothing was fetched for the page: {:?}", crm.received());
+    assert_eq!(std::fs::read_to_string(&bridge.config_path).expect("config file"), before, "the config file is untouched");
+    assert_eq!(bridge.get("/api/v1/config").await.1, config_before, "the running config is untouched");
+
+    // The settings page itself, with its key, saves the same change.
+    let key = page_key_from_html(&bridge).await;
+    let own = format!("http://localhost:{}", bridge.port);
+    let page = [("Host", h.as_str()), ("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin"), ("Content-Type", "application/json"), ("X-CallBridge-Page", key.as_str())];
+    let saved = request(bridge.port, "PUT", "/api/v1/config", &page, &hijacked.to_string()).await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    assert_eq!(saved.json()["config"]["security"]["trusted_origins"][1], "https://evil.example");
+}

@@ -306,12 +306,22 @@ async fn a_cross_site_dial_is_put_to_the_user() {
     let settings = app.driver.window().await.expect("settings window");
     let known = app.driver.windows().await.expect("windows");
 
-    // Call: placed once.
+    // Call: placed once. A click the moment the dialog appears (one meant for the page underneath)
+    // does nothing: the buttons are disabled for the dialog's first second on screen.
+    let (_, before) = app.get("/api/v1/calls").await;
+    let calls_at_start = before["calls"].as_array().map(Vec::len);
     let asked = cross_site_dial(&app, "+442079460111");
     let window = approval_window(&app, &known).await;
+    let armed_at_click = ApprovalDialog::click_call_on_arrival(&app.driver).await;
+    assert!(!armed_at_click, "the buttons must not take answers the moment the dialog appears");
     let dialog = ApprovalDialog::ready(&app.driver).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!asked.is_finished(), "the early click answered the dialog");
+    let (_, now) = app.get("/api/v1/calls").await;
+    assert_eq!(now["calls"].as_array().map(Vec::len), calls_at_start, "nothing is dialed by an early click: {now}");
     assert_eq!(dialog.number().await, "+442079460111");
     assert_eq!(dialog.origin().await, UNTRUSTED);
+    // After the delay, the same click places the call.
     dialog.call().await;
     let (status, body) = asked.await.expect("request task");
     assert_eq!(status, 200, "{body}");

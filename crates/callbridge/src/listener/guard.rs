@@ -1,12 +1,14 @@
 //! The listener's security guard: the [policy](crate::security) applied to every request.
 //!
 //! Before any route runs, the guard refuses oversized bodies (413), a `Host` that is not this machine
-//! (403), requests from other machines without the token (401), and a wrong token (401); answers CORS
-//! preflights (204 with CORS headers for trusted origins, 403 for everyone else); refuses everything
-//! but dial commands from pages that are not trusted (403); and hands the route the [`Caller`] it
-//! found, so a dial command from an untrusted page goes to the approver. A `?token=` parameter is
-//! removed from the request once checked, so routes and logs never see it. Responses to trusted
-//! origins carry `Access-Control-Allow-Origin`.
+//! (403), requests from other machines without the token (401), a wrong token (401) and a page key
+//! from before a restart (401); looks up the route's [`Tier`] in [`route_tier`]'s path table and
+//! refuses a caller that may not use it (403) — web pages, trusted or not, never reach
+//! administration, and pages that are not trusted may only ask to dial; answers CORS preflights (204
+//! with CORS headers for trusted origins on routes they may use, 403 for everything else); and hands
+//! the route the [`Caller`] it found, so a dial command from an untrusted page goes to the approver. A
+//! `?token=` parameter is removed from the request once checked, so routes and logs never see it.
+//! Responses to trusted origins carry `Access-Control-Allow-Origin`.
 
 use std::net::SocketAddr;
 
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use super::{serve, ApiError};
 use crate::config::ListenerConfig;
 use crate::engine::Engine;
+use crate::security::tiers::{Tier, PAGE_KEY_HEADER};
 use crate::security::{self, Caller, Refusal, RequestFacts};
 
 /// The largest request body the listener reads. Commands and webhooks are small; this is 16 times the
@@ -42,6 +45,7 @@ pub async fn guard(State(engine): State<Engine>, mut request: Request, next: Nex
     let origin = header_text(request.headers(), &header::ORIGIN);
     let referer = header_text(request.headers(), &header::REFERER);
     let site = header_text(request.headers(), &HeaderName::from_static("sec-fetch-site"));
+    let page_key = header_text(request.headers(), &HeaderName::from_static(PAGE_KEY_HEADER));
     let facts = RequestFacts {
         host: host.as_deref(),
         origin: origin.as_deref(),
@@ -49,23 +53,18 @@ pub async fn guard(State(engine): State<Engine>, mut request: Request, next: Nex
         sec_fetch_site: site.as_deref(),
         peer_is_local: bind_loopback || serve::is_local(peer),
         token,
+        page_key: engine.security().page_key().check(page_key.as_deref()),
     };
     let caller = match security::classify(&facts, &config.security, bind_loopback) {
         Ok(caller) => caller,
         Err(refusal) => return refused(refusal, request.uri()),
     };
+    let tier = route_tier(request.uri().path(), &config.listener);
     if is_preflight(&request) {
-        return preflight(&caller, request.headers());
+        return preflight(&caller, tier, request.headers());
     }
-    if let Caller::Untrusted { reason, .. } = &caller {
-        if !is_dial(request.uri().path(), &config.listener) {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "refused",
-                format!("refused: {reason}; a web page that is not trusted may only ask to dial (trust it with [security] trusted_origins, or give it the listener token)"),
-            )
-            .into_response();
-        }
+    if !caller.may(tier) {
+        return forbidden(&caller, tier, request.uri());
     }
     if presented.is_some() {
         strip_token(request.uri_mut());
@@ -129,14 +128,70 @@ fn is_preflight(request: &Request) -> bool {
         && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
+/// The tier of the route at `path`: the listener's path table. A path that is not listed here is
+/// administration, so a route added later is closed to web pages until it is listed.
+pub fn route_tier(path: &str, listener: &ListenerConfig) -> Tier {
+    if is_dial(path, listener) {
+        return Tier::Dial;
+    }
+    let command = |segment: &crate::config::Segment| path.strip_prefix('/') == Some(segment.as_str());
+    if command(&listener.answer) || command(&listener.end) || path == "/health" {
+        return Tier::CallControl;
+    }
+    if path == "/ui" || path.starts_with("/ui/") {
+        return Tier::Pages;
+    }
+    if path.starts_with("/webhooks/") {
+        return Tier::Webhook;
+    }
+    match path.strip_prefix("/api/v1") {
+        Some("/status" | "/calls" | "/answer" | "/hangup" | "/events") => Tier::CallControl,
+        // One call; `calls/{id}/crm-url` (the CRM link template) is administration.
+        Some(api) if api.strip_prefix("/calls/").is_some_and(|id| !id.is_empty() && !id.contains('/')) => Tier::CallControl,
+        _ => Tier::Admin,
+    }
+}
+
+/// The 403 for a caller that may not use `tier`.
+fn forbidden(caller: &Caller, tier: Tier, uri: &Uri) -> Response {
+    let message = match (caller, tier) {
+        (Caller::Untrusted { reason, .. }, _) => format!(
+            "refused: {reason}; a web page that is not trusted may only ask to dial (trust it with [security] trusted_origins, or give it the listener token)"
+        ),
+        (_, Tier::Admin) => format!(
+            "refused: {} may use call control but not {}; the settings, secrets, notification tests, deliveries and simulation are only for CallBridge's own pages and programs on this machine that send no Origin",
+            caller.describe(),
+            tier.name()
+        ),
+        (_, Tier::Pages) => format!(
+            "refused: {} may not load {}; open {} in the browser's address bar on this machine",
+            caller.describe(),
+            tier.name(),
+            uri.path()
+        ),
+        _ => format!("refused: {} may not use {}", caller.describe(), tier.name()),
+    };
+    tracing::warn!(path = uri.path(), ?caller, tier = tier.name(), "refused a request outside the caller's tier");
+    ApiError::new(StatusCode::FORBIDDEN, "refused", message).into_response()
+}
+
 /// Whether `path` is a dial command.
 fn is_dial(path: &str, listener: &ListenerConfig) -> bool {
     let make = listener.make.as_str();
     path == API_DIAL || path.strip_prefix('/').and_then(|p| p.strip_prefix(make)).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The answer to a CORS preflight: allowed for trusted origins (and in open mode), refused otherwise.
-fn preflight(caller: &Caller, headers: &HeaderMap) -> Response {
+/// The answer to a CORS preflight: allowed for trusted origins (and in open mode) on the routes they
+/// may use, refused otherwise.
+fn preflight(caller: &Caller, tier: Tier, headers: &HeaderMap) -> Response {
+    if caller.cors_origin().is_some() && !caller.may(tier) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "refused",
+            format!("refused: {} may use call control but not {}", caller.describe(), tier.name()),
+        )
+        .into_response();
+    }
     let Some(origin) = caller.cors_origin().and_then(|o| HeaderValue::from_str(o).ok()) else {
         let who = match caller {
             Caller::Untrusted { reason, .. } => reason.clone(),
@@ -170,6 +225,7 @@ fn refused(refusal: Refusal, uri: &Uri) -> Response {
         Refusal::TokenRequired(_) => (StatusCode::UNAUTHORIZED, "token_required"),
         Refusal::BadToken => (StatusCode::UNAUTHORIZED, "bad_token"),
         Refusal::TokenUnusable(_) => (StatusCode::SERVICE_UNAVAILABLE, "token_unavailable"),
+        Refusal::StalePage => (StatusCode::UNAUTHORIZED, "stale_page"),
     };
     tracing::warn!(path = uri.path(), code, "refused a request: {refusal}");
     let mut response = ApiError::new(status, code, format!("refused: {refusal}")).into_response();
@@ -204,6 +260,43 @@ mod tests {
         listener.make = crate::config::Segment::parse("call").expect("segment");
         assert!(is_dial("/call/1", &listener));
         assert!(!is_dial("/make/1", &listener));
+    }
+
+    #[test]
+    fn routes_fall_into_tiers_and_unlisted_ones_are_administration() {
+        let listener = ListenerConfig::default();
+        let tier = |path: &str| route_tier(path, &listener);
+        for path in ["/make/1", "/api/v1/dial"] {
+            assert_eq!(tier(path), Tier::Dial, "{path}");
+        }
+        for path in ["/answer", "/end", "/health", "/api/v1/status", "/api/v1/calls", "/api/v1/calls/abc", "/api/v1/answer", "/api/v1/hangup", "/api/v1/events"] {
+            assert_eq!(tier(path), Tier::CallControl, "{path}");
+        }
+        for path in [
+            "/api/v1/config",
+            "/api/v1/secrets",
+            "/api/v1/secrets/kazoo",
+            "/api/v1/notifications/test",
+            "/api/v1/deliveries",
+            "/api/v1/deliveries/1/retry",
+            "/api/v1/simulate/incoming",
+            "/api/v1/providers",
+            "/api/v1/listener",
+            "/api/v1/security",
+            "/api/v1/calls/abc/crm-url",
+            "/api/v1/calls/",
+            "/api/v1/status/",
+            "/api/v1//config",
+            "/api/v1/something-new",
+            "/nothing",
+            "/",
+        ] {
+            assert_eq!(tier(path), Tier::Admin, "{path}");
+        }
+        assert_eq!(tier("/webhooks/kazoo"), Tier::Webhook);
+        assert_eq!(tier("/ui/"), Tier::Pages);
+        assert_eq!(tier("/ui"), Tier::Pages);
+        assert_eq!(tier("/uix"), Tier::Admin);
     }
 
     #[test]

@@ -3,9 +3,15 @@
 //! They are the same files the tray app shows (the top-level `ui/` directory), built into the binary so
 //! `callbridge serve` works from anywhere. In a browser the pages talk to `/api/v1/` on this listener;
 //! `ui/api.js` is the one place that knows the difference.
+//!
+//! Each HTML page is served with this start's [page key](crate::security::tiers::PageKey) in a
+//! `<meta name="callbridge-page">` tag; `ui/api.js` sends it with every API call, which is what lets
+//! these pages (and no web page elsewhere) reach administration. The guard serves `/ui/` only to this
+//! machine's browser and never with CORS headers, so no other origin can read a page and its key; the
+//! pages are not to be framed by other sites (`frame-ancestors 'none'`) nor kept in a cache.
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -50,8 +56,8 @@ async fn to_pages() -> Redirect {
 
 /// The settings page.
 #[utoipa::path(get, path = "/ui/", tag = "pages", responses((status = 200, description = "settings.html", content_type = "text/html", body = String)))]
-async fn settings_page() -> Response {
-    file("settings.html")
+async fn settings_page(State(engine): State<Engine>) -> Response {
+    file(&engine, "settings.html")
 }
 
 /// A file of the pages: `settings.html`, `dial.html`, `incoming.html`, `index.html`, `style.css`, the
@@ -72,20 +78,48 @@ async fn settings_page() -> Response {
         (status = 404, description = "There is no such page (`unknown_path`)"),
     )
 )]
-async fn page(name: Result<Path<String>, PathRejection>) -> Response {
+async fn page(State(engine): State<Engine>, name: Result<Path<String>, PathRejection>) -> Response {
     match path_param(name) {
-        Ok(name) => file(&name),
+        Ok(name) => file(&engine, &name),
         Err(e) => e.into_response(),
     }
 }
 
-fn file(name: &str) -> Response {
-    match FILES.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, bytes)) => (
-            [(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache")],
-            *bytes,
-        )
-            .into_response(),
-        None => ApiError::new(StatusCode::NOT_FOUND, "unknown_path", format!("there is no page /ui/{name}")).into_response(),
+/// The `<meta>` tag that hands a page the key, right after `<head>`.
+const KEY_TAG: &str = "<meta name=\"callbridge-page\" content=\"";
+
+fn file(engine: &Engine, name: &str) -> Response {
+    let Some((_, content_type, bytes)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+        return ApiError::new(StatusCode::NOT_FOUND, "unknown_path", format!("there is no page /ui/{name}")).into_response();
+    };
+    let headers = [
+        (header::CONTENT_TYPE, *content_type),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
+    ];
+    if *content_type != HTML {
+        return (headers, *bytes).into_response();
+    }
+    let page = String::from_utf8_lossy(bytes);
+    let page = match engine.security().page_key().expose() {
+        Some(key) => page.replacen("<head>", &format!("<head>\n{KEY_TAG}{key}\">"), 1),
+        None => page.into_owned(),
+    };
+    (headers, page).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_has_a_head_for_the_key() {
+        for (name, content_type, bytes) in FILES {
+            if *content_type == HTML {
+                assert!(String::from_utf8_lossy(bytes).contains("<head>"), "{name} needs a plain <head> tag for the page key");
+            }
+        }
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! A local listener that dials numbers is a target: any web page the user visits can send it requests
 //! (the pattern behind the 2019 Zoom localhost flaw), and a dialed premium-rate number costs money.
-//! So, by default (DESIGN.md, "Security"):
+//! So, by default:
 //!
 //! * the listener binds loopback, and answers only to `Host: localhost` / `127.0.0.1` / `[::1]`, which
 //!   defeats DNS rebinding ([`origin::is_loopback_host`]);
 //! * a request with neither `Origin` nor `Sec-Fetch-Site` is a program on this machine (curl, a script,
-//!   the CLI) and is served; so is the browser's own address bar (`Sec-Fetch-Site: none`) and a page
-//!   CallBridge served itself;
+//!   the CLI) and is served; so is the browser's own address bar (`Sec-Fetch-Site: none`), a page
+//!   CallBridge served itself, and — with the per-start [page key](tiers::PageKey) — CallBridge's own
+//!   pages;
 //! * a browser request from a page whose origin is not in `trusted_origins` — or a cross-site one that
 //!   does not say where it came from, like an `<img>` tag — is refused, except a dial command, which is
 //!   put to the [`approval::DialApprover`] (the desktop asks the user; headless, it is refused);
@@ -18,7 +19,10 @@
 //! * every dial is checked against the [`numbers`] allow/deny lists, and dial commands from the listener
 //!   are rate-limited ([`rate`]);
 //! * `mode = "open"` lets browser pages through without asking, for CRMs that can neither send a token
-//!   nor be listed; CallBridge warns about it at start and in the settings page.
+//!   nor be listed; CallBridge warns about it at start and in the settings page;
+//! * whoever gets through may use only the [tiers] of routes its kind may: web pages, trusted or
+//!   not, and token holders get call control; administration is for programs on this machine and
+//!   CallBridge's own pages.
 //!
 //! [`classify`] is the pure decision about a request; the listener's guard middleware applies it, and
 //! [`Security`] holds the state: the token, the rate limit and the approver.
@@ -27,6 +31,7 @@ pub mod approval;
 pub mod numbers;
 pub mod origin;
 pub mod rate;
+pub mod tiers;
 pub mod token;
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -41,6 +46,7 @@ use approval::{Approval, ApprovalRequest, DialApprover};
 use numbers::NumberPattern;
 use origin::TrustedOrigin;
 use rate::DialRate;
+use tiers::{PageKey, PageKeyCheck};
 use token::{TokenCheck, TokenKeeper};
 
 /// How long a dial waits for the user's answer before it is refused.
@@ -137,12 +143,18 @@ pub enum Mode {
     Open,
 }
 
-/// Who sent a request, as far as the policy is concerned. The guard puts it into each request.
+/// Who sent a request, as far as the policy is concerned. The guard puts it into each request; what
+/// each kind may do is [`Caller::may`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// A program on this machine (no browser headers), the browser's address bar, or CallBridge's own page.
+    /// A program on this machine (no browser headers) or the browser's address bar.
     Local,
-    /// Anyone presenting the valid token.
+    /// CallBridge's own page, proven by the per-start page key: the desktop's windows, `/ui/` pages.
+    OwnPage,
+    /// A page at the listener's own origin that did not present the page key (one loaded before a
+    /// restart, or a plain link to a command).
+    SameOrigin,
+    /// Anyone presenting the valid token (from another machine, or from a web page).
     Token,
     /// A page at a trusted origin.
     Trusted { origin: String },
@@ -172,6 +184,7 @@ pub struct RequestFacts<'a> {
     /// Whether the connection comes from this machine.
     pub peer_is_local: bool,
     pub token: TokenCheck,
+    pub page_key: PageKeyCheck,
 }
 
 /// Why a request is refused before anything else is looked at.
@@ -185,6 +198,8 @@ pub enum Refusal {
     BadToken,
     #[error("{0}")]
     TokenUnusable(String),
+    #[error("this page's key is not this CallBridge's: the page was loaded before CallBridge restarted; reload it")]
+    StalePage,
 }
 
 /// Decides who sent a request. `bind_loopback`: whether the listener is bound to a loopback address.
@@ -211,10 +226,25 @@ pub fn classify(req: &RequestFacts<'_>, config: &SecurityConfig, bind_loopback: 
         };
         return Err(Refusal::TokenRequired(why));
     }
+    let own = origin::page_origin(&format!("http://{host}"));
+    match req.page_key {
+        PageKeyCheck::Invalid => return Err(Refusal::StalePage),
+        // A key from a page at another origin is not honoured, however it got there.
+        PageKeyCheck::Valid if from_own_page_or_none(req, own.as_ref()) => return Ok(Caller::OwnPage),
+        PageKeyCheck::Valid | PageKeyCheck::Absent => {}
+    }
     if token_valid {
-        return Ok(Caller::Token);
+        // A program on this machine needs no token; with one it is still a program on this machine.
+        let program = req.origin.is_none() && req.referer.is_none() && req.sec_fetch_site.is_none();
+        return Ok(if program { Caller::Local } else { Caller::Token });
     }
     Ok(browser(req, config, host))
+}
+
+/// Whether the request names no page, or only the listener's own origin.
+fn from_own_page_or_none(req: &RequestFacts<'_>, own: Option<&url::Url>) -> bool {
+    let names_own = |header: Option<&str>| header.map(str::trim).filter(|h| !h.is_empty()).is_none_or(|h| origin::page_origin(h).as_ref() == own);
+    names_own(req.origin) && names_own(req.referer)
 }
 
 /// The browser part of [`classify`], for a request on a loopback host without a token.
@@ -228,7 +258,7 @@ fn browser(req: &RequestFacts<'_>, config: &SecurityConfig, host: &str) -> Calle
     };
     if let Some(page) = &page {
         if own.as_ref() == Some(page) {
-            return Caller::Local;
+            return Caller::SameOrigin;
         }
         if config.trusts(page) {
             return Caller::Trusted { origin: origin::origin_text(page) };
@@ -241,7 +271,10 @@ fn browser(req: &RequestFacts<'_>, config: &SecurityConfig, host: &str) -> Calle
         (None, None, None) => false,
         // Only a Referer from another site: a browser too old to send Sec-Fetch-Site.
         (None, None, Some(_)) => true,
-        (None, Some("same-origin" | "none"), _) => false,
+        // The address bar or a bookmark: the user.
+        (None, Some("none"), _) => false,
+        // A page at this very origin that sent no Referer.
+        (None, Some("same-origin"), _) => return Caller::SameOrigin,
         (None, Some(_), _) => true,
     };
     if !cross {
@@ -287,6 +320,8 @@ pub struct Security {
     approver: Arc<dyn DialApprover>,
     /// The last keyring outcome for the token: `None` unknown, `Some(None)` ready, `Some(Some(why))` not.
     token_state: RwLock<Option<Option<String>>>,
+    /// This start's key for CallBridge's own pages.
+    page_key: PageKey,
 }
 
 impl Security {
@@ -296,7 +331,13 @@ impl Security {
             rate: Mutex::new(DialRate::new(config.dials_per_minute)),
             approver,
             token_state: RwLock::new(None),
+            page_key: PageKey::generate(),
         }
+    }
+
+    /// This start's key for CallBridge's own pages (see [`tiers::PageKey`]); never logged.
+    pub fn page_key(&self) -> &PageKey {
+        &self.page_key
     }
 
     /// Takes a new configuration: the rate limit (reset if it changed) and the token's keyring entry.
@@ -422,15 +463,42 @@ mod tests {
     }
 
     #[test]
-    fn programs_on_this_machine_the_address_bar_and_our_own_pages_are_local() {
+    fn programs_on_this_machine_and_the_address_bar_are_local_and_our_origin_is_same_origin() {
         let c = config(&[]);
         assert_eq!(classify(&local(), &c, true), Ok(Caller::Local));
         let typed = RequestFacts { sec_fetch_site: Some("none"), ..local() };
         assert_eq!(classify(&typed, &c, true), Ok(Caller::Local));
         let own_page = RequestFacts { origin: Some("http://localhost:5678"), sec_fetch_site: Some("same-origin"), ..local() };
-        assert_eq!(classify(&own_page, &c, true), Ok(Caller::Local));
+        assert_eq!(classify(&own_page, &c, true), Ok(Caller::SameOrigin));
         let own_get = RequestFacts { sec_fetch_site: Some("same-origin"), referer: Some("http://localhost:5678/ui/"), ..local() };
-        assert_eq!(classify(&own_get, &c, true), Ok(Caller::Local));
+        assert_eq!(classify(&own_get, &c, true), Ok(Caller::SameOrigin));
+        let no_referrer = RequestFacts { sec_fetch_site: Some("same-origin"), ..local() };
+        assert_eq!(classify(&no_referrer, &c, true), Ok(Caller::SameOrigin));
+        // A local program that sends the token anyway is still a program on this machine.
+        let curl_with_token = RequestFacts { token: TokenCheck::Valid, ..local() };
+        assert_eq!(classify(&curl_with_token, &c, true), Ok(Caller::Local));
+    }
+
+    #[test]
+    fn the_page_key_makes_our_own_page_but_only_from_our_origin_and_this_machine() {
+        let c = config(&["https://crm.example.com"]);
+        let keyed = RequestFacts { page_key: PageKeyCheck::Valid, ..local() };
+        assert_eq!(classify(&keyed, &c, true), Ok(Caller::OwnPage));
+        let keyed_post = RequestFacts { origin: Some("http://localhost:5678"), sec_fetch_site: Some("same-origin"), ..keyed.clone() };
+        assert_eq!(classify(&keyed_post, &c, true), Ok(Caller::OwnPage));
+        // A key that leaked to another page does not make that page ours.
+        let elsewhere = RequestFacts { origin: Some("https://crm.example.com"), ..keyed.clone() };
+        assert_eq!(classify(&elsewhere, &c, true), Ok(Caller::Trusted { origin: "https://crm.example.com".into() }));
+        let referred = RequestFacts { referer: Some("https://evil.example/"), sec_fetch_site: Some("cross-site"), ..keyed.clone() };
+        assert!(matches!(classify(&referred, &c, true), Ok(Caller::Untrusted { .. })));
+        // Nor does it open the listener to other machines.
+        let remote = RequestFacts { peer_is_local: false, ..keyed.clone() };
+        assert!(matches!(classify(&remote, &c, false), Err(Refusal::TokenRequired(_))));
+        let remote_token = RequestFacts { token: TokenCheck::Valid, ..remote };
+        assert_eq!(classify(&remote_token, &c, false), Ok(Caller::Token));
+        // A page from before a restart is told to reload.
+        let stale = RequestFacts { page_key: PageKeyCheck::Invalid, ..local() };
+        assert_eq!(classify(&stale, &c, true), Err(Refusal::StalePage));
     }
 
     #[test]

@@ -1,24 +1,25 @@
 //! `/webhooks/kazoo`: Kazoo's `channel_create`, `channel_answer` and `channel_destroy` webhooks
-//! (wire-formats.md §2.3), as JSON or as form data (Kazoo's default format), by POST or GET.
+//! (Kazoo's webhooks documentation), as JSON or as form data (Kazoo's default format), by POST or GET.
 //!
 //! Events of another account than the configured one are acknowledged and ignored. Legs are tied
-//! into calls as for the websocket (see [`crate::provider::kazoo::events`]); the [`Legs`] state lives
-//! as long as the listener.
-
-use std::sync::{Arc, Mutex, PoisonError};
+//! into calls as for the websocket (see [`crate::provider::kazoo::events`]), by the Kazoo provider,
+//! which keeps them: a listener moved to another port (a new router) still ties the legs of a call
+//! that began before the move. With another phone system configured, the webhook is refused (409):
+//! nothing would keep its legs or end its calls.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
-use axum::{Extension, Json};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::Json;
 use serde_json::{json, Value};
 
 use super::payload::{self, Payload};
 use crate::engine::Engine;
 use crate::listener::openapi::model;
 use crate::listener::ApiError;
-use crate::provider::kazoo::events::{parse_webhook, Legs};
+use crate::provider::kazoo::events::parse_webhook;
+use crate::provider::kazoo::Kazoo;
 
 /// A Kazoo channel webhook (`hook_event` = channel_create, channel_answer, channel_bridge or
 /// channel_destroy), as JSON or form data, or (GET) in the query string.
@@ -35,11 +36,11 @@ use crate::provider::kazoo::events::{parse_webhook, Legs};
     responses(
         (status = 200, description = "What was understood and the call events it produced, or why it was ignored", body = model::KazooAnswer),
         (status = 400, description = "Not a Kazoo channel webhook; the message says why (`bad_request`)"),
+        (status = 409, description = "Another phone system is configured: nothing would keep the call's legs (`not_kazoo`)"),
     )
 )]
 pub async fn receive(
     State(engine): State<Engine>,
-    Extension(legs): Extension<Arc<Mutex<Legs>>>,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -55,7 +56,15 @@ pub async fn receive(
             return Ok(Json(json!({ "ok": true, "ignored": format!("account {theirs} is not the configured account") })));
         }
     }
-    let provider_event = legs.lock().unwrap_or_else(PoisonError::into_inner).observe(&event);
+    let provider = engine.provider();
+    let Some(kazoo) = provider.as_any().and_then(|p| p.downcast_ref::<Kazoo>()) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_kazoo",
+            format!("this CallBridge uses {} as its phone system; Kazoo webhooks are taken with [provider] kind = \"kazoo\"", provider.name()),
+        ));
+    };
+    let provider_event = kazoo.observe_webhook(&event);
     let understood = json!({
         "event": provider_event.kind,
         "direction": provider_event.direction,

@@ -9,6 +9,10 @@
 //!
 //! Kazoo's click-to-call rings the user's own phone first and then the contact, so CallBridge cannot
 //! answer a call for the user: `answer` is refused with that reason.
+//!
+//! The provider keeps the [`Legs`] of its calls, for the websocket and the `/webhooks/kazoo` route
+//! alike ([`Kazoo::observe_webhook`]): they live as long as the provider (until its settings change),
+//! not as long as a router, so a listener moved to another port mid-call still ties the call's legs.
 
 pub mod api;
 pub mod blackhole;
@@ -16,7 +20,7 @@ pub mod config;
 pub mod dials;
 pub mod events;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use tokio::task::JoinHandle;
@@ -24,8 +28,8 @@ use tokio::task::JoinHandle;
 use self::api::Crossbar;
 use self::config::{KazooAuth, KazooConfig};
 use self::dials::Dials;
-use self::events::Legs;
-use super::{Capabilities, Placed, Provider, ProviderError, ProviderHealth, Support};
+use self::events::{ChannelEvent, Legs};
+use super::{Capabilities, Placed, Provider, ProviderError, ProviderEvent, ProviderHealth, Support};
 use crate::call::Call;
 use crate::engine::ProviderContext;
 
@@ -38,6 +42,8 @@ pub struct Kazoo {
     /// `Err` when the configuration lacks what every request needs.
     api: Result<Arc<Crossbar>, ProviderError>,
     dials: Arc<Dials>,
+    /// The legs of calls seen, from the websocket and from webhooks.
+    legs: Arc<Mutex<Legs>>,
     websocket: Option<(Arc<blackhole::Status>, JoinHandle<()>)>,
 }
 
@@ -47,13 +53,14 @@ impl Kazoo {
     pub fn start(config: KazooConfig, context: ProviderContext) -> Kazoo {
         let api = Crossbar::new(&config, context.secrets).map(Arc::new);
         let dials = Arc::new(Dials::default());
+        let legs = Arc::new(Mutex::new(Legs::default()));
         let websocket = match (&api, &config.websocket_url) {
             (Ok(api), Some(url)) => {
                 let status = Arc::new(blackhole::Status::default());
                 let task = tokio::spawn(blackhole::run(
                     url.clone(),
                     Arc::clone(api),
-                    Arc::new(Mutex::new(Legs::default())),
+                    Arc::clone(&legs),
                     Arc::clone(&dials),
                     context.sink,
                     Arc::clone(&status),
@@ -62,7 +69,12 @@ impl Kazoo {
             }
             _ => None,
         };
-        Kazoo { config, api, dials, websocket }
+        Kazoo { config, api, dials, legs, websocket }
+    }
+
+    /// What a channel event from a webhook means, with its leg tied to the call it belongs to.
+    pub fn observe_webhook(&self, event: &ChannelEvent) -> ProviderEvent {
+        self.legs.lock().unwrap_or_else(PoisonError::into_inner).observe(event)
     }
 
     fn api(&self) -> Result<&Crossbar, ProviderError> {
@@ -139,6 +151,10 @@ impl Provider for Kazoo {
         if let Some((_, task)) = &self.websocket {
             task.abort();
         }
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 
