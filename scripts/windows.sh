@@ -99,19 +99,24 @@ prepare_wine() {
     wineboot -i >/dev/null 2>&1 || fail "wineboot -i failed for $WINEPREFIX"
   fi
   trap stop_wine EXIT
-  cp -f "$fixtures/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+  # Replaced by a rename, never rewritten in place: a wine process may have the old one mapped.
+  local dll="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+  if ! cmp -s "$fixtures/bcryptprimitives.dll" "$dll"; then
+    cp "$fixtures/bcryptprimitives.dll" "$dll.new" && mv -f "$dll.new" "$dll"
+  fi
   exe="$target_dir/$triple/$profile/callbridge.exe"
   credread="$fixtures/credread.exe"
   wine "$exe" --version >/dev/null || fail "callbridge.exe does not start under wine"
 }
 
-# The Windows path wine prints, as a Unix path.
-unix_path() { winepath -u "$1" 2>/dev/null | tr -d '\r'; }
+# The Windows path wine prints, as a Unix path without symbolic links (wine goes through
+# $WINEPREFIX/dosdevices/c:, a link to drive_c).
+unix_path() { realpath -m "$(winepath -u "$1" 2>/dev/null | tr -d '\r')"; }
 
 # Config and data live under %APPDATA% (the roaming profile), and `config path` says where.
 check_paths() {
   local appdata config store log pid
-  appdata="$WINEPREFIX/drive_c/users/$wine_user/AppData/Roaming"
+  appdata=$(realpath -m "$WINEPREFIX/drive_c/users/$wine_user/AppData/Roaming")
   config=$(wine "$exe" config path | tr -d '\r')
   echo "callbridge.exe config path: $config" >&2
   case "$(unix_path "$config")" in
