@@ -9,6 +9,7 @@
 #                                and the %APPDATA% paths
 #   scripts/windows.sh package   release build, then target/windows/CallBridge-VERSION-windows-x64.zip
 #                                and CallBridge-VERSION-windows-x64-setup.exe, checked under wine
+#                                (PROFILE=debug packages the debug build: quicker, for trying the package)
 #   scripts/windows.sh ci        what scripts/test.sh runs: test, then the package from the debug build
 #                                (PROFILE=release to package the release build instead), checked
 #
@@ -156,10 +157,11 @@ run_suites() {
   echo "== the black-box suites (${args[*]}) against $exe under wine" >&2
   local status=0
   # The test programs run on Linux and start callbridge.exe through wine; the Credential Manager of the
-  # private prefix is the OS keyring they store secrets in.
+  # private prefix is the OS keyring they store secrets in. The same package selection as
+  # scripts/test.sh's cargo test, so the test programs it built are reused, not rebuilt with other features.
   CALLBRIDGE_BIN="$exe" CALLBRIDGE_WRAPPER=wine CALLBRIDGE_CREDREAD="$credread" CALLBRIDGE_TEST_KEYRING=1 \
     CALLBRIDGE_UNSUPPORTED_LOG="$unsupported" \
-    cargo test -p callbridge-e2e "${args[@]}" --no-fail-fast 2>&1 | tee "$log" || status=$?
+    cargo test --workspace --exclude callbridge-desktop-e2e "${args[@]}" --no-fail-fast 2>&1 | tee "$log" || status=$?
   local passed failed not_run
   read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
                                 END { printf "%d %d\n", p, f }' "$log")
@@ -179,13 +181,22 @@ package() {
   rm -rf "$stage"
   mkdir -p "$stage"
   cp "$dir/callbridge-desktop.exe" "$dir/callbridge.exe" "$dir/WebView2Loader.dll" "$stage/"
+  # README.txt with Windows line ends, for Notepad.
   sed "s/@VERSION@/$version/g" src-tauri/windows/README.txt | sed 's/$/\r/' >"$stage/README.txt"
+  local level=-9 compressor="/SOLID lzma"
+  if [ "$profile" = debug ]; then
+    # A debug build is ~340 MB with its debug info: stripped and packed quickly, it checks the same
+    # package contents and installer in a fraction of the time (the release build is stripped by
+    # Cargo's profile and packed small).
+    x86_64-w64-mingw32-strip --strip-all "$stage/callbridge-desktop.exe" "$stage/callbridge.exe"
+    level=-1 compressor=zlib
+  fi
   zip="$out/$name.zip"
   rm -f "$zip"
-  (cd "$out" && zip -q -r -9 "$name.zip" "$name")
+  (cd "$out" && zip -q -r "$level" "$name.zip" "$name")
   setup="$out/$name-setup.exe"
   makensis -V2 -DVERSION="$version" -DSOURCE="$stage" -DOUTFILE="$setup" -DICON="$root/icons/icon.ico" \
-    src-tauri/windows/installer.nsi
+    -DCOMPRESSOR="$compressor" src-tauri/windows/installer.nsi
   echo "built $zip" >&2
   echo "built $setup" >&2
   check_zip "$zip" "$name"
@@ -265,9 +276,10 @@ case "$mode" in
     run_suites || status=1
     ;;
   package)
-    build release
-    prepare_wine release
-    package release
+    profile=${PROFILE:-release}
+    build "$profile"
+    prepare_wine "$profile"
+    package "$profile"
     ;;
   ci)
     profile=${PROFILE:-debug}
