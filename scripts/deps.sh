@@ -6,8 +6,9 @@
 #   scripts/deps.sh bench  — the benchmark (scripts/bench.sh): the desktop build, a D-Bus session, a keyring, Xvfb, strip
 #                            (the .deb needs nothing more: the Tauri CLI writes the archive itself)
 #   scripts/deps.sh windows — the Windows build on Debian (scripts/windows.sh): the mingw-w64 cross
-#                            toolchain (its windres embeds the icon and version), wine to run the tests,
-#                            nsis for the installer, zip and icoutils to pack and check the package
+#                            toolchain (its windres embeds the icon and version), wine to run the tests
+#                            (Xvfb for the tray app), nsis for the installer, zip and icoutils to pack
+#                            and check the package
 set -euo pipefail
 purpose=${1:-run}
 
@@ -17,7 +18,7 @@ packages=(build-essential pkg-config)
 desktop=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
          xdg-utils desktop-file-utils)
 # The Windows target itself is added with rustup by scripts/windows.sh.
-windows=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine wine64 nsis zip unzip icoutils python3)
+windows=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine wine64 nsis zip unzip icoutils python3 curl xvfb xauth)
 case "$purpose" in
   run) ;;
   desktop) packages+=("${desktop[@]}") ;;

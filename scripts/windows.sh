@@ -140,6 +140,44 @@ check_paths() {
   rm -f "$log"
 }
 
+# The tray app starts under wine on an X display (Xvfb): the engine runs in it and its listener answers,
+# the global shortcut is registered, and at start it registers itself for tel: and callto: for this
+# user (tauri-plugin-deep-link). Its windows are not opened: they are Microsoft Edge WebView2, which
+# wine does not have.
+check_desktop() {
+  local profile=$1 app dir port log pid scheme cmd expected
+  app="$target_dir/$triple/$profile/callbridge-desktop.exe"
+  dir=$(mktemp -d)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf '[listener]\nport = %s\n' "$port" >"$dir/callbridge.toml"
+  log="$dir/desktop.log"
+  for scheme in tel callto; do wine reg delete "HKCU\\Software\\Classes\\$scheme" /f >/dev/null 2>&1 || true; done
+  xvfb-run -a wine "$app" --config "$dir/callbridge.toml" >"$log" 2>&1 &
+  pid=$!
+  expected="\"$(winepath -w "$app" 2>/dev/null | tr -d '\r')\" \"%1\""
+  local up="" shortcut="" registered=()
+  for _ in $(seq 150); do
+    [ -n "$up" ] || { curl -fsS -m 2 "http://127.0.0.1:$port/health" >/dev/null 2>&1 && up=1; }
+    grep -q 'dial shortcut registered' "$log" && shortcut=1
+    registered=()
+    for scheme in tel callto; do
+      cmd=$(reg_value "HKCU\\Software\\Classes\\$scheme\\shell\\open\\command")
+      [ "$cmd" = "$expected" ] && registered+=("$scheme")
+    done
+    [ -n "$up" ] && [ -n "$shortcut" ] && [ "${#registered[@]}" -eq 2 ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.4
+  done
+  # The store is written transaction by transaction, so ending the app at once loses nothing.
+  wine taskkill /F /IM callbridge-desktop.exe >/dev/null 2>&1 || true
+  wait "$pid" 2>/dev/null || true
+  [ -n "$up" ] || fail "callbridge-desktop.exe did not answer on port $port under wine: $(tail -n 30 "$log")"
+  [ -n "$shortcut" ] || fail "callbridge-desktop.exe did not register its dial shortcut: $(tail -n 30 "$log")"
+  [ "${#registered[@]}" -eq 2 ] || fail "callbridge-desktop.exe registered only '${registered[*]}' for links (want tel callto as $expected)"
+  echo "callbridge-desktop.exe under wine: listener on $port answered, dial shortcut registered, tel: and callto: registered to $expected" >&2
+  rm -rf "$dir"
+}
+
 # --- the black-box suites against callbridge.exe ----------------------------------------------------
 
 # The suites that drive the headless bridge. kazoo and baresip are left out: they need a Kazoo fake's
@@ -176,6 +214,7 @@ run_suites() {
 
 package() {
   local profile=$1 dir="$target_dir/$triple/$1" stage name zip setup
+  check_names
   name="CallBridge-$version-windows-x64"
   stage="$out/$name"
   rm -rf "$stage"
@@ -204,6 +243,17 @@ package() {
   check_installer "$setup"
 }
 
+# The installer removes the autostart value tauri-plugin-autostart writes, which is named after the app's
+# productName, and registers links as tauri-plugin-deep-link does, with the app's identifier: the
+# installer script must use the same names as tauri.conf.json.
+check_names() {
+  local product identifier
+  product=$(python3 -c 'import json; print(json.load(open("src-tauri/tauri.conf.json"))["productName"])')
+  identifier=$(python3 -c 'import json; print(json.load(open("src-tauri/tauri.conf.json"))["identifier"])')
+  grep -qx "!define PRODUCT \"$product\"" src-tauri/windows/installer.nsi || fail "installer.nsi's PRODUCT is not the productName $product"
+  grep -qx "!define IDENTIFIER \"$identifier\"" src-tauri/windows/installer.nsi || fail "installer.nsi's IDENTIFIER is not the identifier $identifier"
+}
+
 check_zip() {
   local zip=$1 name=$2 listing
   listing=$(unzip -Z1 "$zip")
@@ -214,7 +264,8 @@ check_zip() {
   echo "$zip holds: $(tr '\n' ' ' <<<"$listing")" >&2
 }
 
-reg_value() { wine reg query "$1" /ve 2>/dev/null | tr -d '\r' | sed -n 's/.*REG_SZ[[:space:]]*//p'; }
+# The default value of a registry key, or nothing when there is no such key.
+reg_value() { { wine reg query "$1" /ve 2>/dev/null || true; } | tr -d '\r' | sed -n 's/.*REG_SZ[[:space:]]*//p'; }
 
 # Installs silently under wine, checks what the installer promised, uninstalls silently, and checks
 # that everything it added is gone.
@@ -273,6 +324,7 @@ case "$mode" in
     build debug
     prepare_wine debug
     check_paths
+    check_desktop debug
     run_suites || status=1
     ;;
   package)
@@ -287,6 +339,7 @@ case "$mode" in
     [ "$profile" = debug ] || build "$profile"
     prepare_wine debug
     check_paths
+    check_desktop debug
     run_suites || status=1
     package "$profile"
     ;;
