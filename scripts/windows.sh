@@ -152,7 +152,19 @@ check_desktop() {
   printf '[listener]\nport = %s\n' "$port" >"$dir/callbridge.toml"
   log="$dir/desktop.log"
   for scheme in tel callto; do wine reg delete "HKCU\\Software\\Classes\\$scheme" /f >/dev/null 2>&1 || true; done
-  xvfb-run -a wine "$app" --config "$dir/callbridge.toml" >"$log" 2>&1 &
+  # Every wine program of a session shares one desktop window, made by the first that needs it; one
+  # made without an X display cannot hold the app's windows ("Invalid window handle"). So the session
+  # that runs the app, and every wine command beside it, sees the same Xvfb display: the display-less
+  # session of the commands above is ended first, and this one after.
+  wineserver -k 2>/dev/null || true
+  wineserver -w
+  local xvfb display_file="$dir/display"
+  Xvfb -displayfd 3 -nolisten tcp -screen 0 1280x800x24 3>"$display_file" 2>/dev/null &
+  xvfb=$!
+  for _ in $(seq 50); do [ -s "$display_file" ] && break; sleep 0.1; done
+  [ -s "$display_file" ] || fail "Xvfb did not start"
+  export DISPLAY=":$(cat "$display_file")"
+  wine "$app" --config "$dir/callbridge.toml" >"$log" 2>&1 &
   pid=$!
   expected="\"$(winepath -w "$app" 2>/dev/null | tr -d '\r')\" \"%1\""
   local up="" shortcut="" registered=()
@@ -171,6 +183,11 @@ check_desktop() {
   # The store is written transaction by transaction, so ending the app at once loses nothing.
   wine taskkill /F /IM callbridge-desktop.exe >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
+  wineserver -k 2>/dev/null || true
+  wineserver -w
+  kill "$xvfb" 2>/dev/null || true
+  wait "$xvfb" 2>/dev/null || true
+  unset DISPLAY
   [ -n "$up" ] || fail "callbridge-desktop.exe did not answer on port $port under wine: $(tail -n 30 "$log")"
   [ -n "$shortcut" ] || fail "callbridge-desktop.exe did not register its dial shortcut: $(tail -n 30 "$log")"
   [ "${#registered[@]}" -eq 2 ] || fail "callbridge-desktop.exe registered only '${registered[*]}' for links (want tel callto as $expected)"
