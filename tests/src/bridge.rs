@@ -1,5 +1,10 @@
 //! Runs the built `callbridge` binary as a user would: `callbridge serve --config FILE --port 0`, in a
 //! private temporary home, and talks to it over loopback.
+//!
+//! The binary under test may be the Windows build, run under wine: `scripts/windows.sh` sets
+//! `CALLBRIDGE_BIN` to `callbridge.exe` and `CALLBRIDGE_WRAPPER=wine`. Everything that starts it goes
+//! through [`command`] and [`private_dirs`], so every test runs against either build unchanged; a test
+//! that cannot run against the Windows build says why with [`unsupported_on_windows`].
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,6 +25,92 @@ pub fn binary() -> PathBuf {
     let bin = dir.join(format!("callbridge{}", std::env::consts::EXE_SUFFIX));
     assert!(bin.exists(), "{} is missing: build it first with `cargo build -p callbridge` (scripts/test.sh does)", bin.display());
     bin
+}
+
+/// The program under test, ready for arguments: [`binary`], run by `$CALLBRIDGE_WRAPPER` when that is
+/// set (words split on spaces, e.g. `wine`: a Windows build under wine).
+pub fn command() -> Command {
+    wrapped(binary())
+}
+
+/// [`command`] as a line for `sh -c`: the wrapper's words, then the binary's path in single quotes.
+pub fn shell_command() -> String {
+    let wrapper = std::env::var("CALLBRIDGE_WRAPPER").unwrap_or_default();
+    let quoted = format!("'{}'", binary().display().to_string().replace('\'', "'\\''"));
+    wrapper.split_whitespace().chain([quoted.as_str()]).collect::<Vec<_>>().join(" ")
+}
+
+/// `program` behind `$CALLBRIDGE_WRAPPER`, if any.
+fn wrapped(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let wrapper = std::env::var("CALLBRIDGE_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    match words.next() {
+        Some(runner) => {
+            let mut cmd = Command::new(runner);
+            cmd.args(words).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Whether the binary under test is a Windows build (`callbridge.exe`, run under wine on Linux).
+pub fn is_windows_build() -> bool {
+    binary().extension().is_some_and(|e| e.eq_ignore_ascii_case("exe"))
+}
+
+/// Keeps `cmd` off the real user's files: its config, data and home in `dir`. A Unix build finds them
+/// through HOME and the XDG directories. A Windows build ignores those (its config and data live under
+/// `%APPDATA%`): the harness passes `--config` itself, and here the store file goes in `CALLBRIDGE_STORE`
+/// (`callbridge serve --store`), at the same place XDG_DATA_HOME would put it
+/// (`dir/data/callbridge/callbridge.sqlite3`). Call it before adding a test's own environment, so that a
+/// test setting `CALLBRIDGE_STORE` wins.
+pub fn private_dirs<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
+    cmd.env("HOME", dir).env("XDG_CONFIG_HOME", dir.join("config")).env("XDG_DATA_HOME", dir.join("data"));
+    if is_windows_build() {
+        cmd.env("CALLBRIDGE_STORE", dir.join("data").join("callbridge").join("callbridge.sqlite3"));
+    }
+    cmd
+}
+
+/// For a test that cannot run against the Windows build: when that is the build under test, records
+/// the test and `reason` in the file `$CALLBRIDGE_UNSUPPORTED_LOG` (`scripts/windows.sh` lists them in
+/// its tally, apart from the tests that passed), prints them, and returns true: the test returns at
+/// once. Against a Unix build it returns false and the test runs.
+pub fn unsupported_on_windows(reason: &str) -> bool {
+    if !is_windows_build() {
+        return false;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("not run against the Windows build: {test}: {reason}");
+    if let Some(log) = std::env::var_os("CALLBRIDGE_UNSUPPORTED_LOG") {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| writeln!(f, "{test}: {reason}"));
+        assert!(written.is_ok(), "cannot record the unsupported test in {}: {written:?}", PathBuf::from(log).display());
+    }
+    true
+}
+
+/// The secret the OS keyring holds for CallBridge under `entry`, read with the platform's own tool, not
+/// through CallBridge: `secret-tool` (libsecret-tools) on Linux; for the Windows build, the Credential
+/// Manager read by `credread.exe` (tests/windows/credread.c, built by `scripts/windows.sh`, which sets
+/// `CALLBRIDGE_CREDREAD`) under the same wrapper. `None` when the keyring has no such secret.
+pub fn keyring_lookup(entry: &str) -> Option<String> {
+    let out = if is_windows_build() {
+        let tool = std::env::var_os("CALLBRIDGE_CREDREAD").expect("CALLBRIDGE_CREDREAD names credread.exe (scripts/windows.sh sets it)");
+        // keyring's Windows store names a generic credential `USER.SERVICE`.
+        wrapped(tool).arg(format!("{entry}.CallBridge")).output().expect("credread.exe runs")
+    } else {
+        Command::new("secret-tool")
+            .args(["lookup", "service", "CallBridge", "username", entry])
+            .output()
+            .expect("secret-tool runs (apt-get install libsecret-tools; scripts/deps.sh test does)")
+    };
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A running `callbridge serve`.
@@ -57,11 +148,9 @@ impl Bridge {
     /// Like [`Self::start_in`] with `serve`'s arguments given (none: the configured port).
     pub fn launch(dir: &Path, serve_args: &[&str], extra_env: &[(&str, &str)]) -> Bridge {
         let config_path = dir.join("callbridge.toml");
-        let mut cmd = Command::new(binary());
+        let mut cmd = command();
         cmd.arg("serve").arg("--config").arg(&config_path).args(serve_args);
-        cmd.env("HOME", dir)
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("XDG_DATA_HOME", dir.join("data"))
+        private_dirs(&mut cmd, dir)
             .env("CALLBRIDGE_LOG", "info,callbridge=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -136,12 +225,15 @@ impl Bridge {
         }
     }
 
-    /// Asks the process to stop (SIGTERM on Unix) and waits for it; returns whether it exited cleanly.
+    /// Asks the process to stop and waits for it; returns whether it exited cleanly. On Unix that is
+    /// SIGTERM; a Windows build gets Ctrl-C instead (Windows has no SIGTERM), which wine delivers to the
+    /// program as `CTRL_C_EVENT` when its process gets SIGINT.
     pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else { return false };
         #[cfg(unix)]
         {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let signal = if is_windows_build() { "-INT" } else { "-TERM" };
+            let _ = Command::new("kill").arg(signal).arg(child.id().to_string()).status();
         }
         #[cfg(not(unix))]
         {
@@ -167,7 +259,8 @@ impl Drop for Bridge {
 
 /// Stores `value` in the OS keyring under `name` with `callbridge secret set`, as a user would. The
 /// tests run inside `scripts/with-keyring.sh` (a private, unlocked gnome-keyring), which sets
-/// `CALLBRIDGE_TEST_KEYRING`.
+/// `CALLBRIDGE_TEST_KEYRING`; against the Windows build, `scripts/windows.sh` sets it for the Credential
+/// Manager of its private wine prefix.
 pub fn store_secret(name: &str, value: &str) {
     assert!(
         std::env::var_os("CALLBRIDGE_TEST_KEYRING").is_some(),
@@ -182,14 +275,9 @@ pub fn store_secret(name: &str, value: &str) {
 /// XDG directories as [`Bridge::start_in`], plus `extra_env`. A process still running after 30 s is
 /// killed (its output so far is returned, with a failed status).
 pub fn run_cli(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(binary());
-    cmd.args(args)
-        .arg("--config")
-        .arg(dir.join("callbridge.toml"))
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .stdin(Stdio::null());
+    let mut cmd = command();
+    cmd.args(args).arg("--config").arg(dir.join("callbridge.toml"));
+    private_dirs(&mut cmd, dir).stdin(Stdio::null());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }

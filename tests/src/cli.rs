@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// What a finished command printed.
 #[derive(Debug, Clone)]
@@ -16,12 +16,9 @@ pub struct Output {
 /// `callbridge ARGS` in `dir` (its HOME and config directory), with `stdin` piped in. The process
 /// inherits the D-Bus session, so it sees the same keyring as the test and the bridge.
 pub fn callbridge(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(crate::bridge::binary())
-        .args(args)
-        .env("CALLBRIDGE_CONFIG", dir.join("callbridge.toml"))
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_DATA_HOME", dir.join("data"))
+    let mut cmd = crate::bridge::command();
+    cmd.args(args).env("CALLBRIDGE_CONFIG", dir.join("callbridge.toml"));
+    let mut child = crate::bridge::private_dirs(&mut cmd, dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

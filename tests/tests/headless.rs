@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use callbridge_e2e::bridge::{binary, Bridge};
+use callbridge_e2e::bridge::{command, Bridge};
 use callbridge_e2e::crm::{FakeCrm, Received};
 use callbridge_e2e::eventually_async;
 use serde_json::{json, Value};
@@ -187,7 +187,7 @@ async fn a_malformed_config_is_refused_with_its_line_and_left_as_it_was() {
     let text = "[listener]\nport = 5678\n\n[[notification]]\nevent = \"incoming\"\nurl = \"http://crm.example/in?c=$caller_id\"\n";
     std::fs::write(&path, text).expect("write");
     for args in [vec!["serve", "--port", "0"], vec!["config", "check"]] {
-        let out = std::process::Command::new(binary())
+        let out = command()
             .args(["--config", path.to_str().expect("utf-8 path")])
             .args(&args)
             .env("HOME", dir.path())
@@ -225,7 +225,7 @@ async fn the_cli_talks_to_the_running_bridge() {
     let crm = FakeCrm::start().await;
     let bridge = Bridge::start(&seed_000_config(&crm.url(), "answer_after_ms = 0"));
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(binary())
+        let out = command()
             .args(["--config", bridge.config_path.to_str().expect("utf-8")])
             .args(args)
             .env("CALLBRIDGE_URL", &bridge.url)

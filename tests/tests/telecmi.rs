@@ -406,11 +406,8 @@ async fn the_app_secret_lives_in_the_os_keyring_only() {
     let world = World::new("keyring").await;
 
     // Stored through the CLI (World::new); read back straight from the Secret Service.
-    let lookup = std::process::Command::new("secret-tool")
-        .args(["lookup", "service", "CallBridge", "username", &world.entry])
-        .output()
-        .expect("secret-tool runs (apt-get install libsecret-tools; scripts/deps.sh test does)");
-    assert_eq!(String::from_utf8_lossy(&lookup.stdout), world.secret, "the Secret Service holds the secret");
+    let lookup = callbridge_e2e::bridge::keyring_lookup(&world.entry);
+    assert_eq!(lookup.as_deref(), Some(world.secret.as_str()), "the OS keyring holds the secret");
 
     let bridge = world.bridge("");
     let status = cli::callbridge(&bridge.dir, &["secret", "status", &world.entry], "");
@@ -539,7 +536,7 @@ fn secret_set_prompts_on_a_terminal_without_echo() {
     require_keyring();
     let home = tempfile::tempdir().expect("tempdir");
     let (entry, value) = ("telecmi-tty", "typed-at-the-terminal-5f2a");
-    let command = format!("'{}' secret set {entry}", callbridge_e2e::bridge::binary().display());
+    let command = format!("{} secret set {entry}", callbridge_e2e::bridge::shell_command());
     let mut child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .env("HOME", home.path())
@@ -577,8 +574,7 @@ fn secret_set_prompts_on_a_terminal_without_echo() {
     let screen = read_until("Stored the secret");
     assert!(child.wait().expect("exits").success(), "{screen}");
     assert!(!screen.contains(value), "the secret was echoed: {screen:?}");
-    let lookup = Command::new("secret-tool").args(["lookup", "service", "CallBridge", "username", entry]).output().expect("secret-tool");
-    assert_eq!(String::from_utf8_lossy(&lookup.stdout), value);
+    assert_eq!(callbridge_e2e::bridge::keyring_lookup(entry).as_deref(), Some(value));
 }
 
 /// TeleCMI posts each webhook on its own, so a live `hangup` can overtake the `answered` before it.

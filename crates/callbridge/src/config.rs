@@ -376,7 +376,8 @@ pub enum ConfigError {
 
 impl Config {
     /// The platform's config file: `~/.config/callbridge/callbridge.toml` on Linux,
-    /// `~/Library/Application Support/dev.callbridge.CallBridge/` on macOS, `%APPDATA%\CallBridge\…` on Windows.
+    /// `~/Library/Application Support/dev.callbridge.CallBridge/` on macOS,
+    /// `%APPDATA%\callbridge\CallBridge\config\callbridge.toml` on Windows.
     pub fn default_path() -> Result<PathBuf, ConfigError> {
         directories::ProjectDirs::from("dev", "callbridge", "CallBridge")
             .map(|dirs| dirs.config_dir().join(FILE_NAME))
