@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tao=warn,wry=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    callbridge::panics::install_hook();
     match app::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
