@@ -8,6 +8,9 @@
 //! * [`ROUTES`]: HTTP routes that decode a request body or query (the JSON API, the URL commands, the
 //!   provider webhooks). Each must answer, never panic and never answer 500, for
 //!   any body, content type and query.
+//! * [`ADMIN_ROUTES`]: the administration routes (config, notification tests, secrets), served by a
+//!   router with the settings a listener is started with, so their handlers really run: the same
+//!   property, for any body and for configs with one value replaced by anything.
 //!
 //! On top of "no panic", the number parser, the template renderer and the security classifier have
 //! properties of their own (idempotence, escaping round trips, no foreign host ever passes).
@@ -30,6 +33,7 @@ use callbridge::provider::baresip::{message as baresip_message, netstring};
 use callbridge::provider::kazoo::events as kazoo;
 use callbridge::provider::telecmi::webhook as telecmi;
 use callbridge::secrets::MemorySecrets;
+use callbridge::settings::Settings;
 use callbridge::security::numbers::{self, NumberPattern};
 use callbridge::security::origin::{is_loopback_host, page_origin, TrustedOrigin};
 use callbridge::security::{classify, Caller, RequestFacts, SecurityConfig};
@@ -358,6 +362,122 @@ fn api_query() -> impl Strategy<Value = String> {
     .prop_map(|pieces| pieces.iter().map(|p| percent_encode_query(p)).collect::<Vec<_>>().join("&"))
 }
 
+/// The administration routes. `{entry}` stands for each keyring entry a provider form names.
+/// `POST /api/v1/lookup/test` is left out: a body that happened to configure a lookup URL would make
+/// the test fetch it; the schemathesis run covers that route with its URLs kept on this machine.
+const ADMIN_ROUTES: &[(&str, &str)] = &[
+    ("PUT", "/api/v1/config"),
+    ("POST", "/api/v1/notifications/test"),
+    ("PUT", "/api/v1/secrets/{entry}"),
+    ("DELETE", "/api/v1/secrets/{entry}"),
+    ("POST", "/api/v1/deliveries/1/retry"),
+];
+
+/// A router with settings (saved to a private directory) and an in-memory keyring.
+fn admin_router() -> &'static (tokio::runtime::Runtime, axum::Router) {
+    static ROUTER: OnceLock<(tokio::runtime::Runtime, axum::Router)> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let dir = std::env::temp_dir().join(format!("callbridge-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("settings dir");
+        let router = runtime.block_on(async {
+            let mut config = Config::default();
+            config.security.dials_per_minute = 0;
+            let services = Services::with_secrets(&config, Arc::new(MemorySecrets::default()));
+            Settings::new(Engine::start_with(config, services), Some(dir.join("callbridge.toml")), None).router()
+        });
+        (runtime, router)
+    })
+}
+
+fn admin_status(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> u16 {
+    let (runtime, router) = admin_router();
+    let mut request = Request::builder().method(method).uri(path).header("host", "localhost:5678");
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    let request = request.body(Body::from(body)).expect("request");
+    runtime.block_on(router.clone().oneshot(request)).unwrap_or_else(|e| match e {}).status().as_u16()
+}
+
+/// The default config as JSON, with the value at one of its paths replaced by `value` (or a new key).
+fn config_with(path_index: usize, value: serde_json::Value) -> Vec<u8> {
+    fn paths(v: &serde_json::Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        if let Some(map) = v.as_object() {
+            for (k, child) in map {
+                prefix.push(k.clone());
+                out.push(prefix.clone());
+                paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+    }
+    let mut config = serde_json::to_value(Config::default()).expect("config as JSON");
+    let mut all = Vec::new();
+    paths(&config, &mut Vec::new(), &mut all);
+    all.push(vec!["lookup".into(), "timeout_ms".into()]);
+    all.push(vec!["provider".into(), "telecmi".into(), "hangup_settle_ms".into()]);
+    let path = &all[path_index % all.len()];
+    let mut at = &mut config;
+    for key in &path[..path.len() - 1] {
+        if !at.get(key).is_some_and(serde_json::Value::is_object) {
+            if let Some(map) = at.as_object_mut() {
+                map.insert(key.clone(), serde_json::json!({}));
+            }
+        }
+        match at.get_mut(key) {
+            Some(next) => at = next,
+            None => return config.to_string().into_bytes(),
+        }
+    }
+    if let (Some(map), Some(last)) = (at.as_object_mut(), path.last()) {
+        map.insert(last.clone(), value);
+    }
+    config.to_string().into_bytes()
+}
+
+/// Any JSON value, numbers at the edges of every integer type included.
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        proptest::sample::select(vec![0u64, 1, 65_535, 65_536, u64::from(u32::MAX), 1 << 53, 1 << 63, u64::MAX]).prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        "[ -~]{0,24}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(2, 8, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn admin_body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        2 => input(),
+        3 => (any::<usize>(), any_json()).prop_map(|(i, v)| config_with(i, v)),
+        2 => any_json().prop_map(|rule| serde_json::json!({ "rule": rule }).to_string().into_bytes()),
+        1 => any_json().prop_map(|value| serde_json::json!({ "value": value }).to_string().into_bytes()),
+    ]
+}
+
+fn admin_paths() -> Vec<(&'static str, String)> {
+    let entries = callbridge::provider::forms::secret_entries();
+    ADMIN_ROUTES
+        .iter()
+        .flat_map(|(method, path)| {
+            if path.contains("{entry}") {
+                entries.iter().map(|e| (*method, path.replace("{entry}", e))).collect::<Vec<_>>()
+            } else {
+                vec![(*method, (*path).to_owned())]
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn every_route_survives_the_corpus() {
     for (method, path) in ROUTES {
@@ -408,4 +528,31 @@ fn percent_encode_path(s: &str) -> String {
 fn percent_encode_query(s: &str) -> String {
     const QUERY: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>').add(b'&');
     percent_encoding::utf8_percent_encode(s, QUERY).to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases.min(512), ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_admin_route_answers_any_request_without_failing(
+        route in proptest::sample::select(admin_paths()),
+        content_type in proptest::sample::select(vec![Some("application/json"), None, Some("text/plain")]),
+        body in admin_body(),
+    ) {
+        let (method, path) = route;
+        let status = admin_status(method, &path, content_type, body.clone());
+        prop_assert!(status != 500, "{} {} answered 500 to {:?}", method, path, text(&body));
+        prop_assert!((200..600).contains(&status));
+    }
+}
+
+/// The administration router really has its settings: the default config saves (200), and a value
+/// out of range is refused with 400 — not 501, which a router without settings would answer.
+#[test]
+fn the_admin_router_runs_the_settings_handlers() {
+    let default = serde_json::to_vec(&Config::default()).expect("config as JSON");
+    assert_eq!(admin_status("PUT", "/api/v1/config", Some("application/json"), default), 200);
+    let huge = config_with(0, serde_json::json!(u64::MAX));
+    let status = admin_status("PUT", "/api/v1/config", Some("application/json"), huge.clone());
+    assert!(status == 400, "{status} for {}", text(&huge));
 }
