@@ -17,7 +17,6 @@
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -27,7 +26,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::openapi::model;
+use super::settings_api::{invalid, parse};
 use super::ApiError;
+use crate::settings::FieldError;
 use crate::engine::Engine;
 use crate::lookup::LookupConfig;
 
@@ -45,23 +46,6 @@ struct TestRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     lookup: Option<Value>,
-}
-
-/// 400 with the field that was wrong, as the settings routes answer.
-fn invalid(field: Option<String>, message: String) -> Response {
-    let mut body = json!({ "ok": false, "error": "invalid", "message": message });
-    if let Some(field) = field {
-        body["field"] = json!(field);
-    }
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
-}
-
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, (Option<String>, String)> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ((path != ".").then_some(path), e.into_inner().to_string())
-    })
 }
 
 /// Run the CRM's caller lookup once, past the cache, and show each request, answer and the fields found.
@@ -82,27 +66,27 @@ async fn test_lookup(State(engine): State<Engine>, body: Result<axum::body::Byte
     };
     let request: TestRequest = match parse(&bytes) {
         Ok(r) => r,
-        Err((field, message)) => return invalid(field, message),
+        Err(e) => return invalid(e),
     };
     let config: LookupConfig = match request.lookup {
         None => engine.config().lookup.clone(),
         Some(value) => match parse(value.to_string().as_bytes()) {
             Ok(c) => c,
-            Err((field, message)) => {
-                let field = Some(field.map_or_else(|| "lookup".to_owned(), |f| format!("lookup.{f}")));
-                return invalid(field, message);
+            Err(e) => {
+                let field = Some(e.field.map_or_else(|| "lookup".to_owned(), |f| format!("lookup.{f}")));
+                return invalid(FieldError { field, message: e.message });
             }
         },
     };
     if let Err(message) = config.validate() {
         let field = message.split_whitespace().next().map(|f| f.trim_end_matches([',', ':', ';']).to_owned());
-        return invalid(field, message);
+        return invalid(FieldError { field, message });
     }
     if !config.enabled() {
-        return invalid(Some("lookup.url".into()), "no lookup URL is set: fill in the CRM's lookup URL first".into());
+        return invalid(FieldError::new("lookup.url", "no lookup URL is set: fill in the CRM's lookup URL first"));
     }
     if request.number.trim().is_empty() {
-        return invalid(Some("number".into()), "type the number to look up".into());
+        return invalid(FieldError::new("number", "type the number to look up"));
     }
     let trial = engine.lookup().trial(&config, &request.number).await;
     Json(json!({ "ok": true, "test": trial })).into_response()

@@ -54,7 +54,7 @@ fn settings_missing() -> ApiError {
 }
 
 /// `{"ok":false,"error":"invalid","field":"listener.port","message":…}` with 400.
-fn invalid(e: FieldError) -> Response {
+pub(super) fn invalid(e: FieldError) -> Response {
     let mut body = json!({ "ok": false, "error": "invalid", "message": e.message });
     if let Some(field) = e.field {
         body["field"] = json!(field);
@@ -63,7 +63,7 @@ fn invalid(e: FieldError) -> Response {
 }
 
 /// A JSON body parsed with the path of the offending value, so the page can mark the field.
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
