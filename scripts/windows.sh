@@ -265,8 +265,8 @@ package() {
 # installer script must use the same names as tauri.conf.json.
 check_names() {
   local product identifier
-  product=$(python3 -c 'import json; print(json.load(open("src-tauri/tauri.conf.json"))["productName"])')
-  identifier=$(python3 -c 'import json; print(json.load(open("src-tauri/tauri.conf.json"))["identifier"])')
+  product=$(python3 -c 'import json; print(json.load(open("tauri.conf.json"))["productName"])')
+  identifier=$(python3 -c 'import json; print(json.load(open("tauri.conf.json"))["identifier"])')
   grep -qx "!define PRODUCT \"$product\"" src-tauri/windows/installer.nsi || fail "installer.nsi's PRODUCT is not the productName $product"
   grep -qx "!define IDENTIFIER \"$identifier\"" src-tauri/windows/installer.nsi || fail "installer.nsi's IDENTIFIER is not the identifier $identifier"
 }
