@@ -32,6 +32,6 @@ scripts/windows.sh ci 2>&1 | tee -a "$log" || status=$?
 # scripts/windows.sh lists it as "windows: not run: …": those are counted apart.
 awk '/^test result:|Summary .* tests? run:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed[;,]?$/) p += $(i-1); if ($(i) ~ /^failed[;,]?$/) f += $(i-1) } }
      /^windows: not run: / { n++ }
-     END { if (n) printf "%d tests not run against the Windows build (listed above as \"windows: not run\")\n", n
+     END { if (n) printf "not run against the Windows build: %d (each listed above as \"windows: not run\", with why)\n", n
            printf "%d passed, %d failed%s\n", p - n, f, n ? sprintf(", %d skipped", n) : "" }' "$log"
 exit "$status"
