@@ -1,4 +1,4 @@
-//! The listener's security policy, against the built `callbridge` binary (issue #5, Done when 1 and 5).
+//! The listener's security policy, against the built `callbridge` binary (docs/security.md).
 //!
 //! Requests are sent byte for byte as browsers and scripts send them (see `raw`), and "nothing is
 //! dialed" is checked in the bridge's own call history after every refusal.
@@ -331,7 +331,7 @@ async fn provider_webhooks_through_a_tunnel_need_the_listed_name_and_the_token()
     require_keyring();
     let bridge = Bridge::start(&config("tunnel", 0, "allowed_hosts = [\"hooks.example.com\"]"));
     let token = bridge.token();
-    // TeleCMI's first live event of an inbound call (wire-formats.md §1.4), as its servers POST it.
+    // TeleCMI's first live event of an inbound call (https://doc.telecmi.com/chub/docs/live-incoming-waiting), as its servers POST it.
     let event = serde_json::json!({
         "type": "event", "direction": "inbound", "status": "waiting", "cmiuuid": "tunnel-a", "conversation_uuid": "tunnel-a",
         "from": "440000000000", "to": "441100000000", "time": 1_700_000_000_000_u64, "custom": "{}"
@@ -370,7 +370,7 @@ enum Who {
     SameOriginWithoutKey,
 }
 
-/// What a route belongs to, per the README's table.
+/// What a route belongs to, per docs/security.md's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tier {
     Dial,
@@ -418,7 +418,7 @@ const ROUTES: &[(&str, &str, &str, Tier)] = &[
     ("GET", "/api/v1/no-such-route", "", Tier::Admin),
 ];
 
-/// The README's table: whether `who` may use `tier` (for a dial by an untrusted page: may ask, and
+/// docs/security.md's table: whether `who` may use `tier` (for a dial by an untrusted page: may ask, and
 /// the headless bridge, having nobody to ask, refuses).
 fn allowed(who: Who, tier: Tier) -> bool {
     match who {

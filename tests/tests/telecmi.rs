@@ -1,4 +1,4 @@
-//! TeleCMI end to end: the built `callbridge` against the fake TeleCMI (seed 004, wire-formats.md §1),
+//! TeleCMI end to end: the built `callbridge` against the fake TeleCMI (https://doc.telecmi.com/chub/docs/click-to-call-admin),
 //! the fake CRM, and the real OS keyring (gnome-keyring in a private D-Bus session).
 //!
 //! Every test keeps the app secret where users keep it — in the keyring, put there with
@@ -196,7 +196,7 @@ async fn the_get_form_and_ring_my_mobile_follow_the_seed() {
         ("secret", world.secret.as_str()),
         ("to", "919200000000"),
         ("extra_params[callbridge_call_id]", call_id),
-        // Seed 004: webrtc must be false when followme is true.
+        // TeleCMI's click2call documentation: webrtc must be false when followme is true.
         ("webrtc", "false"),
         ("followme", "true"),
         ("callerid", "919800000000"),

@@ -4,7 +4,7 @@
 //! phone system carry it out; and when calls ring, are answered or end, it calls the URLs the user
 //! configured. The pieces, in the order a call flows through them:
 //!
-//! * [`listener`] — the axum HTTP listener: URL commands (seed 000), the JSON API, webhooks.
+//! * [`listener`] — the axum HTTP listener: URL commands (as Enreach Contact's desktop client takes them), the JSON API, webhooks.
 //! * [`engine`] — the one object every front end drives: commands in, events out.
 //! * [`number`] — what people paste, validated and normalized to E.164.
 //! * [`provider`] — the phone systems behind a common trait; [`provider::simulator`] is the default.

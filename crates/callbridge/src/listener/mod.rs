@@ -1,7 +1,7 @@
 //! The local HTTP listener (axum): URL commands from the CRM, the JSON API, provider webhooks.
 //!
 //! One port (5678 by default) serves:
-//! * seed 000's URL commands — `/{make}/{number}`, `/{answer}`, `/{end}`, segments from the config, on
+//! * the URL commands of Enreach Contact's desktop client — `/{make}/{number}`, `/{answer}`, `/{end}`, segments from the config, on
 //!   GET and POST (see [`commands`]);
 //! * the versioned JSON API under `/api/v1/` that the UI and the CLI use (see [`api`]);
 //! * provider webhooks under `/webhooks/` (see [`webhooks`]);

@@ -285,7 +285,7 @@ pub struct SecretState {
     pub set: bool,
 }
 
-/// The whole configuration, as `config.toml` holds it (README, Configuration). Every section may be
+/// The whole configuration, as `config.toml` holds it (docs/configuration.md). Every section may be
 /// left out; what is left out takes its default. Unknown keys are refused.
 #[derive(Debug, ToSchema)]
 #[serde(deny_unknown_fields)]

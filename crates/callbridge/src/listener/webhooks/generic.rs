@@ -1,10 +1,10 @@
 //! `/webhooks/generic`: call events from any PBX that can call a URL, in one of two shapes.
 //!
-//! * **ELMA365-style JSON** (seed 001, wire-formats.md §5): `{"event":"NotifyStart","direction":"in",
+//! * **ELMA365-style JSON** (the ELMA365 telephony module's `VoipWebhookRequest`, https://tssdk.elma365.com/en/modules/_201_integration_voip_.html): `{"event":"NotifyStart","direction":"in",
 //!   "srcPhone":…,"dstPhone":…,"srcPhoneExt":…,"dstPhoneExt":…,"callId":…,"disposition":…}`.
 //!   `event` is `NotifyStart` (the call starts), `NotifyAnswer` (answered) or `NotifyEnd` (over); a
 //!   `NotifyStart` whose `disposition` is `Answered` counts as answered.
-//! * **VoipNow Call Events** (seed 002, wire-formats.md §3.1): `CallID`, `CallerIDNum`, `CallerIDName`
+//! * **VoipNow Call Events** (https://wiki.4psa.com/VoipNow/Developer-Guide/Call-Events.html): `CallID`, `CallerIDNum`, `CallerIDName`
 //!   (also spelled `CallerIDNam`), `CalledDID`, `CalledExtension`, `CallStatus`, `CallFlow`,
 //!   `CallerExtension`, `CalledNumber`, in the query string (GET) or a form body (POST). VoipNow sends
 //!   no event type, so each event's URL names it: `?ev=dialin`, `dialout`, `answer` or `hangup`.

@@ -1,4 +1,4 @@
-//! Call events from Kazoo's blackhole websocket (wire-formats.md §2.4).
+//! Call events from Kazoo's blackhole websocket (https://github.com/2600hz/kazoo/blob/master/applications/blackhole/doc/README.md).
 //!
 //! The connection goes out from CallBridge, so it works from behind NAT where Kazoo's webhooks could
 //! not reach the desk. After connecting it subscribes to `call.CHANNEL_CREATE.*`,
