@@ -16,10 +16,12 @@
 //! * [`settings`] — the running configuration changed safely: validate, bind, save, apply, move the listener.
 //! * [`security`] — the listener's policy: hosts, origins, the token, number rules, the dial rate limit.
 //! * [`store`] — the SQLite file: call history, the notification outbox and its delivery log.
+//! * [`backoff`] — exponential backoff with a cap (and jitter), for every retry and reconnect loop.
 //! * [`panics`] — a panic costs one request (answered 500) or one task, never the process; all are logged.
 //!
 //! This crate has no GUI dependencies: the desktop shell is a thin layer over [`engine::Engine`].
 
+pub mod backoff;
 pub mod call;
 pub mod config;
 pub mod engine;

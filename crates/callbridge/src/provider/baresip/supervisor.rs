@@ -18,10 +18,12 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
+
 use super::config::BaresipConfig;
 
-const RESTART_MIN: Duration = Duration::from_secs(1);
-const RESTART_MAX: Duration = Duration::from_secs(30);
+/// Between two starts of baresip: 1 s at first, doubling up to 30 s.
+const RESTART: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 /// A run this long counts as healthy: the next restart waits the minimum again.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -120,7 +122,7 @@ fn command(program: &Path, dir: &Path) -> Command {
 
 async fn supervise(program: PathBuf, dir: PathBuf, mut stopped: watch::Receiver<bool>, problem: Arc<Mutex<Option<String>>>) {
     let set_problem = |p: Option<String>| *problem.lock().unwrap_or_else(PoisonError::into_inner) = p;
-    let mut backoff = RESTART_MIN;
+    let mut retries = RESTART.retries();
     loop {
         let started = Instant::now();
         match command(&program, &dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn() {
@@ -151,13 +153,12 @@ async fn supervise(program: PathBuf, dir: PathBuf, mut stopped: watch::Receiver<
             }
         }
         if started.elapsed() >= HEALTHY_RUN {
-            backoff = RESTART_MIN;
+            retries.reset();
         }
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(retries.next_delay()) => {}
             () = stop_requested(&mut stopped) => return,
         }
-        backoff = (backoff * 2).min(RESTART_MAX);
     }
 }
 
