@@ -347,7 +347,7 @@ async fn provider_webhooks_through_a_tunnel_need_the_listed_name_and_the_token()
     // With the token in the webhook URL, as the TeleCMI dashboard would hold it: accepted.
     let with = request(bridge.port, "POST", &format!("/webhooks/telecmi?token={token}"), &[("Host", "hooks.example.com"), json], &event).await;
     assert_eq!(with.status, 200, "{with:?}");
-    assert_eq!(with.json()["call_events"][0]["event"], "incoming", "{with:?}");
+    assert_eq!(with.json()["events"][0]["event"], "incoming", "{with:?}");
     assert_eq!(calls(&bridge).await.len(), 1);
 }
 

@@ -705,5 +705,5 @@ pub struct TelecmiUnderstood {
 pub struct TelecmiAnswer {
     pub ok: bool,
     pub understood: Vec<TelecmiUnderstood>,
-    pub call_events: Vec<ProducedEvent>,
+    pub events: Vec<ProducedEvent>,
 }

@@ -53,7 +53,7 @@ pub const ELMA_EVENTS: &str = "NotifyStart, NotifyAnswer, NotifyEnd";
     ),
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
-        (status = 400, description = "Not an event this route understands; the message says why (`bad_request`)"),
+        (status = 400, description = "Not an event this route understands; the message says why (`bad_webhook`)"),
     )
 )]
 pub async fn receive_get(
@@ -78,7 +78,7 @@ pub async fn receive_get(
     )),
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
-        (status = 400, description = "Not an event this route understands; the message says why (`bad_request`)"),
+        (status = 400, description = "Not an event this route understands; the message says why (`bad_webhook`)"),
     )
 )]
 pub async fn receive_post(
@@ -91,13 +91,12 @@ pub async fn receive_post(
 }
 
 async fn receive(engine: Engine, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
-    let body = payload::body(body)?;
-    let payload = payload::read(&headers, uri.query(), &body).map_err(ApiError::bad_request)?;
+    let payload = payload::read(PROVIDER, &headers, uri.query(), body)?;
     let event = match &payload {
         Payload::Json(v) => parse_elma(v),
         Payload::Fields(fields) => parse_voipnow(fields),
     }
-    .map_err(ApiError::bad_request)?;
+    .map_err(|why| payload::refused(PROVIDER, why))?;
     let understood = json!({
         "event": event.kind,
         "direction": event.direction,
