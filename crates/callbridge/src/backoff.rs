@@ -117,4 +117,19 @@ mod tests {
         assert_eq!(r.next_delay(), Duration::from_millis(100));
         assert_eq!(r.next_delay(), Duration::from_millis(200));
     }
+
+    /// The durable outbox's retry waits are these: `RetryPolicy::backoff(failures)` is
+    /// `Backoff::new(initial, max_delay).delay(failures)`, and `backoff_with_jitter` is `delay_with_jitter`.
+    #[test]
+    fn the_outbox_retry_waits_are_the_same_backoff() {
+        use crate::notify::durable::RetryPolicy;
+        let policy = RetryPolicy { initial: Duration::from_millis(1_500), max_delay: Duration::from_secs(90), max_age: Duration::from_secs(3_600) };
+        let b = Backoff::new(policy.initial, policy.max_delay);
+        for failures in [0, 1, 2, 3, 7, 8, 30, 31, 32, u32::MAX] {
+            assert_eq!(policy.backoff(failures), b.delay(failures), "{failures}");
+            for random in [0, 1, 777, 1 << 40, u64::MAX] {
+                assert_eq!(policy.backoff_with_jitter(failures, random), b.delay_with_jitter(failures, random), "{failures} {random}");
+            }
+        }
+    }
 }
