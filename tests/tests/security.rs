@@ -611,3 +611,22 @@ async fn a_trusted_crm_page_cannot_take_over_the_bridge() {
     assert_eq!(saved.status, 200, "{saved:?}");
     assert_eq!(saved.json()["config"]["security"]["trusted_origins"][1], "https://evil.example");
 }
+
+#[tokio::test]
+async fn the_status_lists_trusted_origins_only_to_callers_who_may_administer() {
+    let bridge = Bridge::start(&config("status-origins", 0, ""));
+    let h = host(&bridge);
+
+    // A program on this machine administers the bridge and sees the whole policy.
+    let (status, local) = bridge.get("/api/v1/status").await;
+    assert_eq!(status, 200, "{local}");
+    assert_eq!(local["status"]["security"]["trusted_origins"], serde_json::json!(["https://crm.example"]), "{local}");
+
+    // A trusted CRM page may read the status (call control) but not the configuration it holds.
+    let trusted = [("Host", h.as_str()), ("Origin", "https://crm.example"), ("Sec-Fetch-Site", "cross-site")];
+    let page = request(bridge.port, "GET", "/api/v1/status", &trusted, "").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let body = page.json();
+    assert_eq!(body["status"]["security"]["trusted_origins"], serde_json::json!([]), "{body}");
+    assert_eq!(body["status"]["security"]["mode"], local["status"]["security"]["mode"], "the rest of the policy is shown: {body}");
+}

@@ -136,6 +136,8 @@ pub struct SecuritySummary {
     pub mode: SecurityMode,
     /// Present while open mode is on.
     pub warning: Option<String>,
+    /// Listed only for callers who may administer (CallBridge's own pages, programs on this machine);
+    /// empty for web pages and token holders.
     pub trusted_origins: Vec<String>,
     pub dials_per_minute: u32,
     /// `ready`, `unavailable` (see `token_problem`) or `unknown` (not needed yet).
