@@ -12,7 +12,8 @@
 //!
 //! Shell commands outside `sh` blocks (a `bash`, `shell` or `console` block, or an untagged block that
 //! starts with a command) fail the test, so no command escapes it; so do links between the pages that
-//! lead nowhere, and anchors that name no heading.
+//! lead nowhere, anchors that name no heading, and a command line page (docs/command-line.md) that
+//! differs from the binary's `--help`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -389,4 +390,68 @@ fn the_block_parser_reads_markers_and_refuses_stray_ones() {
     assert!(blocks("p.md", "```sh\nx\n").is_err(), "an unclosed fence is an error");
     assert_eq!(anchor("URL commands (CRM → CallBridge)"), "url-commands-crm--callbridge");
     assert_eq!(link_targets("see [a](b.md#c) and `[x](y)` <img src=\"d.png\">"), vec!["b.md#c", "d.png"]);
+}
+
+/// `callbridge ARGS --help`'s output, or the reason it failed.
+fn help(args: &[&str]) -> Result<String, String> {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = bridge::command();
+    cmd.args(args).arg("--help");
+    let out = bridge::private_dirs(&mut cmd, home.path()).stdin(Stdio::null()).output().expect("callbridge runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() { Ok(text) } else { Err(format!("{}{}", text, String::from_utf8_lossy(&out.stderr))) }
+}
+
+#[test]
+fn the_command_line_page_lists_every_command_as_the_binary_takes_it() {
+    let page = repo_root().join("docs/command-line.md");
+    let text = std::fs::read_to_string(&page).expect("docs/command-line.md");
+    let synopsis: Vec<String> = blocks("docs/command-line.md", &text)
+        .expect("well-formed")
+        .into_iter()
+        .filter(|b| b.lang == "text")
+        .flat_map(|b| b.text.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("callbridge "))
+        .collect();
+    assert!(synopsis.len() >= 10, "the synopsis block was not found: {synopsis:?}");
+    let mut wrong = Vec::new();
+    let mut documented = Vec::new();
+    for line in &synopsis {
+        // The usage, before the description (two or more spaces).
+        let usage = line.split("  ").next().unwrap_or_default();
+        let words: Vec<&str> = usage.split_whitespace().skip(1).collect();
+        // Subcommand words come first (`config path|show|check`); arguments and options follow.
+        let path: Vec<&str> = words.iter().take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '|')).copied().collect();
+        let options: Vec<&str> = words.iter().map(|w| w.trim_start_matches('[')).filter(|w| w.starts_with("--")).collect();
+        let (last, parents) = path.split_last().expect("a subcommand after `callbridge`");
+        documented.push(path[0].to_owned());
+        for alternative in last.split('|') {
+            let args: Vec<&str> = parents.iter().copied().chain([alternative]).collect();
+            match help(&args) {
+                Err(e) => wrong.push(format!("`callbridge {}` is not a command: {e}", args.join(" "))),
+                Ok(out) => {
+                    for option in &options {
+                        if !out.contains(option) {
+                            wrong.push(format!("`callbridge {}` takes no {option}", args.join(" ")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // And the other way round: every command the binary has is on the page.
+    let top = help(&[]).expect("callbridge --help");
+    let commands = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help");
+    for command in commands {
+        if !documented.iter().any(|d| d == command) {
+            wrong.push(format!("`callbridge {command}` is missing from docs/command-line.md"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
