@@ -77,6 +77,13 @@ impl DesktopApp {
     /// Writes `config` (TOML) and starts the app with `args` (e.g. `["--open", "settings"]`; a window
     /// must open at start, because WebKitWebDriver attaches to the first webview).
     pub async fn launch(config: &str, args: &[&str]) -> DesktopApp {
+        DesktopApp::launch_with_bus(config, args, |_| ()).await.0
+    }
+
+    /// [`DesktopApp::launch`], with `on_bus` run on the test's session bus address before the app
+    /// starts: for fakes of the desktop's services (a notification server, a tray host) that must be
+    /// there when the app looks for them. Returns what `on_bus` made, kept by the caller.
+    pub async fn launch_with_bus<T>(config: &str, args: &[&str], on_bus: impl FnOnce(&str) -> T) -> (DesktopApp, T) {
         let guard = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().to_owned();
@@ -99,6 +106,8 @@ impl DesktopApp {
         dbus.args(["--session", "--nofork", "--print-address=1"]);
         let (child, bus) = spawn_reading_first_line(dbus, "dbus-daemon (apt-get install dbus)");
         processes.push(child);
+
+        let services = on_bus(&bus);
 
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         let env: Vec<(String, String)> = vec![
@@ -145,7 +154,7 @@ impl DesktopApp {
         let api = api_url(config);
         let app = DesktopApp { driver, api, home, config_path, env, processes, logs, _guard: guard, _dir: dir };
         app.wait_for_api().await;
-        app
+        (app, services)
     }
 
     async fn wait_for_api(&self) {
@@ -154,6 +163,11 @@ impl DesktopApp {
             reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ())
         })
         .await;
+    }
+
+    /// The address of the test's own session bus, which the app uses.
+    pub fn bus_address(&self) -> &str {
+        self.env.iter().find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS").map(|(_, v)| v.as_str()).unwrap_or_default()
     }
 
     /// Everything the app (and the drivers) logged so far.

@@ -9,6 +9,7 @@
 // Xvfb, tauri-driver with WebKitWebDriver and /proc: the desktop e2e runs on Linux only.
 #![cfg(target_os = "linux")]
 
+pub mod fakes;
 pub mod harness;
 pub mod pages;
 pub mod testid;
