@@ -72,7 +72,7 @@ async fn the_popup_shows_the_number_first_then_the_caller_and_opens_their_record
     let shown = wait_text(&app.driver, INCOMING_NAME, "the looked-up caller in the popup", |t| !t.is_empty()).await;
     assert_eq!(shown, "Ada Lovelace — Acme Corp");
     assert_eq!(popup.number().await, ADA);
-    app.screenshot("incoming-popup-lookup.png").await;
+    app.screenshot_from_display("incoming-popup-lookup.png").await;
 
     let record = format!("{}/contacts/42", crm.url());
     assert_eq!(call(&app, &id).await["record_url"], record.as_str());
@@ -165,7 +165,6 @@ async fn a_missed_call_notifies_counts_in_the_tray_and_calls_back_through_the_di
     assert_eq!(popup.number().await, ADA, "prefilled to call back");
     let entries = popup.recent().await;
     assert!(entries.iter().any(|(text, missed)| *missed && text.contains(ADA) && text.contains("(missed)")), "{entries:?}");
-    app.screenshot("dial-popup-missed.png").await;
 
     // Looking clears the count; and nothing was dialed by the click.
     eventually(WAIT, "the count to clear once the popup is open", || {
