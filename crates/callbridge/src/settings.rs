@@ -570,6 +570,92 @@ mod tests {
         assert_eq!(get(&format!("http://{addr}/health")).await, 200);
     }
 
+    /// The settings page validates against `GET /api/v1/settings/schema`: it serves every placeholder
+    /// the engine accepts, the reserved segments the engine refuses, and every limit.
+    #[tokio::test]
+    async fn the_schema_serves_what_the_engine_checks() {
+        let settings = Settings::new(engine(0), None, None);
+        let addr = settings.start_listener().await.expect("listens");
+        let schema: serde_json::Value =
+            reqwest::get(format!("http://{addr}/api/v1/settings/schema")).await.expect("answered").json().await.expect("json");
+        let served: Vec<&str> = schema["placeholders"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+        for p in crate::notify::template::Placeholder::ALL {
+            assert!(served.contains(&p.name()), "${} is accepted by the engine but not served: {served:?}", p.name());
+        }
+        for name in &served {
+            assert!(crate::notify::template::Template::parse(&format!("${name}")).is_ok(), "${name} is served but refused");
+        }
+        let reserved: Vec<&str> = schema["reserved_segments"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+        assert!(!reserved.is_empty());
+        for segment in &reserved {
+            assert!(crate::config::Segment::parse(segment).is_err(), "{segment} is served as reserved but accepted");
+        }
+        for segment in ["api", "health", "webhooks", "ui", "assets"] {
+            assert!(crate::config::Segment::parse(segment).is_err() == reserved.contains(&segment), "{segment}");
+        }
+        let limits = schema["limits"].as_array().map(Vec::len);
+        assert_eq!(limits, Some(bounded().len()), "{schema}");
+    }
+
+    /// "Always allow this site" and the tray's Do not disturb change the configuration under the same
+    /// revision as the settings page: a page's stale copy is refused, and no writer loses another's
+    /// change.
+    #[tokio::test]
+    async fn every_writer_changes_the_revision_and_a_stale_copy_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("callbridge.toml");
+        let config = Config::default();
+        let mut services = Services::with_secrets(&config, Arc::new(MemorySecrets::default()));
+        services.config_file = Some(path.clone());
+        let engine = Engine::start_with(config, services);
+        let settings = Settings::new(engine.clone(), Some(path.clone()), None);
+        let mut watch = settings.watch();
+        let page_copy = (*engine.config()).clone();
+        let page_revision = engine.config_revision();
+        assert_eq!(watch.borrow_and_update().config_revision, page_revision);
+
+        engine.trust_origin("https://crm.example.com").await.expect("trusted");
+        let after_trust = engine.config_revision();
+        assert_ne!(after_trust, page_revision);
+        assert!(watch.has_changed().unwrap_or(false), "the change was announced");
+        assert_eq!(watch.borrow_and_update().config_revision, after_trust, "with its revision");
+
+        let mut stale = page_copy.clone();
+        stale.desktop.popups = false;
+        match settings.save_edited(stale, Some(&page_revision)).await {
+            Err(SaveError::Stale { revision, current, .. }) => {
+                assert_eq!(revision, after_trust);
+                assert_eq!(current.security.trusted_origins.len(), 1);
+            }
+            other => panic!("expected a stale save, got {other:?}"),
+        }
+        assert!(engine.config().desktop.popups, "the stale change was not applied");
+        assert!(std::fs::read_to_string(&path).expect("file").contains("crm.example.com"), "the origin is in the file");
+
+        // Do not disturb, from the tray, while origins are trusted at the same time: nothing is lost.
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (engine, settings) = (engine.clone(), settings.clone());
+            tasks.push(tokio::spawn(async move {
+                engine.trust_origin(&format!("https://crm{i}.example.com")).await.expect("trusted");
+                settings.update(|c| c.desktop.do_not_disturb = !c.desktop.do_not_disturb).await.expect("toggled");
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let now = engine.config();
+        assert_eq!(now.security.trusted_origins.len(), 9, "{:?}", now.security.trusted_origins);
+        assert!(!now.desktop.do_not_disturb, "toggled an even number of times");
+        assert_eq!(Config::load(&path).expect("the file loads").security.trusted_origins.len(), 9);
+
+        // A copy of the revision in force saves.
+        let mut fresh = (*engine.config()).clone();
+        fresh.desktop.popups = false;
+        settings.save_edited(fresh, Some(&engine.config_revision())).await.expect("saves");
+        assert!(!engine.config().desktop.popups);
+    }
+
     #[tokio::test]
     async fn invalid_settings_name_the_field_and_a_check_can_refuse() {
         let check: Check = Box::new(|c: &Config| {
