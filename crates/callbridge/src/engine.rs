@@ -231,9 +231,12 @@ struct Inner {
     secrets: Arc<dyn SecretStore>,
 }
 
+/// A function told of each configuration applied.
+type ConfigCallback = Box<dyn Fn(&Config) + Send + Sync>;
+
 /// What [`Engine::on_config_applied`] installed.
 #[derive(Default)]
-struct ConfigHook(RwLock<Option<Box<dyn Fn(&Config) + Send + Sync>>>);
+struct ConfigHook(RwLock<Option<ConfigCallback>>);
 
 impl std::fmt::Debug for ConfigHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -334,7 +337,7 @@ impl Engine {
     }
 
     /// Calls `hook` with every configuration applied from now on (it replaces an earlier hook).
-    pub fn on_config_applied(&self, hook: Box<dyn Fn(&Config) + Send + Sync>) {
+    pub fn on_config_applied(&self, hook: ConfigCallback) {
         *self.inner.config_applied.0.write().unwrap_or_else(PoisonError::into_inner) = Some(hook);
     }
 
