@@ -36,7 +36,8 @@ const SEGMENTS = ["make", "answer", "end"];
 // ---- validation -------------------------------------------------------------------------------
 
 function checkPort(value) {
-  return checkNumber(value, limitOf(schema, "listener.port"));
+  const limit = limitOf(schema, "listener.port");
+  return checkNumber(value, limit) ? `Enter a port between ${limit.min} and ${limit.max}.` : "";
 }
 
 function checkSegment(name, value, all) {
