@@ -73,10 +73,57 @@ fn spawn_reading_first_line(mut cmd: Command, what: &str) -> (Child, String) {
     (child, first.trim().to_owned())
 }
 
+/// A gnome-keyring in the foreground on the session bus `bus`, its login keyring created unlocked
+/// (the password is read from stdin); returns once it has said where its control socket is.
+fn start_keyring(bus: &str, home: &Path) -> Child {
+    use std::io::Write;
+    let data = home.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let mut child = Command::new("gnome-keyring-daemon")
+        .args(["--foreground", "--unlock", "--components=secrets"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_RUNTIME_DIR", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start gnome-keyring-daemon (apt-get install gnome-keyring): {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(b"callbridge-test").expect("keyring password");
+    }
+    // It says nothing in the foreground: wait until it owns the Secret Service's name on the bus.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let owned = Command::new("dbus-send")
+            .args(["--session", "--dest=org.freedesktop.DBus", "--print-reply", "/org/freedesktop/DBus"])
+            .args(["org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .output()
+            .expect("dbus-send (apt-get install dbus)");
+        if String::from_utf8_lossy(&owned.stdout).contains("boolean true") {
+            return child;
+        }
+        assert!(std::time::Instant::now() < deadline, "gnome-keyring-daemon did not take the Secret Service name within 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl DesktopApp {
     /// Writes `config` (TOML) and starts the app with `args` (e.g. `["--open", "settings"]`; a window
     /// must open at start, because WebKitWebDriver attaches to the first webview).
     pub async fn launch(config: &str, args: &[&str]) -> DesktopApp {
+        DesktopApp::start(config, args, false).await
+    }
+
+    /// Like [`Self::launch`], with an unlocked keyring (a gnome-keyring of its own on the app's
+    /// session bus, its files in the app's home), so the app can store secrets.
+    pub async fn launch_with_keyring(config: &str, args: &[&str]) -> DesktopApp {
+        DesktopApp::start(config, args, true).await
+    }
+
+    async fn start(config: &str, args: &[&str], keyring: bool) -> DesktopApp {
         let guard = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().to_owned();
@@ -99,6 +146,9 @@ impl DesktopApp {
         dbus.args(["--session", "--nofork", "--print-address=1"]);
         let (child, bus) = spawn_reading_first_line(dbus, "dbus-daemon (apt-get install dbus)");
         processes.push(child);
+        if keyring {
+            processes.push(start_keyring(&bus, &home));
+        }
 
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         let env: Vec<(String, String)> = vec![
@@ -184,6 +234,19 @@ impl DesktopApp {
             .status()
             .expect("xdotool (apt-get install xdotool)");
         assert!(status.success(), "xdotool key {keys}: {status:?}");
+    }
+
+    /// The secret the app's OS keyring (the Secret Service of its D-Bus session) holds under
+    /// `entry`, read with `secret-tool`, not through CallBridge; `None` when there is none.
+    pub fn keyring_secret(&self, entry: &str) -> Option<String> {
+        let out = Command::new("secret-tool")
+            .args(["lookup", "service", "CallBridge", "username", entry])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .expect("secret-tool (apt-get install libsecret-tools)");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// What the app handed to the OS to open (the fake `xdg-open` records each call).

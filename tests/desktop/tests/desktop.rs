@@ -122,6 +122,32 @@ async fn every_placeholder_saves_and_engine_errors_land_under_their_field() {
     app.quit().await;
 }
 
+/// A secret typed into the phone system's form goes to the keyring entry the configuration names:
+/// Kazoo's `secret_entry`, and baresip's SIP password (its `password_entry` is named by the save
+/// when none was set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_typed_in_the_form_land_in_the_configured_entries() {
+    let port = free_port();
+    let kazoo = "[provider]\nkind = \"kazoo\"\n\n[provider.kazoo]\napi_url = \"http://127.0.0.1:9/\"\naccount_id = \"acc1\"\nclicktocall_id = \"c2c1\"\nsecret_entry = \"acme-kazoo\"\n";
+    let app = DesktopApp::launch_with_keyring(&config(port, kazoo), &["--open", "settings"]).await;
+    let page = SettingsPage::ready(&app.driver).await;
+    page.type_secret("secret", "kazoo-key-1").await;
+    let saved = page.save().await;
+    assert!(saved.starts_with("Saved") && !saved.contains("not stored"), "{saved}\n{}", app.logs());
+    assert_eq!(app.keyring_secret("acme-kazoo").as_deref(), Some("kazoo-key-1"), "in the configured entry");
+    assert_eq!(app.keyring_secret("kazoo"), None, "not in the default entry");
+
+    page.choose_provider("baresip").await;
+    page.type_secret("sip_password", "sip-pass-1").await;
+    let saved = page.save().await;
+    assert!(saved.starts_with("Saved") && !saved.contains("not stored"), "{saved}\n{}", app.logs());
+    let (_, body) = app.get("/api/v1/config").await;
+    let entry = body["config"]["provider"]["baresip"]["password_entry"].as_str().map(str::to_owned);
+    assert_eq!(entry.as_deref(), Some("baresip"), "{body}");
+    assert_eq!(app.keyring_secret("baresip").as_deref(), Some("sip-pass-1"));
+    app.quit().await;
+}
+
 /// Switches Do not disturb as the tray does: read, change, save with the revision read.
 async fn set_dnd(app: &DesktopApp, on: bool) {
     let (_, body) = app.get("/api/v1/config").await;

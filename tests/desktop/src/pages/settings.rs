@@ -92,6 +92,16 @@ impl<'a> SettingsPage<'a> {
         .await
     }
 
+    /// Types `value` into the phone system form's secret field `key` (e.g. `sip_password`).
+    pub async fn type_secret(&self, key: &str, value: &str) {
+        let by = By::Css(format!("[data-testid=\"provider-secret-{key}\"]"));
+        let input = callbridge_e2e::eventually_async(std::time::Duration::from_secs(20), "the secret field", || async {
+            self.driver.find(by.clone()).await.ok()
+        })
+        .await;
+        input.send_keys(value).await.expect("type");
+    }
+
     /// Chooses the phone system.
     pub async fn choose_provider(&self, kind: &str) {
         let select = element(self.driver, PROVIDER_KIND).await;
