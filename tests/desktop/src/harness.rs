@@ -91,23 +91,31 @@ fn start_keyring(bus: &str, home: &Path) -> Child {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start gnome-keyring-daemon (apt-get install gnome-keyring): {e}"));
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(b"callbridge-test").expect("keyring password");
+        // A failed write shows as the daemon never taking the name, below.
+        let _ = stdin.write_all(b"callbridge-test");
     }
     // It says nothing in the foreground: wait until it owns the Secret Service's name on the bus.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let owned = Command::new("dbus-send")
+    let owns_name = || {
+        Command::new("dbus-send")
             .args(["--session", "--dest=org.freedesktop.DBus", "--print-reply", "/org/freedesktop/DBus"])
             .args(["org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"])
             .env("DBUS_SESSION_BUS_ADDRESS", bus)
             .output()
-            .expect("dbus-send (apt-get install dbus)");
-        if String::from_utf8_lossy(&owned.stdout).contains("boolean true") {
-            return child;
-        }
-        assert!(std::time::Instant::now() < deadline, "gnome-keyring-daemon did not take the Secret Service name within 10 s");
+            .map(|out| String::from_utf8_lossy(&out.stdout).contains("boolean true"))
+            .unwrap_or(false)
+    };
+    let mut ready = owns_name();
+    while !ready && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
+        ready = owns_name();
     }
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gnome-keyring-daemon did not take the Secret Service name within 10 s (is dbus-send installed? apt-get install dbus)");
+    }
+    child
 }
 
 impl DesktopApp {
