@@ -343,6 +343,8 @@ impl Engine {
 
     /// Applies a new configuration at once: rules, dialing, simulator timings, and the provider if its
     /// settings changed. The listener is the caller's to restart if its address or segments changed.
+    /// Callers that change the configuration hold [`Self::config_writer`] (see
+    /// [`crate::settings::Settings`], which does).
     pub async fn apply_config(&self, config: Config) {
         let old = self.config();
         self.inner.notifier.set_rules(config.notifications.clone());
