@@ -1,13 +1,15 @@
 // The settings page: mirrors the option tables of the config file (Enreach Contact's "Accept URL Commands" and
 // "URL Call Notifications", VoipNow's per-event request table), the phone system's fields and the
-// desktop's own settings, and the CRM's caller lookup with its Test button. Validation runs as you type; Save sends the whole configuration to
-// PUT /api/v1/config, which applies it at once or says which field is wrong.
+// desktop's own settings, and the CRM's caller lookup with its Test button. Validation runs as you type,
+// against what the engine serves at GET /api/v1/settings/schema (ui/validate.js); Save sends the whole
+// configuration with the revision it was edited from to PUT /api/v1/config, which applies it at once,
+// says which field is wrong (the error is shown under that field), or — when the settings changed
+// elsewhere meanwhile — refuses with the settings in force, which the form then shows.
 
 import { api, inApp, onEvent, desktop, show, byId } from "./api.js";
 import { refreshActivity, wireActivity } from "./activity.js";
+import { checkNumber, checkSegment as segmentProblem, checkUrl as urlProblem, limitOf, locate } from "./validate.js";
 
-const RESERVED = ["api", "health", "webhooks", "ui", "assets"];
-const PLACEHOLDERS = ["callerid", "direction", "callid", "from", "to", "name", "company", "record_url", "extension", "event", "disposition", "duration", "timestamp", "state", "provider"];
 const EVENTS = [
   ["incoming", "Incoming (Dial-In)"],
   ["outgoing", "Outgoing (Dial-Out)"],
@@ -16,43 +18,35 @@ const EVENTS = [
 ];
 
 let config = null;
+/** The revision of the configuration the form was filled from; PUT sends it back. */
+let revision = null;
+/** GET /api/v1/settings/schema: placeholders, reserved segments, limits, provider forms. */
+let schema = { placeholders: [], reserved_segments: [], limits: [], providers: [] };
 let providers = [];
 let secretState = {};
 let selected = new Set();
+/** The user changed something since the form was filled. */
+let dirty = false;
+/** A save is under way; settings events that arrive meanwhile are looked at once it is done. */
+let saving = false;
+let revisionSeenWhileSaving = null;
 
 const SEGMENTS = ["make", "answer", "end"];
 
 // ---- validation -------------------------------------------------------------------------------
 
 function checkPort(value) {
-  const n = Number(value);
-  if (!/^\d+$/.test(String(value).trim()) || n < 1 || n > 65535) return "Enter a port between 1 and 65535.";
-  return "";
+  const limit = limitOf(schema, "listener.port");
+  return checkNumber(value, limit) ? `Enter a port between ${limit.min} and ${limit.max}.` : "";
 }
 
 function checkSegment(name, value, all) {
-  const s = String(value).trim().replace(/^\/+|\/+$/g, "");
-  if (!s) return "A command needs a path segment.";
-  if (s.length > 64) return "At most 64 characters.";
-  const bad = s.match(/[^A-Za-z0-9_-]/);
-  if (bad) return `"${bad[0]}" is not allowed: use letters, digits, - and _.`;
-  if (RESERVED.includes(s.toLowerCase())) return `"${s}" is reserved for CallBridge's own paths.`;
-  for (const other of SEGMENTS) {
-    if (other !== name && String(all[other]).trim().toLowerCase() === s.toLowerCase()) return `Same as the ${other} command; each needs its own.`;
-  }
-  return "";
+  return segmentProblem(name, value, all, schema);
 }
 
 /** "" when `value` is a usable URL template, else why not. Empty is allowed when `optional`. */
 export function checkUrl(value, optional) {
-  const s = String(value || "").trim();
-  if (!s) return optional ? "" : "Enter the URL to call.";
-  if (!/^https?:\/\/[^\s/$?#]+/i.test(s)) return "Start with http:// or https:// and a host.";
-  if (/\s/.test(s)) return "A URL cannot contain spaces.";
-  for (const m of s.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g)) {
-    if (!PLACEHOLDERS.includes(m[1].toLowerCase())) return `$${m[1]} is not a placeholder; use one of $${PLACEHOLDERS.join(", $")}.`;
-  }
-  return "";
+  return urlProblem(value, optional, schema);
 }
 
 function mark(input, errorEl, message) {
@@ -224,7 +218,7 @@ function renderRules() {
     const urlError = document.createElement("span");
     urlError.className = "error";
     urlError.setAttribute("data-testid", "rule-error");
-    urlError.dataset.error = `notification.${index}`;
+    urlError.dataset.error = `notification[${index}]`;
     url.addEventListener("input", () => {
       rule.url = url.value.trim();
       mark(url, urlError, checkUrl(rule.url, false));
@@ -343,7 +337,9 @@ function renderProvider() {
       input.type = "password";
       input.autocomplete = "off";
       input.setAttribute("data-testid", `provider-secret-${field.key}`);
+      input.dataset.secretKey = field.key;
       input.dataset.secretEntry = field.entry;
+      input.title = `Kept in the OS keyring under "${field.entry}"`;
       input.placeholder = secretState[field.entry] ? "•••••••• (stored in the keyring; type to replace)" : "not set";
     } else if (field.type === "choice") {
       const current = section[field.key] ?? field.options[0];
@@ -360,6 +356,7 @@ function renderProvider() {
       if (field.type === "number") {
         input.min = field.min;
         input.max = field.max;
+        input.dataset.limit = `provider.${form.kind}.${field.key}`;
       }
       input.placeholder = field.placeholder || "";
       input.value = section[field.key] ?? "";
@@ -383,20 +380,43 @@ function checkField(field, value) {
   const s = String(value).trim();
   if (!s) return field.required ? "Required." : "";
   if (field.type === "number") {
-    const n = Number(s);
-    if (!/^\d+$/.test(s) || n < field.min || n > field.max) return `Enter a whole number from ${field.min} to ${field.max}.`;
+    const limit = { min: field.min, max: field.max };
+    const served = limitOf(schema, `provider.${config.provider.kind}.${field.key}`);
+    const atMost = served && served.at_most ? Number(providerSection(config.provider.kind)[served.at_most.split(".").pop()]) : undefined;
+    return checkNumber(s, limit, Number.isFinite(atMost) ? atMost : undefined);
   }
   if (field.type === "url") return checkUrl(s, !field.required);
   return "";
 }
 
-async function saveSecrets() {
-  for (const input of document.querySelectorAll("[data-secret-entry]")) {
+/** The secrets typed in the phone system's form: `[{ kind, key, value }]`. A secret whose keyring
+ * entry the configuration does not name yet (the baresip SIP password) gets the form's entry named. */
+function typedSecrets() {
+  const kind = config.provider.kind;
+  const form = providers.find((p) => p.kind === kind);
+  const typed = [];
+  for (const input of document.querySelectorAll("[data-secret-key]")) {
     if (!input.value) continue;
-    const { status, body } = await api("PUT", `/secrets/${encodeURIComponent(input.dataset.secretEntry)}`, { value: input.value });
+    const field = form && form.fields.find((f) => f.key === input.dataset.secretKey);
+    if (field && field.entry_key) {
+      const section = providerSection(kind);
+      if (!String(section[field.entry_key] || "").trim()) section[field.entry_key] = field.entry;
+    }
+    typed.push({ kind, key: input.dataset.secretKey, value: input.value });
+  }
+  return typed;
+}
+
+/** Stores typed secrets under the keyring entries the saved configuration names (the forms are
+ * read again after the save, so a changed entry name is the one written). */
+async function saveSecrets(typed) {
+  for (const { kind, key, value } of typed) {
+    const form = providers.find((p) => p.kind === kind);
+    const field = form && form.fields.find((f) => f.key === key);
+    if (!field) throw new Error(`the ${kind} form has no secret ${key}`);
+    const { status, body } = await api("PUT", `/secrets/${encodeURIComponent(field.entry)}`, { value });
     if (status !== 200) throw new Error(body.message || "the keyring refused the secret");
-    input.value = "";
-    secretState[input.dataset.secretEntry] = true;
+    secretState[field.entry] = true;
   }
 }
 
@@ -449,12 +469,8 @@ function checkPointer(value) {
   return "";
 }
 
-function checkWhole(value, min, max) {
-  const s = String(value).trim();
-  const n = Number(s);
-  if (!/^\d+$/.test(s) || n < min || n > max) return `Enter a whole number from ${min} to ${max}.`;
-  return "";
-}
+/** The numeric inputs of the lookup section and their settings; their bounds come from the schema. */
+const LOOKUP_NUMBERS = [["lookup-timeout", "timeout_ms"], ["lookup-ttl", "cache_ttl_secs"], ["lookup-miss-ttl", "miss_ttl_secs"]];
 
 /** `{ headers }` from the "Name: value" lines, or `{ error }`. */
 function parseHeaders(text) {
@@ -509,9 +525,9 @@ function readLookup() {
     check(id, key, checkPointer(value));
     if (value) l[key] = value;
   }
-  for (const [id, key, min, max] of [["lookup-timeout", "timeout_ms", 100, 10000], ["lookup-ttl", "cache_ttl_secs", 0, 86400], ["lookup-miss-ttl", "miss_ttl_secs", 0, 86400]]) {
+  for (const [id, key] of LOOKUP_NUMBERS) {
     const value = byId(id).value;
-    check(id, key, checkWhole(value, min, max));
+    check(id, key, checkNumber(value, limitOf(schema, `lookup.${key}`)));
     l[key] = Number(value);
   }
   l.cache_entries = lookupConfig().cache_entries ?? 1000;
@@ -623,7 +639,26 @@ function renderListenerStatus(listener) {
   else show("listener-status", listener.url ? `Listening on ${listener.url}` : "Not listening", listener.url ? "ok" : "error");
 }
 
+/** What the engine serves that the form shows: the placeholder list and every input's bounds. */
+function renderSchema() {
+  show("placeholder-list", schema.placeholders.map((p) => `$${p.name}`).join(" "));
+  const list = byId("placeholder-list");
+  if (list) list.title = schema.placeholders.map((p) => `$${p.name}: ${p.description}`).join("\n");
+  const bound = (input, field) => {
+    const limit = limitOf(schema, field);
+    if (input && limit) {
+      input.min = limit.min;
+      input.max = limit.max;
+    }
+  };
+  bound(byId("listen-port"), "listener.port");
+  for (const [id, key] of LOOKUP_NUMBERS) bound(byId(id), `lookup.${key}`);
+}
+
 function render() {
+  for (const el of document.querySelectorAll(".error")) el.textContent = "";
+  for (const el of document.querySelectorAll("[aria-invalid]")) el.setAttribute("aria-invalid", "false");
+  renderSchema();
   byId("listen-port").value = config.listener.port;
   for (const name of SEGMENTS) byId(`segment-${name}`).value = config.listener[name];
   renderExamples();
@@ -650,17 +685,32 @@ function validateAll() {
   return ok && Boolean(lookup);
 }
 
-/** Puts a server-side error under the field it names. */
+/** Puts an engine error under the field it names (`listener.port`, `notification[2].url`,
+ * `provider.kazoo.api_url`); false when the page has no such field. */
 function showFieldError(field, message) {
-  let el = document.querySelector(`[data-error="${CSS.escape(field)}"]`);
-  if (!el && field.startsWith("notification.")) {
-    el = document.querySelector(`[data-error="notification.${field.split(".")[1]}"]`);
+  const where = locate(field);
+  let el = null;
+  if (where.rule !== undefined) {
+    const rows = byId("rules").querySelectorAll('[data-testid="rule-row"]');
+    el = rows[where.rule] ? rows[where.rule].querySelector('[data-testid="rule-error"]') : null;
+  } else {
+    el = document.querySelector(`[data-error="${CSS.escape(where.field)}"]`);
   }
-  if (el) {
-    el.textContent = message;
-    const input = el.parentElement && el.parentElement.querySelector("input");
-    if (input) input.setAttribute("aria-invalid", "true");
-  }
+  if (!el) return false;
+  el.textContent = message;
+  const input = el.parentElement && el.parentElement.querySelector("input, select, textarea");
+  if (input) input.setAttribute("aria-invalid", "true");
+  el.scrollIntoView({ block: "center" });
+  return true;
+}
+
+/** Fills the form from a configuration and its revision; nothing is left unsaved afterwards. */
+function adopt(newConfig, newRevision) {
+  config = newConfig;
+  revision = newRevision;
+  dirty = false;
+  byId("reload").hidden = true;
+  render();
 }
 
 async function save() {
@@ -673,13 +723,18 @@ async function save() {
   config.listener.port = Number(v.port);
   for (const name of SEGMENTS) config.listener[name] = String(v[name]).trim().replace(/^\/+|\/+$/g, "");
   show("save-status", "Saving…", "busy");
+  saving = true;
+  revisionSeenWhileSaving = null;
   try {
-    await saveSecrets();
-    const { status, body } = await api("PUT", "/config", config);
+    const typed = typedSecrets();
+    const { status, body } = await api("PUT", "/config", { ...config, revision });
     if (status === 200) {
-      config = body.config;
+      adopt(body.config, body.revision);
       let keyProblem = "";
       try {
+        // The forms again: their secret fields now name the entries the saved configuration names.
+        await loadSchema();
+        await saveSecrets(typed);
         await saveLookupSecret();
       } catch (e) {
         keyProblem = String(e.message || e);
@@ -688,16 +743,50 @@ async function save() {
       renderListenerStatus(listener);
       render();
       const where = body.saved.path ? ` to ${body.saved.path}` : "";
-      if (keyProblem) show("save-status", `Saved${where}, but the lookup's API key was not stored: ${keyProblem}`, "error");
+      if (keyProblem) show("save-status", `Saved${where}, but a secret was not stored in the keyring: ${keyProblem}`, "error");
       else show("save-status", `Saved${where} and applied.`, "ok");
       movePageIfListenerMoved(listener);
       return;
     }
-    if (body.field) showFieldError(body.field, body.message);
-    show("save-status", `Not saved: ${body.message}`, "error");
+    if (status === 409 && body.error === "stale") {
+      adopt(body.config, body.revision);
+      show(
+        "save-status",
+        "Not saved: the settings were changed elsewhere while this page was open (for example Do not disturb from the tray, or a site you allowed). The form now shows the settings in force; make your change again and save.",
+        "error",
+      );
+      return;
+    }
+    const placed = body.field ? showFieldError(body.field, body.message) : false;
+    show("save-status", `Not saved: ${body.message}${placed ? "" : body.field ? ` (${body.field})` : ""}`, "error");
   } catch (e) {
     show("save-status", `Not saved: ${e}`, "error");
+  } finally {
+    saving = false;
+    if (revisionSeenWhileSaving && revisionSeenWhileSaving !== revision) onSettingsChanged(revisionSeenWhileSaving);
   }
+}
+
+/** Another writer changed the configuration: show it, unless the user has edits, who is then told. */
+async function onSettingsChanged(newRevision) {
+  if (!newRevision || !revision || newRevision === revision) return;
+  if (saving) {
+    revisionSeenWhileSaving = newRevision;
+    return;
+  }
+  if (dirty) {
+    show("save-status", "The settings were changed elsewhere while you were editing. Saving now would be refused; Reload shows them (your unsaved changes are lost).", "error");
+    byId("reload").hidden = false;
+    return;
+  }
+  await reload();
+  show("save-status", "The settings were changed elsewhere; the form shows them now.", "ok");
+}
+
+async function reload() {
+  const [cfg] = await Promise.all([api("GET", "/config"), loadSchema(), loadSecrets()]);
+  adopt(cfg.body.config, cfg.body.revision);
+  show("save-status", "", "");
 }
 
 /** In a browser the page lives on the listener: after a port change, follow it to the new port. */
@@ -710,19 +799,23 @@ function movePageIfListenerMoved(listener) {
   }
 }
 
-async function load() {
-  const [cfg, prov, sec, lis] = await Promise.all([
-    api("GET", "/config"),
-    api("GET", "/providers"),
-    api("GET", "/secrets"),
-    api("GET", "/listener"),
-  ]);
-  config = cfg.body.config;
-  providers = prov.body.providers || [];
+async function loadSchema() {
+  const { status, body } = await api("GET", "/settings/schema");
+  if (status !== 200) throw new Error(body.message || `the settings schema answered ${status}`);
+  schema = body;
+  providers = body.providers || [];
+}
+
+async function loadSecrets() {
+  const sec = await api("GET", "/secrets");
   secretState = {};
   if (sec.status === 200) for (const s of sec.body.secrets) secretState[s.entry] = s.set;
+}
+
+async function load() {
+  const [cfg, , , lis] = await Promise.all([api("GET", "/config"), loadSchema(), loadSecrets(), api("GET", "/listener")]);
   renderListenerStatus(lis.body.listener);
-  render();
+  adopt(cfg.body.config, cfg.body.revision);
   if (inApp) {
     byId("autostart").checked = Boolean(await desktop.invoke("autostart_enabled"));
   }
@@ -791,8 +884,20 @@ function wire() {
     if (e.key === "Enter") testLookup();
   });
   byId("save").addEventListener("click", save);
+  byId("reload").addEventListener("click", () => reload().catch((e) => show("save-status", `Cannot load the settings: ${e}`, "error")));
+  // Any edit of a setting (not the Test number, not the Activity view) is unsaved until Save.
+  const edited = (e) => {
+    if (e.target.closest("[data-testid=activity]") || e.target === byId("lookup-test-number") || e.target === byId("autostart")) return;
+    dirty = true;
+  };
+  document.querySelector("main").addEventListener("input", edited);
+  document.querySelector("main").addEventListener("change", edited);
   onEvent((kind, data) => {
-    if (kind === "settings" && data) renderListenerStatus(data.listener);
+    if (kind === "settings" && data) {
+      renderListenerStatus(data.listener);
+      onSettingsChanged(data.config_revision).catch((e) => show("save-status", `Cannot load the settings: ${e}`, "error"));
+    }
+    if (kind === "resync") api("GET", "/config").then(({ body }) => onSettingsChanged(body.revision)).catch(() => {});
     if (kind === "call") refreshActivity();
   });
   wireActivity();

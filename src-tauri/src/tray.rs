@@ -197,9 +197,8 @@ fn toggle_dnd(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let settings = app.state::<Desktop>().settings.clone();
-        let mut config = (*settings.engine().config()).clone();
-        config.desktop.do_not_disturb = !config.desktop.do_not_disturb;
-        if let Err(e) = settings.save(config).await {
+        // Read and changed under the writers' lock: a settings page saving meanwhile is not undone.
+        if let Err(e) = settings.update(|config| config.desktop.do_not_disturb = !config.desktop.do_not_disturb).await {
             tracing::warn!(error = %e, "cannot switch Do not disturb");
         }
         refresh(&app);

@@ -25,6 +25,9 @@ use crate::provider::telecmi::TelecmiConfig;
 use crate::provider::baresip::config::BaresipConfig;
 use crate::provider::kazoo::config::KazooConfig;
 
+pub mod limits;
+pub use limits::{Limit, LIMITS};
+
 /// The version of the file format this build writes.
 pub const CONFIG_VERSION: u32 = 1;
 
@@ -119,15 +122,17 @@ pub struct Segment(String);
 
 impl Segment {
     /// Paths CallBridge itself serves, which a command segment must not shadow.
-    const RESERVED: [&'static str; 5] = ["api", "health", "webhooks", "ui", "assets"];
+    pub const RESERVED: [&'static str; 5] = ["api", "health", "webhooks", "ui", "assets"];
+    /// The longest segment, in characters.
+    pub const MAX_LEN: usize = 64;
 
     pub fn parse(s: &str) -> Result<Segment, String> {
         let s = s.trim().trim_matches('/');
         if s.is_empty() {
             return Err("a command segment cannot be empty".into());
         }
-        if s.len() > 64 {
-            return Err(format!("the command segment {s:?} is longer than 64 characters"));
+        if s.len() > Self::MAX_LEN {
+            return Err(format!("the command segment {s:?} is longer than {} characters", Self::MAX_LEN));
         }
         if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
             return Err(format!(
@@ -247,18 +252,13 @@ impl Default for SimulatorConfig {
 
 impl SimulatorConfig {
     /// The longest simulated wait: an hour.
-    pub const MAX_DELAY_MS: u64 = 3_600_000;
+    pub const MAX_DELAY_MS: u64 = limits::SIMULATOR_RING.max;
 
-    /// Each delay is at most [`Self::MAX_DELAY_MS`]. On error: the message and the key's path.
-    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
-        for (key, value) in [
-            ("ring_after_ms", self.ring_after_ms),
-            ("answer_after_ms", self.answer_after_ms),
-            ("hangup_after_ms", self.hangup_after_ms),
-        ] {
-            check_range(&format!("provider.simulator.{key}"), value, 0, Self::MAX_DELAY_MS, " (an hour)")?;
-        }
-        Ok(())
+    /// Each delay is at most [`Self::MAX_DELAY_MS`].
+    pub fn validate(&self) -> Result<(), Invalid> {
+        limits::SIMULATOR_RING.check(self.ring_after_ms)?;
+        limits::SIMULATOR_ANSWER.check(self.answer_after_ms)?;
+        limits::SIMULATOR_HANGUP.check(self.hangup_after_ms)
     }
 }
 
@@ -359,6 +359,42 @@ fn yes() -> bool {
     true
 }
 
+/// A setting that is not valid, raised where it is checked: the setting's path as the JSON API shows the
+/// configuration (`listener.port`, `notification[2].url`, `provider.kazoo.api_url`), what is wrong, and
+/// the text that finds its line in a TOML file (by default the path itself, looked up as a key in its
+/// table).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+    needle: Option<String>,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+        let field = field.into();
+        Invalid { needle: Some(field.clone()), field, message: message.into() }
+    }
+
+    /// The same error, with its line in a file found by `needle` instead of by the path.
+    pub fn found_by(mut self, needle: impl Into<String>) -> Invalid {
+        self.needle = Some(needle.into());
+        self
+    }
+
+    /// The text a file's line is found by.
+    pub fn needle(&self) -> Option<&str> {
+        self.needle.as_deref()
+    }
+
+    /// The same error for a section nested under `prefix` (`lookup` makes `timeout_ms` `lookup.timeout_ms`).
+    pub fn under(mut self, prefix: &str) -> Invalid {
+        self.field = format!("{prefix}.{}", self.field);
+        self
+    }
+}
+
 /// Why a configuration could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -401,12 +437,20 @@ impl Config {
             message: e.message().trim().to_owned(),
         })?;
         config.assign_rule_ids();
-        config.validate().map_err(|(message, needle)| ConfigError::Invalid {
+        config.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
-            line: needle.and_then(|n| line_of_needle(text, &n)),
-            message,
+            line: e.needle().and_then(|n| line_of_needle(text, n)),
+            message: e.message,
         })?;
         Ok(config)
+    }
+
+    /// A short fingerprint of this configuration's content: it changes whenever a setting does, so a
+    /// writer can tell that the configuration it edited is still the one in force.
+    pub fn revision(&self) -> String {
+        use md5::{Digest, Md5};
+        let bytes = serde_json::to_vec(self).unwrap_or_else(|_| format!("{self:?}").into_bytes());
+        Md5::digest(&bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
     /// Gives rules without an id one, as loading a file does (for configs that arrive as JSON).
@@ -426,35 +470,33 @@ impl Config {
         }
     }
 
-    /// Checks what the types alone cannot. On error: the message, and text to find its line by.
-    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
+    /// Checks what the types alone cannot. The error names the setting it is about.
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.version > CONFIG_VERSION {
-            return Err((
-                format!(
-                    "version = {} was written by a newer CallBridge; this one reads version {CONFIG_VERSION}",
-                    self.version
-                ),
-                Some("version".into()),
+            return Err(Invalid::new(
+                "version",
+                format!("version = {} was written by a newer CallBridge; this one reads version {CONFIG_VERSION}", self.version),
             ));
         }
         let l = &self.listener;
-        check_range("listener.port", u64::from(l.port), 1, 65_535, "")?;
+        limits::LISTENER_PORT.check(u64::from(l.port))?;
         let segments = [("make", &l.make), ("answer", &l.answer), ("end", &l.end)];
         for (i, (a, sa)) in segments.iter().enumerate() {
             for (b, sb) in &segments[i + 1..] {
                 if sa.as_str().eq_ignore_ascii_case(sb.as_str()) {
-                    return Err((
+                    return Err(Invalid::new(
+                        format!("listener.{b}"),
                         format!("listener.{a} and listener.{b} are both {:?}; each command needs its own segment", sa.as_str()),
-                        Some(format!("{b} =")),
-                    ));
+                    )
+                    .found_by(format!("{b} =")));
                 }
             }
         }
         let d = &self.delivery;
-        check_range("delivery.timeout_secs", d.timeout_secs, 1, 300, " (5 minutes)")?;
-        check_range("delivery.retry_initial_ms", d.retry_initial_ms, 1, 3_600_000, " (an hour)")?;
-        check_range("delivery.retry_max_delay_secs", d.retry_max_delay_secs, 1, 86_400, " (a day)")?;
-        check_range("delivery.max_age_hours", u64::from(d.max_age_hours), 1, 720, " (30 days)")?;
+        limits::DELIVERY_TIMEOUT.check(d.timeout_secs)?;
+        limits::DELIVERY_RETRY_INITIAL.check(d.retry_initial_ms)?;
+        limits::DELIVERY_RETRY_MAX.check(d.retry_max_delay_secs)?;
+        limits::DELIVERY_MAX_AGE.check(u64::from(d.max_age_hours))?;
         self.provider.simulator.validate()?;
         self.provider.telecmi.validate()?;
         match self.provider.kind {
@@ -464,30 +506,28 @@ impl Config {
         }
         self.security.validate()?;
         self.store.validate()?;
-        self.lookup.validate().map_err(|message| {
-            let field = message.split_whitespace().next().map(|f| f.trim_end_matches([',', ':', ';']).to_owned());
-            (message, field)
-        })?;
+        self.lookup.validate()?;
         let mut seen = std::collections::BTreeSet::new();
-        for rule in &self.notifications {
+        for (i, rule) in self.notifications.iter().enumerate() {
+            let field = |key: &str| format!("notification[{i}].{key}");
             if !seen.insert(rule.id.as_str()) {
-                return Err((
-                    format!("two notification rules have the id {:?}; ids must be unique", rule.id),
-                    Some(format!("\"{}\"", rule.id)),
-                ));
+                return Err(Invalid::new(field("id"), format!("two notification rules have the id {:?}; ids must be unique", rule.id))
+                    .found_by(format!("\"{}\"", rule.id)));
             }
             if rule.method == Method::Get && rule.body.is_some() {
-                return Err((
+                return Err(Invalid::new(
+                    field("body"),
                     format!("notification {:?} has a body but method GET; use method = \"POST\" to send a body", rule.id),
-                    Some("body".into()),
-                ));
+                )
+                .found_by("body"));
             }
             for name in rule.headers.keys() {
                 if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    return Err((
+                    return Err(Invalid::new(
+                        field("headers"),
                         format!("notification {:?} has the header name {name:?}, which is not a valid HTTP header name", rule.id),
-                        Some(name.clone()),
-                    ));
+                    )
+                    .found_by(name.clone()));
                 }
             }
         }
@@ -504,8 +544,8 @@ impl Config {
     /// Writes the config atomically to `path`, keeping the previous file as `.bak`.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         let write_err = |source| ConfigError::Write { path: path.to_owned(), source };
-        if let Err((message, _)) = self.validate() {
-            return Err(ConfigError::Invalid { path: path.to_owned(), line: None, message });
+        if let Err(e) = self.validate() {
+            return Err(ConfigError::Invalid { path: path.to_owned(), line: None, message: e.message });
         }
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(write_err)?;
@@ -529,15 +569,6 @@ const HEADER: &str = "\
 # Secrets (app secrets, passwords, tokens) are not kept here but in the OS keyring.
 
 ";
-
-/// Checks that `value` of the setting `field` (its dotted path) is within `min..=max`; `hint` says
-/// what the maximum is in words (" (an hour)"). On error the needle is the dotted path.
-pub fn check_range(field: &str, value: u64, min: u64, max: u64, hint: &str) -> Result<(), (String, Option<String>)> {
-    if (min..=max).contains(&value) {
-        return Ok(());
-    }
-    Err((format!("{field} must be between {min} and {max}{hint}; it is {value}"), Some(field.to_owned())))
-}
 
 /// The line a validation error is about. A dotted path (`provider.telecmi.timeout_secs`) is looked up
 /// as the key `timeout_secs` inside the table `[provider.telecmi]`; anything else is the first line

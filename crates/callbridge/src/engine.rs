@@ -222,9 +222,27 @@ struct Inner {
     store: Store,
     security: Security,
     config_file: Option<PathBuf>,
+    /// Held by every writer of the configuration for the whole of its read, check and write, so a
+    /// change made from a stale copy is noticed (see [`Engine::config_writer`]).
+    config_writes: tokio::sync::Mutex<()>,
+    /// Told of every configuration applied (the settings announce it to the open pages).
+    config_applied: ConfigHook,
     events: broadcast::Sender<CallEvent>,
     sink: EventSink,
     secrets: Arc<dyn SecretStore>,
+}
+
+/// A function told of each configuration applied.
+type ConfigCallback = Box<dyn Fn(&Config) + Send + Sync>;
+
+/// What [`Engine::on_config_applied`] installed.
+#[derive(Default)]
+struct ConfigHook(RwLock<Option<ConfigCallback>>);
+
+impl std::fmt::Debug for ConfigHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigHook")
+    }
 }
 
 /// See the module documentation. Cheap to clone; all clones share one engine.
@@ -259,6 +277,8 @@ impl Engine {
                 store,
                 security,
                 config_file,
+                config_writes: tokio::sync::Mutex::new(()),
+                config_applied: ConfigHook::default(),
                 config: RwLock::new(Arc::new(config)),
                 provider: RwLock::new(provider),
                 simulator,
@@ -304,8 +324,28 @@ impl Engine {
         Arc::clone(&self.inner.config.read().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// The revision of the configuration in force ([`Config::revision`]).
+    pub fn config_revision(&self) -> String {
+        self.config().revision()
+    }
+
+    /// Waits for the right to change the configuration. Every writer — the settings page, the tray's
+    /// Do not disturb, "Always allow this site" — holds it from reading the configuration it changes
+    /// until the change is applied and written, so no writer works from a copy another one has
+    /// meanwhile replaced.
+    pub async fn config_writer(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.config_writes.lock().await
+    }
+
+    /// Calls `hook` with every configuration applied from now on (it replaces an earlier hook).
+    pub fn on_config_applied(&self, hook: ConfigCallback) {
+        *self.inner.config_applied.0.write().unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
     /// Applies a new configuration at once: rules, dialing, simulator timings, and the provider if its
     /// settings changed. The listener is the caller's to restart if its address or segments changed.
+    /// Callers that change the configuration hold [`Self::config_writer`] (see
+    /// [`crate::settings::Settings`], which does).
     pub async fn apply_config(&self, config: Config) {
         let old = self.config();
         self.inner.notifier.set_rules(config.notifications.clone());
@@ -315,6 +355,9 @@ impl Engine {
         self.inner.simulator.reconfigure(config.provider.simulator.clone());
         let provider_changed = old.provider != config.provider;
         *self.inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
+        if let Some(hook) = &*self.inner.config_applied.0.read().unwrap_or_else(PoisonError::into_inner) {
+            hook(&config);
+        }
         if provider_changed {
             let new = build_provider(&config, self.provider_context(), &self.inner.simulator);
             let old_provider = std::mem::replace(&mut *self.inner.provider.write().unwrap_or_else(PoisonError::into_inner), new);
@@ -398,6 +441,7 @@ impl Engine {
         let path = self.inner.config_file.clone();
         let invalid = |message: String| ConfigError::Invalid { path: path.clone().unwrap_or_default(), line: None, message };
         let origin = TrustedOrigin::parse(origin).map_err(invalid)?;
+        let _writer = self.config_writer().await;
         let mut config = (*self.config()).clone();
         if config.security.trusted_origins.contains(&origin) {
             return Ok(());

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::call::{Call, CallEvent, CallEventKind, Direction};
-use crate::config::Method;
+use crate::config::{limits, Invalid, Method};
 use crate::notify::template::{Encoding, Placeholder, Template, UrlTemplate};
 use crate::number::{Country, PhoneNumber};
 use crate::secrets::{Secret, SecretStore};
@@ -112,43 +112,42 @@ impl Default for LookupConfig {
     }
 }
 
-/// Numbers a setting may take: `(field, min, max, unit)`.
-fn check_range(field: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<(), String> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("lookup.{field} is {value}; it must be between {min} and {max} {unit}"))
-    }
+fn invalid(field: &str, message: String) -> Invalid {
+    Invalid::new(format!("lookup.{field}"), message)
 }
 
-fn check_pointer(field: &str, pointer: &str) -> Result<(), String> {
+fn check_pointer(field: &str, pointer: &str) -> Result<(), Invalid> {
     if pointer.len() > 256 {
-        return Err(format!("lookup.{field} is longer than 256 characters"));
+        return Err(invalid(field, format!("lookup.{field} is longer than 256 characters")));
     }
     if !pointer.is_empty() && !pointer.starts_with('/') {
-        return Err(format!(
-            "lookup.{field} is {pointer:?}; a JSON pointer starts with / (\"/name\", \"/0/company/name\"), or is \"\" for the whole answer"
+        return Err(invalid(
+            field,
+            format!("lookup.{field} is {pointer:?}; a JSON pointer starts with / (\"/name\", \"/0/company/name\"), or is \"\" for the whole answer"),
         ));
     }
     let mut chars = pointer.chars();
     while let Some(c) = chars.next() {
         if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
-            return Err(format!("lookup.{field} is {pointer:?}; in a JSON pointer ~ must be followed by 0 (for ~) or 1 (for /)"));
+            return Err(invalid(field, format!("lookup.{field} is {pointer:?}; in a JSON pointer ~ must be followed by 0 (for ~) or 1 (for /)")));
         }
     }
     Ok(())
 }
 
-fn check_header_name(field: &str, name: &str) -> Result<(), String> {
+fn check_header_name(field: &str, name: &str) -> Result<(), Invalid> {
     reqwest::header::HeaderName::from_bytes(name.as_bytes())
         .map(drop)
-        .map_err(|_| format!("lookup.{field} has the header name {name:?}, which is not a valid HTTP header name"))
+        .map_err(|_| invalid(field, format!("lookup.{field} has the header name {name:?}, which is not a valid HTTP header name")))
 }
 
 /// A keyring entry name as `callbridge secret set` takes it.
-pub fn check_entry_name(name: &str) -> Result<(), String> {
+pub fn check_entry_name(name: &str) -> Result<(), Invalid> {
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("lookup.secret_entry is {name:?}; a keyring entry name is 1 to 64 characters without spaces, e.g. \"lookup-api-key\""));
+        return Err(invalid(
+            "secret_entry",
+            format!("lookup.secret_entry is {name:?}; a keyring entry name is 1 to 64 characters without spaces, e.g. \"lookup-api-key\""),
+        ));
     }
     Ok(())
 }
@@ -163,24 +162,22 @@ impl LookupConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
-    /// Checks every value; the message starts with the field's dotted path (`lookup.timeout_ms …`).
-    /// [`crate::config::Config::validate`] calls it, so the file's loader and the settings page report
-    /// it like every other setting.
-    pub fn validate(&self) -> Result<(), String> {
-        check_range("timeout_ms", self.timeout_ms, 100, 10_000, "milliseconds")?;
-        check_range("cache_entries", self.cache_entries as u64, 0, 100_000, "numbers")?;
-        check_range("cache_ttl_secs", self.cache_ttl_secs, 0, 86_400, "seconds (a day)")?;
-        check_range("miss_ttl_secs", self.miss_ttl_secs, 0, 86_400, "seconds (a day)")?;
+    /// Checks what the types cannot; the error names the setting (`lookup.timeout_ms`).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        limits::LOOKUP_TIMEOUT.check(self.timeout_ms)?;
+        limits::LOOKUP_CACHE_ENTRIES.check(self.cache_entries as u64)?;
+        limits::LOOKUP_CACHE_TTL.check(self.cache_ttl_secs)?;
+        limits::LOOKUP_MISS_TTL.check(self.miss_ttl_secs)?;
         if self.number_forms.is_empty() || self.number_forms.len() > 8 {
-            return Err("lookup.number_forms needs 1 to 8 forms, e.g. [\"e164\", \"national\", \"digits\", \"last:9\"]".into());
+            return Err(invalid("number_forms", "lookup.number_forms needs 1 to 8 forms, e.g. [\"e164\", \"national\", \"digits\", \"last:9\"]".into()));
         }
         for (i, form) in self.number_forms.iter().enumerate() {
             if self.number_forms[..i].contains(form) {
-                return Err(format!("lookup.number_forms lists {form} twice"));
+                return Err(invalid("number_forms", format!("lookup.number_forms lists {form} twice")));
             }
         }
         if self.method == Method::Get && self.body.is_some() {
-            return Err("lookup.body is set but lookup.method is GET; use method = \"POST\" to send a body".into());
+            return Err(invalid("body", "lookup.body is set but lookup.method is GET; use method = \"POST\" to send a body".into()));
         }
         check_pointer("name_pointer", &self.name_pointer)?;
         if let Some(p) = &self.company_pointer {
@@ -190,7 +187,7 @@ impl LookupConfig {
             check_pointer("record_url_pointer", p)?;
         }
         if self.headers.len() > 32 {
-            return Err("lookup.headers has more than 32 headers".into());
+            return Err(invalid("headers", "lookup.headers has more than 32 headers".into()));
         }
         for name in self.headers.keys() {
             check_header_name("headers", name)?;
@@ -199,14 +196,14 @@ impl LookupConfig {
             check_entry_name(entry)?;
             check_header_name("secret_header", &self.secret_header)?;
             if self.headers.keys().any(|h| h.eq_ignore_ascii_case(&self.secret_header)) {
-                return Err(format!(
-                    "lookup.headers sets {:?}, which lookup.secret_header fills with the key from the keyring; remove one",
-                    self.secret_header
+                return Err(invalid(
+                    "headers",
+                    format!("lookup.headers sets {:?}, which lookup.secret_header fills with the key from the keyring; remove one", self.secret_header),
                 ));
             }
         }
         if self.secret_prefix.len() > 64 || self.secret_prefix.chars().any(char::is_control) {
-            return Err("lookup.secret_prefix must be at most 64 characters, without line breaks (e.g. \"Bearer \")".into());
+            return Err(invalid("secret_prefix", "lookup.secret_prefix must be at most 64 characters, without line breaks (e.g. \"Bearer \")".into()));
         }
         Ok(())
     }
@@ -861,7 +858,7 @@ mod tests {
             lookup: LookupConfig,
         }
         let lookup = toml::from_str::<File>(toml_text).map(|f| f.lookup).map_err(|e| e.to_string())?;
-        lookup.validate()?;
+        lookup.validate().map_err(|e| e.message)?;
         Ok(lookup)
     }
 

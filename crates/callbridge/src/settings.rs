@@ -7,6 +7,11 @@
 //! the listener over. When a step fails nothing is half-applied: the old configuration keeps running
 //! and the file is unchanged.
 //!
+//! Every save names the revision of the configuration it was edited from ([`Config::revision`]); when
+//! the configuration changed meanwhile (the tray's Do not disturb, "Always allow this site", another
+//! page) the save is refused with [`SaveError::Stale`] and the newer change is kept. All writers hold
+//! the engine's [`Engine::config_writer`] while they read, check and write.
+//!
 //! `Settings` also owns the listener, so the tray app can start without one when its port is taken,
 //! show that problem, and let the user pick another port. Every change is announced on a
 //! [`watch`] channel ([`Settings::watch`]) that the tray and the event stream follow.
@@ -20,7 +25,7 @@ use axum::{Extension, Router};
 use serde::Serialize;
 use tokio::sync::{watch, Mutex};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Invalid};
 use crate::engine::Engine;
 use crate::listener::{self, RunningListener};
 
@@ -41,6 +46,12 @@ impl FieldError {
     }
 }
 
+impl From<Invalid> for FieldError {
+    fn from(e: Invalid) -> Self {
+        FieldError { field: Some(e.field), message: e.message }
+    }
+}
+
 /// Why a save did not happen. In every case the previous configuration is still in force.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
@@ -50,6 +61,9 @@ pub enum SaveError {
     PortTaken { port: u16, reason: String },
     #[error("{0}; nothing was changed")]
     Write(#[from] ConfigError),
+    /// The configuration changed since the copy this save was edited from; the newer one is kept.
+    #[error("the settings were changed elsewhere (revision {revision}) since this copy (revision {edited}) was read; nothing was saved")]
+    Stale { edited: String, revision: String, current: Arc<Config> },
 }
 
 /// Where the listener is, or why it is not.
@@ -70,6 +84,9 @@ pub struct ListenerState {
 pub struct SettingsState {
     /// Counts saves and listener changes.
     pub revision: u64,
+    /// The revision of the configuration in force ([`Config::revision`]): a page whose copy has
+    /// another one is out of date.
+    pub config_revision: String,
     /// Counts listeners retired; streams on a retired listener end so that it can stop.
     pub listener_generation: u64,
     pub listener: ListenerState,
@@ -111,8 +128,21 @@ impl Settings {
     /// Settings for `engine`, saved to `path` (none: changes apply but are not written anywhere).
     /// Nothing listens until [`Self::start_listener`].
     pub fn new(engine: Engine, path: Option<PathBuf>, check: Option<Check>) -> Settings {
-        let (state, _) = watch::channel(SettingsState::default());
-        Settings { inner: Arc::new(Inner { engine, path, listener: Mutex::new(None), state, check }) }
+        let initial = SettingsState { config_revision: engine.config_revision(), ..SettingsState::default() };
+        let (state, _) = watch::channel(initial);
+        let settings = Settings { inner: Arc::new(Inner { engine, path, listener: Mutex::new(None), state, check }) };
+        // Every configuration applied, whoever applied it, is announced with its revision.
+        let weak = Arc::downgrade(&settings.inner);
+        settings.inner.engine.on_config_applied(Box::new(move |config| {
+            if let Some(inner) = weak.upgrade() {
+                let revision = config.revision();
+                inner.state.send_modify(|s| {
+                    s.revision += 1;
+                    s.config_revision = revision;
+                });
+            }
+        }));
+        settings
     }
 
     pub fn engine(&self) -> &Engine {
@@ -147,6 +177,8 @@ impl Settings {
             self.retire();
             running.stop().await;
         }
+        // Port 0 becomes the port picked: a change of the configuration like any other.
+        let _writer = self.inner.engine.config_writer().await;
         let config = self.inner.engine.config();
         let addr = SocketAddr::new(config.listener.bind, config.listener.port);
         match tokio::net::TcpListener::bind(addr).await {
@@ -171,10 +203,44 @@ impl Settings {
         }
     }
 
-    /// Validates, saves and applies `new`; see the module documentation for the order and guarantees.
+    /// Validates, saves and applies `new` whatever changed meanwhile (for callers that just read the
+    /// configuration; [`Self::update`] reads and changes it in one step).
     pub async fn save(&self, new: Config) -> Result<Saved, SaveError> {
+        self.save_edited(new, None).await
+    }
+
+    /// Changes the configuration in force with `change`, read and written under the writers' lock,
+    /// so no other change is lost (the tray's Do not disturb).
+    pub async fn update(&self, change: impl FnOnce(&mut Config)) -> Result<Saved, SaveError> {
         let mut slot = self.inner.listener.lock().await;
-        new.validate().map_err(|(message, _)| SaveError::Invalid(FieldError { field: field_of(&message), message }))?;
+        let writer = self.inner.engine.config_writer().await;
+        let mut new = (*self.inner.engine.config()).clone();
+        change(&mut new);
+        let saved = self.apply(&mut slot, new).await;
+        drop(writer);
+        saved
+    }
+
+    /// Validates, saves and applies `new`, edited from the configuration of revision `edited`; see
+    /// the module documentation for the order and guarantees. When the configuration in force has
+    /// another revision, nothing is saved and [`SaveError::Stale`] carries the configuration in force.
+    pub async fn save_edited(&self, new: Config, edited: Option<&str>) -> Result<Saved, SaveError> {
+        let mut slot = self.inner.listener.lock().await;
+        let writer = self.inner.engine.config_writer().await;
+        if let Some(edited) = edited {
+            let current = self.inner.engine.config();
+            let revision = current.revision();
+            if revision != edited {
+                return Err(SaveError::Stale { edited: edited.to_owned(), revision, current });
+            }
+        }
+        let saved = self.apply(&mut slot, new).await;
+        drop(writer);
+        saved
+    }
+
+    async fn apply(&self, slot: &mut Option<RunningListener>, new: Config) -> Result<Saved, SaveError> {
+        new.validate().map_err(|e| SaveError::Invalid(e.into()))?;
         if let Some(check) = &self.inner.check {
             check(&new).map_err(SaveError::Invalid)?;
         }
@@ -226,8 +292,6 @@ impl Settings {
                 Err(e) => self.publish(ListenerState { url: None, addr: None, problem: Some(port_problem(new_addr, &e)) }),
             }
             restarted = true;
-        } else {
-            self.bump();
         }
         Ok(Saved { path: self.inner.path.clone(), listener_restarted: restarted, listener: self.listener_state() })
     }
@@ -240,10 +304,6 @@ impl Settings {
             running.stop().await;
         }
         self.publish(ListenerState::default());
-    }
-
-    fn bump(&self) {
-        self.inner.state.send_modify(|s| s.revision += 1);
     }
 
     fn retire(&self) {
@@ -287,20 +347,6 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".into(),
         _ => e.to_string(),
     }
-}
-
-/// The setting a validation message is about, when it names one (`listener.port must be…`,
-/// `provider.simulator.ring_after_ms must be…`).
-fn field_of(message: &str) -> Option<String> {
-    const SECTIONS: [&str; 8] = ["listener.", "dialing.", "delivery.", "provider.", "security.", "store.", "desktop.", "lookup."];
-    let first = message.split_whitespace().next()?.trim_end_matches([',', ':', ';']);
-    if first == "version" || SECTIONS.iter().any(|s| first.starts_with(s) && first.len() > s.len()) {
-        return Some(first.to_owned());
-    }
-    if message.starts_with("notification ") || message.contains("notification rules") {
-        return Some("notification".into());
-    }
-    None
 }
 
 #[cfg(test)]
@@ -383,30 +429,13 @@ mod tests {
         assert_eq!(code, 200);
     }
 
-    /// Every numeric setting, with its bounds: a value just past either end must be refused, naming
-    /// the setting, by the file loader and by `PUT /api/v1/config`. `None`: the low end is 0, which is
-    /// valid. The walk in [`every_numeric_setting_is_bounded_in_the_file_and_over_the_api`] fails
-    /// when a numeric setting is missing here, so a new one cannot go without a bound.
-    const BOUNDED: &[(&str, Option<u64>, u64)] = &[
-        ("version", None, 1),
-        ("listener.port", Some(1), 65_535),
-        ("delivery.timeout_secs", Some(1), 300),
-        ("delivery.retry_initial_ms", Some(1), 3_600_000),
-        ("delivery.retry_max_delay_secs", Some(1), 86_400),
-        ("delivery.max_age_hours", Some(1), 720),
-        ("provider.simulator.ring_after_ms", None, 3_600_000),
-        ("provider.simulator.answer_after_ms", None, 3_600_000),
-        ("provider.simulator.hangup_after_ms", None, 3_600_000),
-        ("provider.telecmi.connect_timeout_secs", Some(1), 15),
-        ("provider.telecmi.timeout_secs", Some(1), 300),
-        ("provider.telecmi.hangup_settle_ms", None, 30_000),
-        ("security.dials_per_minute", None, 10_000),
-        ("store.history_days", None, 36_500),
-        ("lookup.timeout_ms", Some(100), 10_000),
-        ("lookup.cache_entries", None, 100_000),
-        ("lookup.cache_ttl_secs", None, 86_400),
-        ("lookup.miss_ttl_secs", None, 86_400),
-    ];
+    /// Every numeric setting, with its bounds, from the one table validation, the forms and the page
+    /// use: `None` when the low end is 0, which is valid. The walk in
+    /// [`every_numeric_setting_is_bounded_in_the_file_and_over_the_api`] fails when a numeric setting
+    /// is missing from [`crate::config::LIMITS`], so a new one cannot go without a bound.
+    fn bounded() -> Vec<(&'static str, Option<u64>, u64)> {
+        crate::config::LIMITS.iter().map(|l| (l.field, (l.min > 0).then_some(l.min), l.max)).collect()
+    }
 
     /// A configuration whose every section is written out (provider sections are left out of JSON and
     /// TOML while they hold their defaults).
@@ -470,7 +499,8 @@ mod tests {
         let mut found = Vec::new();
         numeric_paths(&full, "", &mut found);
         found.sort();
-        let mut listed: Vec<String> = BOUNDED.iter().map(|(p, _, _)| (*p).to_owned()).collect();
+        let bounded = bounded();
+        let mut listed: Vec<String> = bounded.iter().map(|(p, _, _)| (*p).to_owned()).collect();
         listed.sort();
         assert_eq!(found, listed, "every numeric setting needs a bound (and a row in BOUNDED and docs/configuration.md)");
 
@@ -480,7 +510,7 @@ mod tests {
         set_path(&mut base, "listener.port", serde_json::json!(addr.port()));
         let before = settings.engine().config();
 
-        for &(path, min, max) in BOUNDED {
+        for &(path, min, max) in &bounded {
             let mut bad_values = vec![serde_json::json!(max + 1), serde_json::json!(1_u64 << 63), serde_json::json!(u64::MAX)];
             if let Some(min) = min {
                 bad_values.push(serde_json::json!(min - 1));
@@ -511,6 +541,10 @@ mod tests {
                 if path == "provider.telecmi.timeout_secs" && good == 1 {
                     continue;
                 }
+                // …nor its connect timeout above the request timeout (15 s by default).
+                if path == "provider.telecmi.connect_timeout_secs" && good == max {
+                    continue;
+                }
                 Config::from_toml(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{path} = {good}: {e}"));
             }
         }
@@ -534,6 +568,92 @@ mod tests {
             assert_eq!((body["error"].as_str(), body["field"].as_str()), (Some("invalid"), Some("rule")), "{body}");
         }
         assert_eq!(get(&format!("http://{addr}/health")).await, 200);
+    }
+
+    /// The settings page validates against `GET /api/v1/settings/schema`: it serves every placeholder
+    /// the engine accepts, the reserved segments the engine refuses, and every limit.
+    #[tokio::test]
+    async fn the_schema_serves_what_the_engine_checks() {
+        let settings = Settings::new(engine(0), None, None);
+        let addr = settings.start_listener().await.expect("listens");
+        let schema: serde_json::Value =
+            reqwest::get(format!("http://{addr}/api/v1/settings/schema")).await.expect("answered").json().await.expect("json");
+        let served: Vec<&str> = schema["placeholders"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+        for p in crate::notify::template::Placeholder::ALL {
+            assert!(served.contains(&p.name()), "${} is accepted by the engine but not served: {served:?}", p.name());
+        }
+        for name in &served {
+            assert!(crate::notify::template::Template::parse(&format!("${name}")).is_ok(), "${name} is served but refused");
+        }
+        let reserved: Vec<&str> = schema["reserved_segments"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+        assert!(!reserved.is_empty());
+        for segment in &reserved {
+            assert!(crate::config::Segment::parse(segment).is_err(), "{segment} is served as reserved but accepted");
+        }
+        for segment in ["api", "health", "webhooks", "ui", "assets"] {
+            assert!(crate::config::Segment::parse(segment).is_err() == reserved.contains(&segment), "{segment}");
+        }
+        let limits = schema["limits"].as_array().map(Vec::len);
+        assert_eq!(limits, Some(bounded().len()), "{schema}");
+    }
+
+    /// "Always allow this site" and the tray's Do not disturb change the configuration under the same
+    /// revision as the settings page: a page's stale copy is refused, and no writer loses another's
+    /// change.
+    #[tokio::test]
+    async fn every_writer_changes_the_revision_and_a_stale_copy_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("callbridge.toml");
+        let config = Config::default();
+        let mut services = Services::with_secrets(&config, Arc::new(MemorySecrets::default()));
+        services.config_file = Some(path.clone());
+        let engine = Engine::start_with(config, services);
+        let settings = Settings::new(engine.clone(), Some(path.clone()), None);
+        let mut watch = settings.watch();
+        let page_copy = (*engine.config()).clone();
+        let page_revision = engine.config_revision();
+        assert_eq!(watch.borrow_and_update().config_revision, page_revision);
+
+        engine.trust_origin("https://crm.example.com").await.expect("trusted");
+        let after_trust = engine.config_revision();
+        assert_ne!(after_trust, page_revision);
+        assert!(watch.has_changed().unwrap_or(false), "the change was announced");
+        assert_eq!(watch.borrow_and_update().config_revision, after_trust, "with its revision");
+
+        let mut stale = page_copy.clone();
+        stale.desktop.popups = false;
+        match settings.save_edited(stale, Some(&page_revision)).await {
+            Err(SaveError::Stale { revision, current, .. }) => {
+                assert_eq!(revision, after_trust);
+                assert_eq!(current.security.trusted_origins.len(), 1);
+            }
+            other => panic!("expected a stale save, got {other:?}"),
+        }
+        assert!(engine.config().desktop.popups, "the stale change was not applied");
+        assert!(std::fs::read_to_string(&path).expect("file").contains("crm.example.com"), "the origin is in the file");
+
+        // Do not disturb, from the tray, while origins are trusted at the same time: nothing is lost.
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (engine, settings) = (engine.clone(), settings.clone());
+            tasks.push(tokio::spawn(async move {
+                engine.trust_origin(&format!("https://crm{i}.example.com")).await.expect("trusted");
+                settings.update(|c| c.desktop.do_not_disturb = !c.desktop.do_not_disturb).await.expect("toggled");
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let now = engine.config();
+        assert_eq!(now.security.trusted_origins.len(), 9, "{:?}", now.security.trusted_origins);
+        assert!(!now.desktop.do_not_disturb, "toggled an even number of times");
+        assert_eq!(Config::load(&path).expect("the file loads").security.trusted_origins.len(), 9);
+
+        // A copy of the revision in force saves.
+        let mut fresh = (*engine.config()).clone();
+        fresh.desktop.popups = false;
+        settings.save_edited(fresh, Some(&engine.config_revision())).await.expect("saves");
+        assert!(!engine.config().desktop.popups);
     }
 
     #[tokio::test]

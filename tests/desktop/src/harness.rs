@@ -73,17 +73,72 @@ fn spawn_reading_first_line(mut cmd: Command, what: &str) -> (Child, String) {
     (child, first.trim().to_owned())
 }
 
+/// A gnome-keyring in the foreground on the session bus `bus`, its login keyring created unlocked
+/// (the password is read from stdin); returns once it has said where its control socket is.
+fn start_keyring(bus: &str, home: &Path) -> Child {
+    use std::io::Write;
+    let data = home.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let mut child = Command::new("gnome-keyring-daemon")
+        .args(["--foreground", "--unlock", "--components=secrets"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_RUNTIME_DIR", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start gnome-keyring-daemon (apt-get install gnome-keyring): {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write shows as the daemon never taking the name, below.
+        let _ = stdin.write_all(b"callbridge-test");
+    }
+    // It says nothing in the foreground: wait until it owns the Secret Service's name on the bus.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let owns_name = || {
+        Command::new("dbus-send")
+            .args(["--session", "--dest=org.freedesktop.DBus", "--print-reply", "/org/freedesktop/DBus"])
+            .args(["org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).contains("boolean true"))
+            .unwrap_or(false)
+    };
+    let mut ready = owns_name();
+    while !ready && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        ready = owns_name();
+    }
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gnome-keyring-daemon did not take the Secret Service name within 10 s (is dbus-send installed? apt-get install dbus)");
+    }
+    child
+}
+
 impl DesktopApp {
     /// Writes `config` (TOML) and starts the app with `args` (e.g. `["--open", "settings"]`; a window
     /// must open at start, because WebKitWebDriver attaches to the first webview).
     pub async fn launch(config: &str, args: &[&str]) -> DesktopApp {
-        DesktopApp::launch_with_bus(config, args, |_| ()).await.0
+        DesktopApp::start(config, args, false, |_| ()).await.0
     }
 
     /// [`DesktopApp::launch`], with `on_bus` run on the test's session bus address before the app
     /// starts: for fakes of the desktop's services (a notification server, a tray host) that must be
     /// there when the app looks for them. Returns what `on_bus` made, kept by the caller.
     pub async fn launch_with_bus<T>(config: &str, args: &[&str], on_bus: impl FnOnce(&str) -> T) -> (DesktopApp, T) {
+        DesktopApp::start(config, args, false, on_bus).await
+    }
+
+    /// Like [`Self::launch`], with an unlocked keyring (a gnome-keyring of its own on the app's
+    /// session bus, its files in the app's home), so the app can store secrets.
+    pub async fn launch_with_keyring(config: &str, args: &[&str]) -> DesktopApp {
+        DesktopApp::start(config, args, true, |_| ()).await.0
+    }
+
+    async fn start<T>(config: &str, args: &[&str], keyring: bool, on_bus: impl FnOnce(&str) -> T) -> (DesktopApp, T) {
         let guard = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().to_owned();
@@ -106,6 +161,9 @@ impl DesktopApp {
         dbus.args(["--session", "--nofork", "--print-address=1"]);
         let (child, bus) = spawn_reading_first_line(dbus, "dbus-daemon (apt-get install dbus)");
         processes.push(child);
+        if keyring {
+            processes.push(start_keyring(&bus, &home));
+        }
 
         let services = on_bus(&bus);
 
@@ -198,6 +256,19 @@ impl DesktopApp {
             .status()
             .expect("xdotool (apt-get install xdotool)");
         assert!(status.success(), "xdotool key {keys}: {status:?}");
+    }
+
+    /// The secret the app's OS keyring (the Secret Service of its D-Bus session) holds under
+    /// `entry`, read with `secret-tool`, not through CallBridge; `None` when there is none.
+    pub fn keyring_secret(&self, entry: &str) -> Option<String> {
+        let out = Command::new("secret-tool")
+            .args(["lookup", "service", "CallBridge", "username", entry])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .expect("secret-tool (apt-get install libsecret-tools)");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// What the app handed to the OS to open (the fake `xdg-open` records each call).

@@ -27,6 +27,13 @@ pub const AUTOSTART: TestId = TestId("autostart");
 pub const CRM_URL: TestId = TestId("crm-url");
 pub const SAVE: TestId = TestId("save");
 pub const SAVE_STATUS: TestId = TestId("save-status");
+pub const RULE_ADD: TestId = TestId("rule-add");
+pub const RULE_ERROR: TestId = TestId("rule-error");
+pub const PLACEHOLDER_LIST: TestId = TestId("placeholder-list");
+pub const PROVIDER_KIND: TestId = TestId("provider-kind");
+pub const DND: TestId = TestId("dnd");
+pub const POPUPS: TestId = TestId("popups");
+pub const RELOAD: TestId = TestId("reload");
 
 // Settings page, Activity view.
 pub const ACTIVITY: TestId = TestId("activity");

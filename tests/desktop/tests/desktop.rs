@@ -86,6 +86,108 @@ async fn settings_move_the_listener_and_route_notifications_without_a_restart() 
     app.quit().await;
 }
 
+/// The settings page validates against what the engine serves: a rule URL using each placeholder
+/// the engine lists is accepted by the page and saved by the engine; an engine error is shown under
+/// the field it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_placeholder_saves_and_engine_errors_land_under_their_field() {
+    let port = free_port();
+    let app = DesktopApp::launch(&config(port, ""), &["--open", "settings"]).await;
+    let page = SettingsPage::ready(&app.driver).await;
+    let (_, schema) = app.get("/api/v1/settings/schema").await;
+    let served: Vec<String> = schema["placeholders"].as_array().expect("placeholders").iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect();
+    assert_eq!(page.placeholders().await, served, "the page lists what the engine serves");
+    for name in ["state", "provider"] {
+        assert!(served.iter().any(|n| n == name), "${name} is served: {served:?}");
+    }
+    for (i, name) in served.iter().enumerate() {
+        page.add_rule(&format!("https://crm.example.com/calls?value=${name}")).await;
+        assert_eq!(page.rule_error(i).await, "", "the page refuses ${name}");
+    }
+    let saved = page.save().await;
+    assert!(saved.starts_with("Saved"), "{saved}\n{}", app.logs());
+    let (_, body) = app.get("/api/v1/config").await;
+    let urls: Vec<&str> = body["config"]["notification"].as_array().expect("rules").iter().filter_map(|r| r["url"].as_str()).collect();
+    assert_eq!(urls.len(), served.len(), "{urls:?}");
+    for name in &served {
+        assert!(urls.iter().any(|u| u.ends_with(&format!("=${name}"))), "${name} not saved: {urls:?}");
+    }
+
+    // Kazoo with its fields left empty: the engine says which one is missing, under that field.
+    page.choose_provider("kazoo").await;
+    let refused = page.save().await;
+    assert!(refused.starts_with("Not saved") && refused.contains("api_url"), "{refused}");
+    let under = page.field_error("provider.kazoo.api_url", "the engine's error under Crossbar API address").await;
+    assert!(under.contains("required"), "{under}");
+    app.quit().await;
+}
+
+/// A secret typed into the phone system's form goes to the keyring entry the configuration names:
+/// Kazoo's `secret_entry`, and baresip's SIP password (its `password_entry` is named by the save
+/// when none was set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_typed_in_the_form_land_in_the_configured_entries() {
+    let port = free_port();
+    let kazoo = "[provider]\nkind = \"kazoo\"\n\n[provider.kazoo]\napi_url = \"http://127.0.0.1:9/\"\naccount_id = \"acc1\"\nclicktocall_id = \"c2c1\"\nsecret_entry = \"acme-kazoo\"\n";
+    let app = DesktopApp::launch_with_keyring(&config(port, kazoo), &["--open", "settings"]).await;
+    let page = SettingsPage::ready(&app.driver).await;
+    page.type_secret("secret", "kazoo-key-1").await;
+    let saved = page.save().await;
+    assert!(saved.starts_with("Saved") && !saved.contains("not stored"), "{saved}\n{}", app.logs());
+    assert_eq!(app.keyring_secret("acme-kazoo").as_deref(), Some("kazoo-key-1"), "in the configured entry");
+    assert_eq!(app.keyring_secret("kazoo"), None, "not in the default entry");
+
+    page.choose_provider("baresip").await;
+    page.type_secret("sip_password", "sip-pass-1").await;
+    let saved = page.save().await;
+    assert!(saved.starts_with("Saved") && !saved.contains("not stored"), "{saved}\n{}", app.logs());
+    let (_, body) = app.get("/api/v1/config").await;
+    let entry = body["config"]["provider"]["baresip"]["password_entry"].as_str().map(str::to_owned);
+    assert_eq!(entry.as_deref(), Some("baresip"), "{body}");
+    assert_eq!(app.keyring_secret("baresip").as_deref(), Some("sip-pass-1"));
+    app.quit().await;
+}
+
+/// Switches Do not disturb as the tray does: read, change, save with the revision read.
+async fn set_dnd(app: &DesktopApp, on: bool) {
+    let (_, body) = app.get("/api/v1/config").await;
+    let mut changed = body["config"].clone();
+    changed["desktop"]["do_not_disturb"] = json!(on);
+    changed["revision"] = body["revision"].clone();
+    let (status, answer) = callbridge_e2e::bridge::request(reqwest::Client::new().put(format!("{}/api/v1/config", app.api)).json(&changed)).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// A change made elsewhere while the settings page is open (Do not disturb from the tray here, made
+/// through the API with the revision as the tray does) shows up in the page; a page with unsaved
+/// edits is told, and its save is refused, keeping the newer change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_follows_changes_made_elsewhere_and_cannot_save_over_them() {
+    let port = free_port();
+    let app = DesktopApp::launch(&config(port, ""), &["--open", "settings"]).await;
+    let page = SettingsPage::ready(&app.driver).await;
+    assert!(!page.do_not_disturb().await);
+
+    // No unsaved edits: the page shows the change by itself.
+    set_dnd(&app, true).await;
+    page.wait_do_not_disturb(true).await;
+    page.status("the page to say it reloaded", |t| t.contains("changed elsewhere")).await;
+
+    // With an unsaved edit: the page says so, and its save is refused with the newer settings shown.
+    page.toggle_popups().await;
+    assert!(!page.popups().await);
+    set_dnd(&app, false).await;
+    page.status("the page to warn about the change", |t| t.contains("while you were editing")).await;
+    assert!(page.reload_offered().await, "Reload is offered");
+    let refused = page.save().await;
+    assert!(refused.contains("changed elsewhere"), "{refused}");
+    page.wait_do_not_disturb(false).await;
+    assert!(page.popups().await, "the form shows the settings in force again");
+    let (_, body) = app.get("/api/v1/config").await;
+    assert_eq!((body["config"]["desktop"]["do_not_disturb"].clone(), body["config"]["desktop"]["popups"].clone()), (json!(false), json!(true)));
+    app.quit().await;
+}
+
 /// Done-when 2: a `tel:` link launched while the app runs opens the dial popup in the running app,
 /// prefilled; Call places the call through the simulator and the CRM hears `outgoing`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -436,16 +436,20 @@ async fn security(State(engine): State<Engine>) -> Json<SecurityAnswer> {
     Json(SecurityAnswer { ok: true, security: engine.security_summary() })
 }
 
-/// `{"ok":true,"config":{…}}`.
+/// `{"ok":true,"config":{…},"revision":"…"}`.
 #[derive(Debug, Serialize, ToSchema)]
 struct ConfigAnswer {
     ok: bool,
     #[schema(value_type = model::Config)]
     config: crate::config::Config,
+    /// Changes with every change of the configuration; `PUT config` sends it back so that a change
+    /// made meanwhile is not overwritten.
+    revision: String,
 }
 
 /// The effective configuration (the file's, with defaults filled in).
 #[utoipa::path(get, path = "/config", tag = "settings", responses((status = 200, description = "The configuration", body = ConfigAnswer)))]
 async fn config(State(engine): State<Engine>) -> Json<ConfigAnswer> {
-    Json(ConfigAnswer { ok: true, config: (*engine.config()).clone() })
+    let config = engine.config();
+    Json(ConfigAnswer { ok: true, revision: config.revision(), config: (*config).clone() })
 }

@@ -281,6 +281,7 @@ mod tests {
             "/api/v1/deliveries/1/retry",
             "/api/v1/simulate/incoming",
             "/api/v1/providers",
+            "/api/v1/settings/schema",
             "/api/v1/listener",
             "/api/v1/security",
             "/api/v1/calls/abc/crm-url",

@@ -78,9 +78,8 @@ async fn test_lookup(State(engine): State<Engine>, body: Result<axum::body::Byte
             }
         },
     };
-    if let Err(message) = config.validate() {
-        let field = message.split_whitespace().next().map(|f| f.trim_end_matches([',', ':', ';']).to_owned());
-        return invalid(FieldError { field, message });
+    if let Err(e) = config.validate() {
+        return invalid(e.into());
     }
     if !config.enabled() {
         return invalid(FieldError::new("lookup.url", "no lookup URL is set: fill in the CRM's lookup URL first"));

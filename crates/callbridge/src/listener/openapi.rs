@@ -409,6 +409,7 @@ mod tests {
             (Method::GET, "/api/v1/security", "/api/v1/security".into(), None),
             (Method::GET, "/api/v1/config", "/api/v1/config".into(), None),
             (Method::PUT, "/api/v1/config", "/api/v1/config".into(), Some(json!({}))),
+            (Method::GET, "/api/v1/settings/schema", "/api/v1/settings/schema".into(), None),
             (Method::GET, "/api/v1/providers", "/api/v1/providers".into(), None),
             (Method::GET, "/api/v1/secrets", "/api/v1/secrets".into(), None),
             (Method::PUT, "/api/v1/secrets/{entry}", "/api/v1/secrets/nope".into(), Some(json!({"value": "x"}))),
@@ -433,6 +434,14 @@ mod tests {
             if let Err(e) = conforms(&doc, &schema, &answer, "") {
                 panic!("{method} {concrete} answered {status} {answer}, which does not fit its schema: {e}");
             }
+        }
+        // A save from a stale copy, on a router that can change its settings.
+        let settings = crate::settings::Settings::new(Engine::start_with(Config::default(), Services::with_secrets(&Config::default(), Arc::new(MemorySecrets::default()))), None, None);
+        let (status, _, answer) = send(&settings.router(), &Method::PUT, "/api/v1/config", Some(json!({"revision": "0000000000000000"}))).await;
+        assert_eq!((status.as_u16(), answer["error"].as_str()), (409, Some("stale")), "{answer}");
+        let schema = response_schema(&doc, "/api/v1/config", &Method::PUT, 409).expect("409 documented");
+        if let Err(e) = conforms(&doc, &schema, &answer, "") {
+            panic!("the stale answer {answer} does not fit its schema: {e}");
         }
     }
 

@@ -3,10 +3,11 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `PUT config` (the whole config, as `GET config` gives it) | validate, save, apply; `{"ok":false,"error":"invalid","field":…}` names the setting |
+//! | `GET settings/schema` | what the page validates against: placeholders, reserved segments, every numeric limit, the provider forms |
+//! | `PUT config` (the whole config, as `GET config` gives it, with its `revision`) | validate, save, apply; `{"ok":false,"error":"invalid","field":…}` names the setting; 409 `stale` with the config in force when it changed meanwhile |
 //! | `GET listener` | where the listener is, or why it is not |
 //! | `POST notifications/test` `{"rule":{…}}` | send one rule now with a sample call; what the CRM answered |
-//! | `GET providers` | each phone system's fields (see [`crate::provider::forms`]) |
+//! | `GET providers` | each phone system's fields, with the keyring entries the config names (see [`crate::provider::forms`]) |
 //! | `GET secrets` | which keyring entries the forms and `[lookup] secret_entry` use are set (never their values) |
 //! | `PUT secrets/{entry}` `{"value":…}`, `DELETE secrets/{entry}` | store or remove one |
 //! | `GET calls/{id}/crm-url` | the call's CRM record from the caller lookup, else the `[desktop] crm_url` template filled in |
@@ -31,15 +32,17 @@ use super::commands::path_param;
 use super::openapi::model;
 use super::ApiError;
 use crate::call::{CallEvent, CallEventKind, CallId};
-use crate::config::{Config, NotificationRule};
+use crate::config::{Config, NotificationRule, Segment, LIMITS};
 use crate::engine::Engine;
 use crate::notify::sample;
+use crate::notify::template::Placeholder;
 use crate::provider::forms;
 use crate::secrets::Secret;
 use crate::settings::{FieldError, SaveError, Settings};
 
 pub fn routes() -> OpenApiRouter<Engine> {
     OpenApiRouter::new()
+        .routes(routes!(schema))
         .routes(routes!(save_config))
         .routes(routes!(listener))
         .routes(routes!(test_notification))
@@ -65,15 +68,56 @@ pub(super) fn invalid(e: FieldError) -> Response {
 /// A JSON body parsed with the path of the offending value, so the page can mark the field.
 pub(super) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = (path != ".").then(|| path.replace("notification[", "notification.").replace(']', ""));
-        FieldError { field, message: e.into_inner().to_string() }
-    })
+    serde_path_to_error::deserialize(&mut de).map_err(path_error)
+}
+
+/// A deserialization error with the path of the value (`notification[2].url`), none at the top.
+fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> FieldError {
+    let path = e.path().to_string();
+    let field = (path != ".").then_some(path);
+    FieldError { field, message: e.into_inner().to_string() }
+}
+
+/// The body of `PUT config`: the configuration, and the `revision` of the one it was edited from.
+fn parse_edit(bytes: &[u8]) -> Result<(Config, Option<String>), FieldError> {
+    let mut value: Value = parse(bytes)?;
+    let revision = match value.as_object_mut().and_then(|fields| fields.remove("revision")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(r),
+        Some(_) => return Err(FieldError::new("revision", "revision must be the string GET /api/v1/config answered")),
+    };
+    let config = serde_path_to_error::deserialize(value).map_err(path_error)?;
+    Ok((config, revision))
+}
+
+/// What the settings page validates against, from the engine's own definitions: the placeholders a
+/// template may use, the command segments that are reserved, the bounds of every numeric setting,
+/// and each phone system's form with the keyring entries the configuration names.
+#[utoipa::path(
+    get,
+    path = "/settings/schema",
+    tag = "settings",
+    responses((status = 200, description = "What the settings are checked against", body = model::SchemaAnswer))
+)]
+async fn schema(State(engine): State<Engine>) -> Json<Value> {
+    let config = engine.config();
+    let placeholders: Vec<Value> =
+        Placeholder::ALL.iter().map(|p| json!({ "name": p.name(), "description": p.description() })).collect();
+    Json(json!({
+        "ok": true,
+        "revision": config.revision(),
+        "placeholders": placeholders,
+        "reserved_segments": Segment::RESERVED,
+        "segment_max_len": Segment::MAX_LEN,
+        "limits": LIMITS,
+        "current": config.provider.kind.as_str(),
+        "providers": forms::forms(&config),
+    }))
 }
 
 /// Validate, save and apply a whole configuration (as `GET config` gives it). A new port, address or
-/// command segment restarts the listener there.
+/// command segment restarts the listener there. With `revision` (as `GET config` answered it), a
+/// configuration that changed meanwhile is kept and the answer is 409 `stale` with it and its revision.
 #[utoipa::path(
     put,
     path = "/config",
@@ -82,7 +126,7 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, F
     responses(
         (status = 200, description = "Saved and applied", body = model::SaveAnswer),
         (status = 400, description = "Not a valid configuration (`invalid`, with `field` naming the setting), or an unreadable body (`bad_request`)"),
-        (status = 409, description = "The new port cannot be listened on (`invalid`, `field` is `listener.port`)"),
+        (status = 409, description = "The configuration changed since `revision` (`stale`, with the `config` in force and its `revision`; nothing was saved), or the new port cannot be listened on (`invalid`, `field` is `listener.port`)", body = model::StaleAnswer),
         (status = 500, description = "The file could not be written; nothing was changed (`write_failed`)"),
         (status = 501, description = "This CallBridge cannot change its settings over the API (`not_supported`)"),
     )
@@ -93,14 +137,24 @@ async fn save_config(settings: Option<Extension<Settings>>, body: Result<axum::b
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(e.body_text()).into_response(),
     };
-    let mut config: Config = match parse(&bytes) {
+    let (mut config, revision) = match parse_edit(&bytes) {
         Ok(c) => c,
         Err(e) => return invalid(e),
     };
     config.assign_missing_rule_ids();
-    match settings.save(config).await {
-        Ok(saved) => Json(json!({ "ok": true, "saved": saved, "config": *settings.engine().config() })).into_response(),
+    match settings.save_edited(config, revision.as_deref()).await {
+        Ok(saved) => {
+            let config = settings.engine().config();
+            Json(json!({ "ok": true, "saved": saved, "config": *config, "revision": config.revision() })).into_response()
+        }
         Err(SaveError::Invalid(e)) => invalid(e),
+        Err(SaveError::Stale { edited, revision, current }) => {
+            let message = format!(
+                "the settings were changed elsewhere since this copy was read (revision {edited}, now {revision}); nothing was saved, and the settings in force are in this answer"
+            );
+            let body = json!({ "ok": false, "error": "stale", "message": message, "config": *current, "revision": revision });
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
         Err(e @ SaveError::PortTaken { .. }) => {
             let mut response = invalid(FieldError::new("listener.port", e.to_string()));
             *response.status_mut() = StatusCode::CONFLICT;
@@ -173,12 +227,13 @@ async fn test_notification(State(engine): State<Engine>, body: Result<axum::body
 /// Each phone system's settings form.
 #[utoipa::path(get, path = "/providers", tag = "settings", responses((status = 200, description = "The forms", body = model::ProvidersAnswer)))]
 async fn providers(State(engine): State<Engine>) -> Json<Value> {
-    Json(json!({ "ok": true, "current": engine.config().provider.kind.as_str(), "providers": forms::forms() }))
+    let config = engine.config();
+    Json(json!({ "ok": true, "current": config.provider.kind.as_str(), "providers": forms::forms(&config) }))
 }
 
 /// The keyring entries the settings use: the phone systems' and the caller lookup's API key.
 fn secret_entries(engine: &Engine) -> Vec<String> {
-    let mut entries: Vec<String> = forms::secret_entries().into_iter().map(str::to_owned).collect();
+    let mut entries = forms::secret_entries(&engine.config());
     if let Some(entry) = &engine.config().lookup.secret_entry {
         if !entries.contains(entry) {
             entries.push(entry.clone());

@@ -31,6 +31,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("api.js", JS, include_bytes!("../../../../ui/api.js")),
     ("settings.js", JS, include_bytes!("../../../../ui/settings.js")),
     ("activity.js", JS, include_bytes!("../../../../ui/activity.js")),
+    ("validate.js", JS, include_bytes!("../../../../ui/validate.js")),
     ("dial.js", JS, include_bytes!("../../../../ui/dial.js")),
     ("incoming.js", JS, include_bytes!("../../../../ui/incoming.js")),
     ("icon.png", "image/png", include_bytes!("../../../../ui/icon.png")),

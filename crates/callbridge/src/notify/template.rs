@@ -360,6 +360,55 @@ mod tests {
     use super::*;
     use crate::call::{CallEventKind, Direction};
 
+    /// [`Placeholder::ALL`] is what the parser accepts and what `GET /api/v1/settings/schema` serves
+    /// the settings page. A new placeholder does not compile until it is added to the match below,
+    /// and then fails here until it is in `ALL`.
+    #[test]
+    fn every_placeholder_is_listed_and_parses_by_its_name() {
+        let every = |p: Placeholder| match p {
+            Placeholder::CallerId
+            | Placeholder::Direction
+            | Placeholder::CallId
+            | Placeholder::From
+            | Placeholder::To
+            | Placeholder::Name
+            | Placeholder::Extension
+            | Placeholder::Event
+            | Placeholder::Disposition
+            | Placeholder::Duration
+            | Placeholder::Timestamp
+            | Placeholder::State
+            | Placeholder::Provider
+            | Placeholder::Company
+            | Placeholder::RecordUrl => p,
+        };
+        let listed = [
+            Placeholder::CallerId,
+            Placeholder::Direction,
+            Placeholder::CallId,
+            Placeholder::From,
+            Placeholder::To,
+            Placeholder::Name,
+            Placeholder::Extension,
+            Placeholder::Event,
+            Placeholder::Disposition,
+            Placeholder::Duration,
+            Placeholder::Timestamp,
+            Placeholder::State,
+            Placeholder::Provider,
+            Placeholder::Company,
+            Placeholder::RecordUrl,
+        ];
+        for p in listed.map(every) {
+            assert!(Placeholder::ALL.contains(&p), "{} is not in Placeholder::ALL", p.name());
+            for text in [format!("${}", p.name()), format!("${{{}}}", p.name()), format!("${}", p.name().to_ascii_uppercase())] {
+                let template = Template::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!(template.render_with(Encoding::Raw, |q| if q == p { "v".into() } else { "?".into() }), "v", "{text}");
+            }
+        }
+        assert_eq!(Placeholder::ALL.len(), listed.len());
+    }
+
     fn event(number: &str, name: Option<&str>) -> CallEvent {
         let mut call = Call::new(Direction::In, number, "simulator");
         call.remote_name = name.map(str::to_owned);

@@ -2,13 +2,17 @@
 //!
 //! The "Phone system" section of the settings page is drawn from [`forms`]: one [`ProviderForm`] per
 //! [`ProviderKind`], each field naming its key under `[provider.<kind>]` in the config file and how to
-//! edit it. Secret fields name a keyring entry instead of a key: their value goes to the OS keyring
-//! through `PUT /api/v1/secrets/{entry}` and is never part of the config. Adding a provider means adding
-//! its arm to [`form`]; the page needs no change.
+//! edit it. Secret fields name the keyring entry the configuration says (`secret_entry`,
+//! `password_entry`) instead of a key: their value goes to the OS keyring through
+//! `PUT /api/v1/secrets/{entry}` and is never part of the config. Number fields take their range from
+//! [`crate::config::limits`], as validation does. Adding a provider means adding its arm to [`form`];
+//! the page needs no change.
 
 use serde::Serialize;
 
-use crate::config::ProviderKind;
+use crate::config::limits::{self, Limit};
+use crate::config::{Config, ProviderKind};
+use crate::provider::baresip::config::DEFAULT_PASSWORD_ENTRY as BARESIP_PASSWORD_ENTRY;
 
 /// How a field is edited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,8 +24,9 @@ pub enum Input {
     /// An `http://` or `https://` URL.
     Url,
     Bool,
-    /// Kept in the OS keyring under `entry`; shown masked, never sent back.
-    Secret { entry: &'static str },
+    /// Kept in the OS keyring under `entry`, the entry the configuration names in `entry_key` (or
+    /// its default); shown masked, never sent back.
+    Secret { entry: String, entry_key: &'static str },
     /// One of fixed values.
     Choice { options: &'static [&'static str] },
 }
@@ -51,27 +56,31 @@ pub struct ProviderForm {
     pub fields: Vec<Field>,
 }
 
-/// Every provider's form, in the order the page lists them.
-pub fn forms() -> Vec<ProviderForm> {
+/// Every provider's form for `config`, in the order the page lists them.
+pub fn forms(config: &Config) -> Vec<ProviderForm> {
     [ProviderKind::Simulator, ProviderKind::Telecmi, ProviderKind::Kazoo, ProviderKind::Baresip]
         .into_iter()
-        .map(form)
+        .map(|kind| form(kind, config))
         .collect()
 }
 
-/// The keyring entries the settings page may write: those named by a secret field.
-pub fn secret_entries() -> Vec<&'static str> {
-    forms()
-        .into_iter()
-        .flat_map(|f| f.fields)
-        .filter_map(|field| match field.input {
-            Input::Secret { entry } => Some(entry),
-            _ => None,
-        })
-        .collect()
+/// The keyring entries the settings page may write: those named by a secret field under `config`.
+pub fn secret_entries(config: &Config) -> Vec<String> {
+    let mut entries = Vec::new();
+    for field in forms(config).into_iter().flat_map(|f| f.fields) {
+        if let Input::Secret { entry, .. } = field.input {
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+    }
+    entries
 }
 
-fn form(kind: ProviderKind) -> ProviderForm {
+fn form(kind: ProviderKind, config: &Config) -> ProviderForm {
+    let telecmi = &config.provider.telecmi;
+    let kazoo = &config.provider.kazoo;
+    let baresip = &config.provider.baresip;
     match kind {
         ProviderKind::Simulator => ProviderForm {
             kind: kind.as_str(),
@@ -79,9 +88,9 @@ fn form(kind: ProviderKind) -> ProviderForm {
             description: "A pretend phone system built in: dialed calls ring, are answered and end on a timer, \
                           and incoming calls can be simulated. Use it to wire up the CRM before connecting a real one.",
             fields: vec![
-                number("ring_after_ms", "Far end rings after (ms)", 0, 60_000, "Time from dialing until the far end rings."),
-                number("answer_after_ms", "Far end answers after (ms)", 0, 600_000, "Time from dialing until the far end answers; 0 = never."),
-                number("hangup_after_ms", "Far end hangs up after (ms)", 0, 3_600_000, "Time from answering until the far end hangs up; 0 = never."),
+                number(limits::SIMULATOR_RING, "Far end rings after (ms)", "Time from dialing until the far end rings."),
+                number(limits::SIMULATOR_ANSWER, "Far end answers after (ms)", "Time from dialing until the far end answers; 0 = never."),
+                number(limits::SIMULATOR_HANGUP, "Far end hangs up after (ms)", "Time from answering until the far end hangs up; 0 = never."),
             ],
         },
         ProviderKind::Telecmi => ProviderForm {
@@ -91,15 +100,15 @@ fn form(kind: ProviderKind) -> ProviderForm {
                           with your TeleCMI login, /end hangs up too.",
             fields: vec![
                 text("user_id", "User id", true, "Your TeleCMI user id, written extension_appid.", "101_1111112"),
-                secret("app_secret", "App secret", crate::provider::telecmi::config::DEFAULT_SECRET_ENTRY, true, "From the TeleCMI dashboard; kept in the OS keyring."),
+                secret("app_secret", "App secret", &telecmi.secret_entry, "secret_entry", true, "From the TeleCMI dashboard; kept in the OS keyring."),
                 choice("ring", "Ring first", &["softphone", "mobile"], "Your WebRTC softphone, or your mobile (follow-me)."),
                 text("callerid", "Caller id", false, "Digits with country code the far end sees; TeleCMI's default when empty.", "919800000000"),
                 text("login_id", "Login id (for hang-up)", false, "With your login and password, /end hangs up through TeleCMI.", ""),
-                secret("password", "Login password", crate::provider::telecmi::config::DEFAULT_PASSWORD_ENTRY, false, "Kept in the OS keyring."),
+                secret("password", "Login password", &telecmi.password_entry, "password_entry", false, "Kept in the OS keyring."),
                 Field { key: "base_url", label: "API address", input: Input::Url, required: true, help: "TeleCMI's REST API.", placeholder: "" },
                 choice("method", "Request form", &["post", "get"], "The documented JSON POST, or the GET form."),
-                number("connect_timeout_secs", "Connect timeout (s)", 1, 60, "How long to wait for a connection to TeleCMI."),
-                number("timeout_secs", "Request timeout (s)", 1, 120, "How long one request to TeleCMI may take."),
+                number(limits::TELECMI_CONNECT, "Connect timeout (s)", "How long to wait for a connection to TeleCMI; at most the request timeout."),
+                number(limits::TELECMI_TIMEOUT, "Request timeout (s)", "How long one request to TeleCMI may take."),
             ],
         },
         ProviderKind::Kazoo => ProviderForm {
@@ -112,7 +121,7 @@ fn form(kind: ProviderKind) -> ProviderForm {
                 text("account_id", "Account id", true, "The 32-character account id.", ""),
                 text("clicktocall_id", "Click-to-call id", true, "The click-to-call to connect through.", ""),
                 choice("auth", "Sign in with", &["api_key", "user", "none"], "An API key, a user and password, or nothing (auth_required false)."),
-                secret("secret", "API key or password", crate::provider::kazoo::config::KazooConfig::DEFAULT_SECRET_ENTRY, false, "Kept in the OS keyring."),
+                secret("secret", "API key or password", kazoo.secret_entry(), "secret_entry", false, "Kept in the OS keyring."),
                 text("username", "User name", false, "For signing in with a user.", ""),
                 text("account_name", "Account name", false, "For signing in with a user.", ""),
                 text("websocket_url", "Blackhole websocket", false, "Where call events come from, e.g. ws://kazoo.example.com:5555.", ""),
@@ -127,7 +136,15 @@ fn form(kind: ProviderKind) -> ProviderForm {
                 text("dial_uri", "Dial URI", true, "How a number becomes a SIP URI; $number is replaced.", "sip:$number@sip.example.com"),
                 Field { key: "supervise", label: "Run baresip for me", input: Input::Bool, required: false, help: "CallBridge starts baresip with a generated configuration and restarts it.", placeholder: "" },
                 text("account", "SIP account", false, "When CallBridge runs baresip: sip:alice@sip.example.com.", ""),
-                text("password_entry", "Password keyring entry", false, "The keyring entry holding the SIP password.", "baresip"),
+                text("password_entry", "Password keyring entry", false, "The keyring entry holding the SIP password.", BARESIP_PASSWORD_ENTRY),
+                secret(
+                    "sip_password",
+                    "SIP password",
+                    baresip.password_entry.as_deref().map(str::trim).filter(|e| !e.is_empty()).unwrap_or(BARESIP_PASSWORD_ENTRY),
+                    "password_entry",
+                    false,
+                    "The SIP account's password, kept in the OS keyring under the password keyring entry.",
+                ),
             ],
         },
     }
@@ -137,16 +154,18 @@ fn text(key: &'static str, label: &'static str, required: bool, help: &'static s
     Field { key, label, input: Input::Text, required, help, placeholder }
 }
 
-fn secret(key: &'static str, label: &'static str, entry: &'static str, required: bool, help: &'static str) -> Field {
-    Field { key, label, input: Input::Secret { entry }, required, help, placeholder: "" }
+fn secret(key: &'static str, label: &'static str, entry: &str, entry_key: &'static str, required: bool, help: &'static str) -> Field {
+    Field { key, label, input: Input::Secret { entry: entry.trim().to_owned(), entry_key }, required, help, placeholder: "" }
 }
 
 fn choice(key: &'static str, label: &'static str, options: &'static [&'static str], help: &'static str) -> Field {
     Field { key, label, input: Input::Choice { options }, required: true, help, placeholder: "" }
 }
 
-fn number(key: &'static str, label: &'static str, min: u64, max: u64, help: &'static str) -> Field {
-    Field { key, label, input: Input::Number { min, max }, required: true, help, placeholder: "" }
+/// A number field for the setting `limit` bounds (its key is the last part of the limit's path).
+fn number(limit: Limit, label: &'static str, help: &'static str) -> Field {
+    let key = limit.field.rsplit('.').next().unwrap_or(limit.field);
+    Field { key, label, input: Input::Number { min: limit.min, max: limit.max }, required: true, help, placeholder: "" }
 }
 
 #[cfg(test)]
@@ -156,18 +175,18 @@ mod tests {
     #[test]
     fn every_simulator_field_is_a_key_of_its_config_section() {
         let section = serde_json::to_value(crate::config::SimulatorConfig::default()).expect("json");
-        let form = form(ProviderKind::Simulator);
+        let form = form(ProviderKind::Simulator, &Config::default());
         for field in &form.fields {
             assert!(section.get(field.key).is_some(), "{} is not a simulator setting", field.key);
         }
         let json = serde_json::to_value(&form).expect("json");
         assert_eq!(json["fields"][0]["type"], "number");
-        assert_eq!(json["fields"][0]["max"], 60_000);
+        assert_eq!(json["fields"][0]["max"], limits::SIMULATOR_RING.max);
     }
 
     #[test]
     fn every_provider_field_is_a_key_of_its_config_section() {
-        for form in forms().into_iter().filter(|f| f.kind != "simulator") {
+        for form in forms(&Config::default()).into_iter().filter(|f| f.kind != "simulator") {
             for field in form.fields.iter().filter(|f| !matches!(f.input, Input::Secret { .. })) {
                 let known = crate::config::Config::from_toml(
                     &format!("[provider.{}]\n{} = {}\n", form.kind, field.key, sample(field)),
@@ -178,7 +197,53 @@ mod tests {
                 }
             }
         }
-        assert!(secret_entries().contains(&"telecmi"));
+        assert!(secret_entries(&Config::default()).contains(&"telecmi".to_owned()));
+    }
+
+    /// Each number field's range is its setting's limit, so the form and validation agree.
+    #[test]
+    fn number_fields_take_their_range_from_the_limits() {
+        for form in forms(&Config::default()) {
+            for field in form.fields {
+                if let Input::Number { min, max } = field.input {
+                    let path = format!("provider.{}.{}", form.kind, field.key);
+                    let limit = limits::of(&path).unwrap_or_else(|| panic!("{path} has no limit"));
+                    assert_eq!((min, max), (limit.min, limit.max), "{path}");
+                }
+            }
+        }
+    }
+
+    /// Secret fields write to the entries the configuration names, not to the defaults.
+    #[test]
+    fn secret_fields_name_the_configured_entries() {
+        let mut config = Config::default();
+        config.provider.telecmi.secret_entry = "acme-telecmi-app".into();
+        config.provider.telecmi.password_entry = "acme-telecmi-login".into();
+        config.provider.kazoo.secret_entry = "acme-kazoo".into();
+        config.provider.baresip.password_entry = Some("acme-sip".into());
+        let entries: Vec<(String, String, &str)> = forms(&config)
+            .into_iter()
+            .flat_map(|f| f.fields.into_iter().map(move |field| (f.kind, field)))
+            .filter_map(|(kind, field)| match field.input {
+                Input::Secret { entry, entry_key } => Some((format!("{kind}.{}", field.key), entry, entry_key)),
+                _ => None,
+            })
+            .collect();
+        let expected = [
+            ("telecmi.app_secret", "acme-telecmi-app", "secret_entry"),
+            ("telecmi.password", "acme-telecmi-login", "password_entry"),
+            ("kazoo.secret", "acme-kazoo", "secret_entry"),
+            ("baresip.sip_password", "acme-sip", "password_entry"),
+        ];
+        let got: Vec<(&str, &str, &str)> = entries.iter().map(|(f, e, k)| (f.as_str(), e.as_str(), *k)).collect();
+        assert_eq!(got, expected);
+        for (_, entry, _) in &expected {
+            assert!(secret_entries(&config).contains(&(*entry).to_owned()), "{entry}");
+        }
+        assert!(!secret_entries(&config).contains(&"telecmi".to_owned()), "the default entry is not writable once another is configured");
+        // Without a configured entry, the SIP password goes to the default one.
+        assert!(secret_entries(&Config::default()).contains(&BARESIP_PASSWORD_ENTRY.to_owned()));
     }
 
     fn sample(field: &Field) -> String {

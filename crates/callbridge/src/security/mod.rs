@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{limits, Invalid};
 use crate::engine::CommandError;
 use crate::number::PhoneNumber;
 use crate::secrets::SecretStore;
@@ -92,14 +93,12 @@ impl Default for SecurityConfig {
 }
 
 impl SecurityConfig {
-    /// Checks what the types cannot. On error: the message and text to find its line by.
-    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
-        if self.dials_per_minute > 10_000 {
-            return Err(("security.dials_per_minute must be at most 10000 (0 turns the limit off)".into(), Some("dials_per_minute".into())));
-        }
+    /// Checks what the types cannot; the error names the setting.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        limits::DIALS_PER_MINUTE.check(u64::from(self.dials_per_minute))?;
         let entry = self.token_entry.trim();
         if entry.is_empty() || entry.len() > 128 || entry.chars().any(char::is_control) {
-            return Err(("security.token_entry must be a keyring entry name of 1 to 128 printable characters".into(), Some("token_entry".into())));
+            return Err(Invalid::new("security.token_entry", "security.token_entry must be a keyring entry name of 1 to 128 printable characters"));
         }
         for host in &self.allowed_hosts {
             let valid = !host.is_empty()
@@ -107,9 +106,9 @@ impl SecurityConfig {
                 && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
                 && !origin::is_loopback_host(host);
             if !valid {
-                return Err((
+                return Err(Invalid::new(
+                    "security.allowed_hosts",
                     format!("security.allowed_hosts has {host:?}; write a host name such as \"hooks.example.com\", without scheme, port or path"),
-                    Some("allowed_hosts".into()),
                 ));
             }
         }

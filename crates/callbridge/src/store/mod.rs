@@ -78,13 +78,11 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    /// Checks what the types cannot. On error: the message and text to find its line by.
-    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
-        if self.history_days > 36_500 {
-            return Err(("store.history_days must be at most 36500 (100 years), or 0 to keep history forever".into(), Some("history_days".into())));
-        }
+    /// Checks what the types cannot; the error names the setting.
+    pub fn validate(&self) -> Result<(), crate::config::Invalid> {
+        crate::config::limits::HISTORY_DAYS.check(u64::from(self.history_days))?;
         if self.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            return Err(("store.path is empty; leave it out to use the platform's data directory".into(), Some("path".into())));
+            return Err(crate::config::Invalid::new("store.path", "store.path is empty; leave it out to use the platform's data directory"));
         }
         Ok(())
     }

@@ -54,6 +54,90 @@ impl<'a> SettingsPage<'a> {
         value(self.driver, RULE_URL).await
     }
 
+    /// The placeholders the page lists (served by the engine), without their `$`.
+    pub async fn placeholders(&self) -> Vec<String> {
+        let text = wait_text(self.driver, PLACEHOLDER_LIST, "the placeholder list", |t| !t.is_empty()).await;
+        text.split_whitespace().map(|p| p.trim_start_matches('$').to_owned()).collect()
+    }
+
+    /// Adds a row to the per-event table and types `url` into it.
+    pub async fn add_rule(&self, url: &str) {
+        let before = self.rule_count().await;
+        element(self.driver, RULE_ADD).await.click().await.expect("click");
+        let rows = callbridge_e2e::eventually_async(std::time::Duration::from_secs(20), "the new rule row", || async {
+            let rows = self.driver.find_all(RULE_URL.by()).await.ok()?;
+            (rows.len() > before).then_some(rows)
+        })
+        .await;
+        let input = rows.last().expect("a row");
+        input.send_keys(url).await.expect("type");
+    }
+
+    /// The inline error of rule row `index` ("" when none).
+    pub async fn rule_error(&self, index: usize) -> String {
+        let errors = self.driver.find_all(RULE_ERROR.by()).await.expect("rule errors");
+        match errors.get(index) {
+            Some(e) => e.text().await.expect("text"),
+            None => panic!("no rule row {index}"),
+        }
+    }
+
+    /// The inline error under the field an engine error names (`provider.kazoo.api_url`).
+    pub async fn field_error(&self, field: &str, what: &str) -> String {
+        let by = By::Css(format!("[data-error=\"{field}\"]"));
+        callbridge_e2e::eventually_async(std::time::Duration::from_secs(20), what, || async {
+            let text = self.driver.find(by.clone()).await.ok()?.text().await.ok()?;
+            (!text.is_empty()).then_some(text)
+        })
+        .await
+    }
+
+    /// Types `value` into the phone system form's secret field `key` (e.g. `sip_password`).
+    pub async fn type_secret(&self, key: &str, value: &str) {
+        let by = By::Css(format!("[data-testid=\"provider-secret-{key}\"]"));
+        let input = callbridge_e2e::eventually_async(std::time::Duration::from_secs(20), "the secret field", || async {
+            self.driver.find(by.clone()).await.ok()
+        })
+        .await;
+        input.send_keys(value).await.expect("type");
+    }
+
+    /// Chooses the phone system.
+    pub async fn choose_provider(&self, kind: &str) {
+        let select = element(self.driver, PROVIDER_KIND).await;
+        select.find(By::Css(format!("option[value=\"{kind}\"]"))).await.expect("the option").click().await.expect("click");
+    }
+
+    pub async fn do_not_disturb(&self) -> bool {
+        element(self.driver, DND).await.is_selected().await.expect("checked")
+    }
+
+    pub async fn popups(&self) -> bool {
+        element(self.driver, POPUPS).await.is_selected().await.expect("checked")
+    }
+
+    /// Clicks "Incoming-call popup" (an unsaved edit).
+    pub async fn toggle_popups(&self) {
+        element(self.driver, POPUPS).await.click().await.expect("click");
+    }
+
+    /// Waits until Do not disturb shows `on`.
+    pub async fn wait_do_not_disturb(&self, on: bool) {
+        callbridge_e2e::eventually_async(std::time::Duration::from_secs(20), "Do not disturb to show the change", || async {
+            (self.do_not_disturb().await == on).then_some(())
+        })
+        .await;
+    }
+
+    /// The status line, once `check` holds for it.
+    pub async fn status(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        wait_text(self.driver, SAVE_STATUS, what, check).await
+    }
+
+    pub async fn reload_offered(&self) -> bool {
+        element(self.driver, RELOAD).await.is_displayed().await.unwrap_or(false)
+    }
+
     pub async fn set_crm_url(&self, url: &str) {
         type_into(self.driver, CRM_URL, url).await;
     }

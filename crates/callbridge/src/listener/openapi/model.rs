@@ -254,7 +254,8 @@ pub struct Saved {
 }
 
 /// How a provider-form field is edited: `text`, `number` (with `min`, `max`), `url`, `bool`,
-/// `secret` (with `entry`) or `choice` (with `options`).
+/// `secret` (with `entry`, the keyring entry the configuration names in its key `entry_key`) or
+/// `choice` (with `options`).
 #[derive(Debug, ToSchema)]
 pub struct FormField {
     pub key: String,
@@ -264,6 +265,7 @@ pub struct FormField {
     pub min: Option<u64>,
     pub max: Option<u64>,
     pub entry: Option<String>,
+    pub entry_key: Option<String>,
     pub options: Option<Vec<String>>,
     pub required: bool,
     pub help: String,
@@ -321,6 +323,10 @@ pub struct Config {
     /// What to call when a call rings, is answered or ends.
     #[schema(required = false)]
     pub notification: Vec<NotificationRule>,
+    /// `PUT` only: the revision of the configuration this one was edited from (as `GET` answered
+    /// it); when the configuration changed since, nothing is saved and the answer is 409 `stale`.
+    #[schema(required = false)]
+    pub revision: Option<String>,
 }
 
 /// `[listener]`. The command segments are letters, digits, `-` and `_`, and not `api`, `health`,
@@ -509,12 +515,68 @@ pub struct NotificationRule {
     pub note: String,
 }
 
-/// `PUT /api/v1/config`: what the save did and the configuration now in force.
+/// `PUT /api/v1/config`: what the save did and the configuration now in force, with its revision.
 #[derive(Debug, ToSchema)]
 pub struct SaveAnswer {
     pub ok: bool,
     pub saved: Saved,
     pub config: Config,
+    pub revision: String,
+}
+
+/// `PUT /api/v1/config` with a `revision` that is no longer the one in force: nothing was saved;
+/// `config` is the configuration in force and `revision` its revision. (A port that cannot be listened
+/// on is also a 409, with `error` `invalid` and `field` `listener.port`, and no `config`.)
+#[derive(Debug, ToSchema)]
+pub struct StaleAnswer {
+    pub ok: bool,
+    /// `stale` (or `invalid` for a taken port).
+    pub error: String,
+    pub message: String,
+    #[schema(required = false)]
+    pub config: Option<Config>,
+    #[schema(required = false)]
+    pub revision: Option<String>,
+    #[schema(required = false)]
+    pub field: Option<String>,
+}
+
+/// One placeholder a template may use (`$callerid`), and what it stands for.
+#[derive(Debug, ToSchema)]
+pub struct PlaceholderInfo {
+    pub name: String,
+    pub description: String,
+}
+
+/// The range of one numeric setting.
+#[derive(Debug, ToSchema)]
+pub struct Limit {
+    /// The setting's path in the configuration (`lookup.timeout_ms`).
+    pub field: String,
+    pub min: u64,
+    pub max: u64,
+    /// Another setting the value may not exceed either.
+    #[schema(required = false)]
+    pub at_most: Option<String>,
+}
+
+/// `GET /api/v1/settings/schema`: what the settings page validates against.
+#[derive(Debug, ToSchema)]
+pub struct SchemaAnswer {
+    pub ok: bool,
+    /// The revision of the configuration in force.
+    pub revision: String,
+    /// Every placeholder a notification, lookup or CRM-page template may use.
+    pub placeholders: Vec<PlaceholderInfo>,
+    /// Command segments that are CallBridge's own paths.
+    pub reserved_segments: Vec<String>,
+    /// The longest command segment, in characters.
+    pub segment_max_len: u64,
+    /// The bounds of every numeric setting.
+    pub limits: Vec<Limit>,
+    pub current: ProviderKind,
+    /// Each phone system's form, its secret fields naming the keyring entries the configuration names.
+    pub providers: Vec<ProviderForm>,
 }
 
 /// `GET /api/v1/listener`.

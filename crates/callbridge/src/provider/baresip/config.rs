@@ -8,6 +8,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Invalid;
+
+/// The keyring entry of the SIP password when `password_entry` is not set (the settings page sets
+/// `password_entry` to it when a password is typed there).
+pub const DEFAULT_PASSWORD_ENTRY: &str = "baresip";
+
 /// Where baresip's `ctrl_tcp` module listens. Loopback only: the socket has no authentication, and
 /// whoever reaches it can place calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -188,25 +194,27 @@ impl BaresipConfig {
 
     /// Checks what the types alone cannot, when baresip is the active provider. On error: the
     /// message, and text to find its line by.
-    pub fn check(&self) -> Result<(), (String, Option<String>)> {
+    pub fn check(&self) -> Result<(), Invalid> {
+        let invalid = |key: &str, message: String| Invalid::new(format!("provider.baresip.{key}"), message).found_by(key);
         if self.supervise && self.account.is_none() {
-            return Err((
+            return Err(invalid(
+                "account",
                 "provider.baresip.account is required when supervise = true: the SIP address baresip uses, e.g. \"sip:alice@sip.example.com\"".into(),
-                Some("supervise".into()),
-            ));
+            )
+            .found_by("supervise"));
         }
         if self.password_entry.as_deref().is_some_and(|e| e.trim().is_empty()) {
-            return Err(("provider.baresip.password_entry cannot be empty; leave it out when the account has no password".into(), Some("password_entry".into())));
+            return Err(invalid("password_entry", "provider.baresip.password_entry cannot be empty; leave it out when the account has no password".into()));
         }
         for (key, value) in [("audio_player", &self.audio_player), ("audio_source", &self.audio_source)] {
             if !value.is_empty() && !value.contains(',') {
-                return Err((
+                return Err(invalid(
+                    key,
                     format!("provider.baresip.{key} = {value:?} is not \"driver,device\" (e.g. \"alsa,default\"); use \"\" for no audio device"),
-                    Some(key.into()),
                 ));
             }
             if value.contains(['\n', '\r']) {
-                return Err((format!("provider.baresip.{key} must be on one line"), Some(key.into())));
+                return Err(invalid(key, format!("provider.baresip.{key} must be on one line")));
             }
         }
         Ok(())
@@ -247,11 +255,11 @@ mod tests {
     #[test]
     fn supervising_needs_an_account() {
         let mut c = BaresipConfig { supervise: true, ..BaresipConfig::default() };
-        assert!(c.check().expect_err("no account").0.contains("account is required"));
+        assert!(c.check().expect_err("no account").message.contains("account is required"));
         c.account = SipAor::parse("sip:a@b").ok();
         assert!(c.check().is_ok());
         c.audio_player = "alsa".into();
-        assert!(c.check().expect_err("no device").0.contains("driver,device"));
+        assert!(c.check().expect_err("no device").message.contains("driver,device"));
         c.audio_player = String::new();
         assert!(c.check().is_ok(), "empty means no audio device");
     }

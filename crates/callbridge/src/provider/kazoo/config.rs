@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::config::Invalid;
+
 /// Crossbar's base URL, `https://kazoo.example.com:8443`. A trailing `/v2` is accepted and dropped:
 /// CallBridge adds the `/v2/...` paths itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -146,10 +148,12 @@ impl KazooConfig {
 
     /// Checks what the types alone cannot, when Kazoo is the active provider. On error: the
     /// message, and text to find its line by.
-    pub fn check(&self) -> Result<(), (String, Option<String>)> {
+    pub fn check(&self) -> Result<(), Invalid> {
         let missing = |key: &str, example: &str| {
-            Err((format!("provider.kazoo.{key} is required when kind = \"kazoo\" (e.g. {key} = {example})"), Some("[provider.kazoo]".into())))
+            Err(Invalid::new(format!("provider.kazoo.{key}"), format!("provider.kazoo.{key} is required when kind = \"kazoo\" (e.g. {key} = {example})"))
+                .found_by("[provider.kazoo]"))
         };
+        let invalid = |key: &str, message: &str, needle: &str| Err(Invalid::new(format!("provider.kazoo.{key}"), message).found_by(needle));
         if self.api_url.is_none() {
             return missing("api_url", "\"https://kazoo.example.com:8443\"");
         }
@@ -161,17 +165,14 @@ impl KazooConfig {
         }
         if self.auth == KazooAuth::User {
             if self.username.trim().is_empty() {
-                return Err(("provider.kazoo.username is required when auth = \"user\"".into(), Some("auth".into())));
+                return invalid("username", "provider.kazoo.username is required when auth = \"user\"", "auth");
             }
             if self.account_name.trim().is_empty() {
-                return Err(("provider.kazoo.account_name is required when auth = \"user\"".into(), Some("auth".into())));
+                return invalid("account_name", "provider.kazoo.account_name is required when auth = \"user\"", "auth");
             }
         }
         if self.auth == KazooAuth::None && self.websocket_url.is_some() {
-            return Err((
-                "provider.kazoo.websocket_url needs a token: set auth = \"api_key\" or \"user\"".into(),
-                Some("websocket_url".into()),
-            ));
+            return invalid("websocket_url", "provider.kazoo.websocket_url needs a token: set auth = \"api_key\" or \"user\"", "websocket_url");
         }
         Ok(())
     }
@@ -202,14 +203,14 @@ mod tests {
     #[test]
     fn required_fields_are_named() {
         let mut c = KazooConfig::default();
-        assert!(c.check().expect_err("api_url").0.contains("api_url"));
+        assert!(c.check().expect_err("api_url").message.contains("api_url"));
         c.api_url = ApiUrl::parse("http://k:8000").ok();
         c.account_id = KazooId::parse("acc").ok();
-        assert!(c.check().expect_err("c2c").0.contains("clicktocall_id"));
+        assert!(c.check().expect_err("c2c").message.contains("clicktocall_id"));
         c.clicktocall_id = KazooId::parse("c2c").ok();
         assert!(c.check().is_ok());
         c.auth = KazooAuth::User;
-        assert!(c.check().expect_err("user").0.contains("username"));
+        assert!(c.check().expect_err("user").message.contains("username"));
         c.username = "alice".into();
         c.account_name = "acme".into();
         assert!(c.check().is_ok());

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::check_range;
+use crate::config::{limits, Invalid};
 
 /// The public TeleCMI REST endpoint (https://doc.telecmi.com/chub/docs/click-to-call-admin).
 pub const DEFAULT_BASE_URL: &str = "https://rest.telecmi.com";
@@ -50,7 +50,7 @@ pub struct TelecmiConfig {
 
 impl TelecmiConfig {
     /// The longest hold of a hangup: 30 s.
-    pub const MAX_HANGUP_SETTLE_MS: u64 = 30_000;
+    pub const MAX_HANGUP_SETTLE_MS: u64 = limits::TELECMI_SETTLE.max;
 }
 
 impl Default for TelecmiConfig {
@@ -82,27 +82,27 @@ impl TelecmiConfig {
         self.login_id.as_deref().map(str::trim).filter(|l| !l.is_empty())
     }
 
-    /// Checks what the types alone cannot. On error: the message and the key to find its line by.
-    pub fn validate(&self) -> Result<(), (String, Option<String>)> {
-        let key = |k: &str| Some(k.to_owned());
+    /// Checks what the types alone cannot; the error names the setting.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let key = |k: &str, message: String| Invalid::new(format!("provider.telecmi.{k}"), message).found_by(k);
         match url::Url::parse(&self.base_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => {
-                return Err((
+                return Err(key(
+                    "base_url",
                     format!("provider.telecmi.base_url {:?} is not an http(s) URL such as {DEFAULT_BASE_URL}", self.base_url),
-                    key("base_url"),
                 ))
             }
         }
         if self.user_id.chars().any(char::is_whitespace) {
-            return Err((format!("provider.telecmi.user_id {:?} contains spaces", self.user_id), key("user_id")));
+            return Err(key("user_id", format!("provider.telecmi.user_id {:?} contains spaces", self.user_id)));
         }
-        check_range("provider.telecmi.timeout_secs", self.timeout_secs, 1, 300, " (5 minutes)")?;
-        check_range("provider.telecmi.connect_timeout_secs", self.connect_timeout_secs, 1, self.timeout_secs, " (timeout_secs)")?;
-        check_range("provider.telecmi.hangup_settle_ms", self.hangup_settle_ms, 0, Self::MAX_HANGUP_SETTLE_MS, " (30 s)")?;
+        limits::TELECMI_TIMEOUT.check(self.timeout_secs)?;
+        limits::TELECMI_CONNECT.check_up_to(self.connect_timeout_secs, self.timeout_secs)?;
+        limits::TELECMI_SETTLE.check(self.hangup_settle_ms)?;
         for (name, entry) in [("secret_entry", &self.secret_entry), ("password_entry", &self.password_entry)] {
             if entry.trim().is_empty() {
-                return Err((format!("provider.telecmi.{name} cannot be empty: it names a keyring entry"), key(name)));
+                return Err(key(name, format!("provider.telecmi.{name} cannot be empty: it names a keyring entry")));
             }
         }
         Ok(())
@@ -240,13 +240,15 @@ login_id = "101_1111112"
     #[test]
     fn validation_names_the_key() {
         let bad = TelecmiConfig { base_url: "rest.telecmi.com".into(), ..TelecmiConfig::default() };
-        assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("base_url".into())));
+        assert_eq!(bad.validate().map_err(|e| e.field), Err("provider.telecmi.base_url".into()));
         let bad = TelecmiConfig { connect_timeout_secs: 20, timeout_secs: 10, ..TelecmiConfig::default() };
-        assert_eq!(bad.validate().map_err(|e| e.1), Err(Some("provider.telecmi.connect_timeout_secs".into())));
+        let err = bad.validate().expect_err("connect above the request timeout");
+        assert_eq!(err.field, "provider.telecmi.connect_timeout_secs");
+        assert!(err.message.contains("between 1 and 10 (provider.telecmi.timeout_secs)"), "{}", err.message);
         let bad = TelecmiConfig { hangup_settle_ms: 30_001, ..TelecmiConfig::default() };
-        let (message, key) = bad.validate().expect_err("settle too long");
-        assert_eq!(key.as_deref(), Some("provider.telecmi.hangup_settle_ms"));
-        assert!(message.contains("between 0 and 30000"), "{message}");
+        let err = bad.validate().expect_err("settle too long");
+        assert_eq!(err.field, "provider.telecmi.hangup_settle_ms");
+        assert!(err.message.contains("between 0 and 30000"), "{}", err.message);
         assert!(TelecmiConfig::default().validate().is_ok());
     }
 }

@@ -1,0 +1,96 @@
+//! The bounds of every numeric setting, in one table: validation checks against it, the provider
+//! forms take their minimum and maximum from it, and the settings page gets it from
+//! `GET /api/v1/settings/schema`, so the page and the engine cannot disagree about a range.
+
+use serde::Serialize;
+
+use super::Invalid;
+
+/// The range of one numeric setting, named by its path in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limit {
+    /// The setting's path as `GET /api/v1/config` shows it (`delivery.timeout_secs`).
+    pub field: &'static str,
+    pub min: u64,
+    pub max: u64,
+    /// Another setting the value may not exceed either (TeleCMI's connect timeout and its request
+    /// timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<&'static str>,
+    /// The maximum in words (" (an hour)"), or what 0 means.
+    #[serde(skip)]
+    pub hint: &'static str,
+}
+
+impl Limit {
+    const fn new(field: &'static str, min: u64, max: u64, hint: &'static str) -> Limit {
+        Limit { field, min, max, at_most: None, hint }
+    }
+
+    /// Whether `value` is within the range; on error the message names the setting and the range.
+    pub fn check(&self, value: u64) -> Result<(), Invalid> {
+        self.check_up_to(value, self.max)
+    }
+
+    /// Like [`Self::check`] with the maximum lowered to `max` (the value of [`Self::at_most`]).
+    pub fn check_up_to(&self, value: u64, max: u64) -> Result<(), Invalid> {
+        let max = max.min(self.max);
+        if (self.min..=max).contains(&value) {
+            return Ok(());
+        }
+        let hint = if max == self.max { self.hint.to_owned() } else { format!(" ({})", self.at_most.unwrap_or_default()) };
+        Err(Invalid::new(self.field, format!("{} must be between {} and {max}{hint}; it is {value}", self.field, self.min)))
+    }
+}
+
+pub const VERSION: Limit = Limit::new("version", 0, super::CONFIG_VERSION as u64, " (files from a newer CallBridge are refused)");
+pub const LISTENER_PORT: Limit = Limit::new("listener.port", 1, 65_535, "");
+pub const DELIVERY_TIMEOUT: Limit = Limit::new("delivery.timeout_secs", 1, 300, " (5 minutes)");
+pub const DELIVERY_RETRY_INITIAL: Limit = Limit::new("delivery.retry_initial_ms", 1, 3_600_000, " (an hour)");
+pub const DELIVERY_RETRY_MAX: Limit = Limit::new("delivery.retry_max_delay_secs", 1, 86_400, " (a day)");
+pub const DELIVERY_MAX_AGE: Limit = Limit::new("delivery.max_age_hours", 1, 720, " (30 days)");
+pub const SIMULATOR_RING: Limit = Limit::new("provider.simulator.ring_after_ms", 0, 3_600_000, " (an hour)");
+pub const SIMULATOR_ANSWER: Limit = Limit::new("provider.simulator.answer_after_ms", 0, 3_600_000, " (an hour; 0 = never)");
+pub const SIMULATOR_HANGUP: Limit = Limit::new("provider.simulator.hangup_after_ms", 0, 3_600_000, " (an hour; 0 = never)");
+pub const TELECMI_CONNECT: Limit = Limit {
+    field: "provider.telecmi.connect_timeout_secs",
+    min: 1,
+    max: 300,
+    at_most: Some("provider.telecmi.timeout_secs"),
+    hint: " (5 minutes)",
+};
+pub const TELECMI_TIMEOUT: Limit = Limit::new("provider.telecmi.timeout_secs", 1, 300, " (5 minutes)");
+pub const TELECMI_SETTLE: Limit = Limit::new("provider.telecmi.hangup_settle_ms", 0, 30_000, " (30 s)");
+pub const DIALS_PER_MINUTE: Limit = Limit::new("security.dials_per_minute", 0, 10_000, " (0 turns the limit off)");
+pub const HISTORY_DAYS: Limit = Limit::new("store.history_days", 0, 36_500, " (100 years; 0 keeps history forever)");
+pub const LOOKUP_TIMEOUT: Limit = Limit::new("lookup.timeout_ms", 100, 10_000, " milliseconds");
+pub const LOOKUP_CACHE_ENTRIES: Limit = Limit::new("lookup.cache_entries", 0, 100_000, " numbers");
+pub const LOOKUP_CACHE_TTL: Limit = Limit::new("lookup.cache_ttl_secs", 0, 86_400, " seconds (a day)");
+pub const LOOKUP_MISS_TTL: Limit = Limit::new("lookup.miss_ttl_secs", 0, 86_400, " seconds (a day)");
+
+/// Every numeric setting's bounds.
+pub const LIMITS: &[Limit] = &[
+    VERSION,
+    LISTENER_PORT,
+    DELIVERY_TIMEOUT,
+    DELIVERY_RETRY_INITIAL,
+    DELIVERY_RETRY_MAX,
+    DELIVERY_MAX_AGE,
+    SIMULATOR_RING,
+    SIMULATOR_ANSWER,
+    SIMULATOR_HANGUP,
+    TELECMI_CONNECT,
+    TELECMI_TIMEOUT,
+    TELECMI_SETTLE,
+    DIALS_PER_MINUTE,
+    HISTORY_DAYS,
+    LOOKUP_TIMEOUT,
+    LOOKUP_CACHE_ENTRIES,
+    LOOKUP_CACHE_TTL,
+    LOOKUP_MISS_TTL,
+];
+
+/// The limit of the setting at `field`, if it is numeric.
+pub fn of(field: &str) -> Option<Limit> {
+    LIMITS.iter().copied().find(|l| l.field == field)
+}
