@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds CallBridge in release and prints the benchmark table of issue #7 (markdown, on stdout; progress
+# Builds CallBridge in release and prints the benchmark table of docs/performance.md (markdown, on stdout; progress
 # on stderr). Arguments go to callbridge-bench: `--only 1,3` for some figures, `--quick` for a brief run
 # that checks the harness (scripts/test.sh runs that on the debug build).
 #

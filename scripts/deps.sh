@@ -22,8 +22,9 @@ windows=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine wine64 nsis zip unz
 case "$purpose" in
   run) ;;
   desktop) packages+=("${desktop[@]}") ;;
-  # Desktop e2e: the app under Xvfb, driven by tauri-driver through WebKitWebDriver.
-  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester "${desktop[@]}" xvfb xauth xdotool webkit2gtk-driver python3 python3-venv "${windows[@]}") ;;
+  # Desktop e2e: the app under Xvfb, driven by tauri-driver through WebKitWebDriver; curl for the
+  # documentation's commands (tests/tests/docs_commands.rs).
+  test) packages+=(dbus gnome-keyring libsecret-tools baresip-core sip-tester curl "${desktop[@]}" xvfb xauth xdotool webkit2gtk-driver python3 python3-venv "${windows[@]}") ;;
   windows) packages+=("${windows[@]}") ;;
   bench) packages+=(dbus gnome-keyring xvfb binutils python3 "${desktop[@]}") ;;
   *) echo "deps.sh: unknown purpose '$purpose' (run, desktop, test, bench, windows)" >&2; exit 2 ;;

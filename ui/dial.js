@@ -1,6 +1,7 @@
 // The dial popup: type or paste a number (cleaned of `tel:`, spaces and dashes), press Call, follow the
 // call's progress; the provider's own error text is shown when it refuses. Opened from the tray's
-// "Dial…", the global shortcut, and `tel:`/`callto:` links (prefilled, never dialed without a click).
+// "Dial…" and "Missed calls", the global shortcut, a missed-call notification and `tel:`/`callto:`
+// links (prefilled, never dialed without a click). Its Recent list marks the calls that were missed.
 
 import { api, onEvent, desktop, param, cleanNumber, show, byId } from "./api.js";
 
@@ -82,7 +83,10 @@ async function loadRecent() {
     button.type = "button";
     button.setAttribute("data-testid", "dial-recent-item");
     const arrow = call.direction === "in" ? "↙" : "↗";
-    button.textContent = `${arrow} ${call.remote_number}${call.remote_name ? ` — ${call.remote_name}` : ""}`;
+    const missed = call.direction === "in" && call.disposition === "missed";
+    button.textContent = `${arrow} ${call.remote_number}${call.remote_name ? ` — ${call.remote_name}` : ""}${missed ? " (missed)" : ""}`;
+    button.dataset.missed = String(missed);
+    if (missed) button.classList.add("missed");
     button.addEventListener("click", () => {
       byId("dial-number").value = call.remote_number;
       byId("dial-number").focus();

@@ -1,11 +1,15 @@
-// The incoming-call popup: the caller's number and name, Answer and Decline where the phone system can,
-// and "Open in CRM" (the `[desktop] crm_url` template filled in, opened in the default browser). It
-// closes itself when the call is answered somewhere else or ends.
+// The incoming-call popup: the caller's number at once, and the name and company when the CRM's caller
+// lookup answers (an `updated` call event); Answer and Decline where the phone system can; and "Open in
+// CRM", which opens the caller's own record when the lookup gave its URL, else the `[desktop] crm_url`
+// template filled in, in the default browser. It closes itself when the call is answered somewhere else
+// or ends.
 
 import { api, onEvent, desktop, openInCrm, param, show, byId } from "./api.js";
 
 const callId = param("call");
 let answeringHere = false;
+// Set once a call event was shown: the first load's answer may be older than the event.
+let followed = false;
 
 function render(call) {
   show("incoming-number", call.remote_number);
@@ -49,6 +53,7 @@ function follow(event) {
     desktop.close();
     return;
   }
+  followed = true;
   render(event.call);
 }
 
@@ -76,7 +81,7 @@ async function load() {
     desktop.close();
     return;
   }
-  render(body.call);
+  if (!followed) render(body.call);
   await applyCapabilities();
 }
 

@@ -1,4 +1,4 @@
-// The settings page: mirrors the option tables of the config file (seed 000's "Accept URL Commands" and
+// The settings page: mirrors the option tables of the config file (Enreach Contact's "Accept URL Commands" and
 // "URL Call Notifications", VoipNow's per-event request table), the phone system's fields and the
 // desktop's own settings, and the CRM's caller lookup with its Test button. Validation runs as you type,
 // against what the engine serves at GET /api/v1/settings/schema (ui/validate.js); Save sends the whole

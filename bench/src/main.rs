@@ -1,5 +1,5 @@
 //! `callbridge-bench`: measures the built CallBridge programs and prints one markdown table of every
-//! figure of issue #7 beside its comparison and target, with the machine described under it.
+//! figure of the benchmark (docs/performance.md) beside its comparison and target, with the machine described under it.
 //!
 //! The programs under test run as processes of their own; this process is the load (a CRM sending URL
 //! commands, a CRM server receiving notifications) and reads `/proc` for memory and wake-ups.

@@ -12,7 +12,7 @@ use tauri_plugin_deep_link::DeepLinkExt;
 
 use crate::args::{Args, Page};
 use crate::desktop::Desktop;
-use crate::{approval, follow, ipc, links, shortcut, tray, windows};
+use crate::{alerts, approval, follow, ipc, links, missed, shortcut, tray, windows};
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = match args.config.clone() {
@@ -58,6 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let desktop = tauri::async_runtime::block_on(Desktop::start(config, path, approver))
                 .map_err(|e| format!("CallBridge cannot open its data store: {e}"))?;
             app.manage(desktop);
+            app.manage(missed::MissedCalls::default());
+            alerts::register(&handle);
             tray::create(&handle)?;
             follow::spawn(handle.clone());
             shortcut::apply(&handle, &handle.state::<Desktop>().engine().config());

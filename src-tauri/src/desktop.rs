@@ -108,21 +108,25 @@ impl Desktop {
         condition(&self.engine().calls(), &self.settings.listener_state(), self.engine())
     }
 
-    /// Up to `n` different numbers of recent calls, newest first.
-    pub fn recent_numbers(&self, n: usize) -> Vec<String> {
-        let mut calls = self.engine().calls();
-        calls.sort_by_key(|c| std::cmp::Reverse(c.started_at));
-        let mut numbers: Vec<String> = Vec::new();
-        for call in calls {
-            if numbers.len() == n {
-                break;
-            }
-            if !numbers.contains(&call.remote_number) {
-                numbers.push(call.remote_number);
-            }
-        }
-        numbers
+    /// The newest call of each of up to `n` different numbers, newest first.
+    pub fn recent_calls(&self, n: usize) -> Vec<Call> {
+        recent(self.engine().calls(), n)
     }
+}
+
+/// The newest call of each of up to `n` different numbers among `calls`, newest first.
+fn recent(mut calls: Vec<Call>, n: usize) -> Vec<Call> {
+    calls.sort_by_key(|c| std::cmp::Reverse(c.started_at));
+    let mut newest: Vec<Call> = Vec::new();
+    for call in calls {
+        if newest.len() == n {
+            break;
+        }
+        if !newest.iter().any(|c| c.remote_number == call.remote_number) {
+            newest.push(call);
+        }
+    }
+    newest
 }
 
 fn condition(calls: &[Call], listener: &ListenerState, engine: &Engine) -> Condition {
@@ -159,5 +163,17 @@ mod tests {
         assert_eq!(classify(&[active.clone(), ringing.clone(), ended.clone()]), Some(Condition::Ringing(ringing)));
         assert_eq!(classify(&[active.clone(), ended.clone()]), Some(Condition::InCall(active)));
         assert_eq!(classify(&[ended]), None);
+    }
+
+    #[test]
+    fn recent_calls_are_the_newest_of_each_number() {
+        let mut older = Call::new(Direction::In, "+441", "simulator");
+        older.started_at -= std::time::Duration::from_secs(60);
+        let newer = Call::new(Direction::Out, "+441", "simulator");
+        let mut other = Call::new(Direction::In, "+442", "simulator");
+        other.started_at -= std::time::Duration::from_secs(30);
+        let got = recent(vec![older, other.clone(), newer.clone()], 5);
+        assert_eq!(got, vec![newer.clone(), other]);
+        assert_eq!(recent(vec![newer], 0), Vec::<Call>::new());
     }
 }

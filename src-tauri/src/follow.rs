@@ -1,15 +1,19 @@
 //! Follows the engine and the settings and shows what happens: the tray, the incoming-call popup, a
-//! native notification (and one for a missed call), the CRM page opened by itself (`[desktop]
-//! open_crm_on`), and the same events for the open pages (`callbridge://call`,
-//! `callbridge://settings`), which in a browser come from `/api/v1/events` instead.
+//! native notification (and one for a missed call, counted in the tray until the user looks), the CRM
+//! page opened by itself (`[desktop] open_crm_on`, once per call), and the same events for the open
+//! pages (`callbridge://call`, `callbridge://settings`), which in a browser come from
+//! `/api/v1/events` instead. Whether a call rang, was answered or missed is the engine's word (its call
+//! events and their disposition); nothing here decides it.
 
-use callbridge::call::{Call, CallEvent, CallEventKind, CallId, Direction, Disposition};
+use std::collections::HashSet;
+
+use callbridge::call::{CallEvent, CallEventKind, CallId, Direction};
 use tauri::{AppHandle, Emitter, Manager};
-use tauri_plugin_notification::NotificationExt;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::desktop::Desktop;
-use crate::{shortcut, tray, windows};
+use crate::missed::{self, MissedCalls};
+use crate::{alerts, shortcut, tray, windows};
 
 pub const CALL_EVENT: &str = "callbridge://call";
 pub const SETTINGS_EVENT: &str = "callbridge://settings";
@@ -19,18 +23,27 @@ pub fn spawn(app: AppHandle) {
     let desktop = app.state::<Desktop>();
     let mut calls = desktop.engine().subscribe();
     let mut settings = desktop.settings.watch();
+    let mut missed_count = app.state::<MissedCalls>().watch();
     tauri::async_runtime::spawn(async move {
         let mut shortcut_now = app.state::<Desktop>().engine().config().desktop.dial_shortcut.clone();
+        let mut popped = ScreenPops::default();
         loop {
             tokio::select! {
                 event = calls.recv() => match event {
-                    Ok(event) => on_call(&app, &event),
+                    Ok(event) => on_call(&app, &event, &mut popped),
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "the tray fell behind the call events");
                         tray::refresh(&app);
                     }
                     Err(RecvError::Closed) => break,
                 },
+                changed = missed_count.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    missed_count.borrow_and_update();
+                    tray::refresh(&app);
+                }
                 changed = settings.changed() => {
                     if changed.is_err() {
                         break;
@@ -49,29 +62,55 @@ pub fn spawn(app: AppHandle) {
     });
 }
 
-fn on_call(app: &AppHandle, event: &CallEvent) {
+/// The calls whose CRM page was already opened by itself: at most once per call, whatever events
+/// (an `updated` from the caller lookup among them) follow.
+#[derive(Debug, Default)]
+struct ScreenPops {
+    opened: HashSet<CallId>,
+}
+
+impl ScreenPops {
+    /// True the first time for a call; the call is forgotten when it ends.
+    fn first(&mut self, id: &CallId) -> bool {
+        self.opened.insert(id.clone())
+    }
+
+    fn ended(&mut self, id: &CallId) {
+        self.opened.remove(id);
+    }
+}
+
+fn on_call(app: &AppHandle, event: &CallEvent, popped: &mut ScreenPops) {
     let _ = app.emit(CALL_EVENT, event);
     let config = app.state::<Desktop>().engine().config();
     let quiet = config.desktop.do_not_disturb;
+    let call = &event.call;
     match event.kind {
-        CallEventKind::Incoming if event.call.direction == Direction::In => {
+        CallEventKind::Incoming if call.direction == Direction::In => {
             if config.desktop.popups && !quiet {
-                windows::open_incoming(app, &event.call);
+                windows::open_incoming(app, call);
             }
             if config.desktop.notifications && !quiet {
-                notify(app, event);
+                alerts::incoming(app, call);
             }
         }
         CallEventKind::Ended => {
-            windows::close_incoming(app, event.call.id.as_str());
-            if event.call.disposition == Some(Disposition::Missed) && event.call.direction == Direction::In && config.desktop.notifications && !quiet {
-                notify_missed(app, &event.call);
+            windows::close_incoming(app, call.id.as_str());
+            if missed::is_missed(call) {
+                // Counted even in Do not disturb, which keeps quiet but still keeps track.
+                app.state::<MissedCalls>().record(call);
+                if config.desktop.notifications && !quiet {
+                    alerts::missed(app, call);
+                }
             }
         }
         _ => {}
     }
-    if config.desktop.opens_crm_on(event.kind, event.call.direction) {
-        open_crm(app, event.call.id.clone());
+    if config.desktop.opens_crm_on(event.kind, call.direction) && popped.first(&call.id) {
+        open_crm(app, call.id.clone());
+    }
+    if event.kind == CallEventKind::Ended {
+        popped.ended(&call.id);
     }
     tray::refresh(app);
 }
@@ -87,24 +126,18 @@ fn open_crm(app: &AppHandle, id: CallId) {
     });
 }
 
-fn notify_missed(app: &AppHandle, call: &Call) {
-    let body = match &call.remote_name {
-        Some(name) => format!("{name} ({})", call.remote_number),
-        None => call.remote_number.clone(),
-    };
-    if let Err(e) = app.notification().builder().title("Missed call").body(body).show() {
-        tracing::debug!(error = %e, "no desktop notification");
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn notify(app: &AppHandle, event: &CallEvent) {
-    let call = &event.call;
-    let body = match &call.remote_name {
-        Some(name) => format!("{} — {name}", call.remote_number),
-        None => call.remote_number.clone(),
-    };
-    // No notification server (a bare X session, CI) is not an error worth more than a debug line.
-    if let Err(e) = app.notification().builder().title("Incoming call").body(body).show() {
-        tracing::debug!(error = %e, "no desktop notification");
+    #[test]
+    fn a_call_pops_the_crm_once_until_it_ends() {
+        let mut popped = ScreenPops::default();
+        let id = CallId::from("call-1".to_owned());
+        assert!(popped.first(&id));
+        assert!(!popped.first(&id), "an updated or repeated event does not open it again");
+        assert!(popped.first(&CallId::from("call-2".to_owned())));
+        popped.ended(&id);
+        assert!(!popped.opened.contains(&id), "an ended call is forgotten");
     }
 }

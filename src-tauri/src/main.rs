@@ -6,10 +6,12 @@
 //! handed to the running instance. No telephony logic lives here.
 //!
 //! * [`args`] — the command line (`--config`, `--open`, a `tel:` link).
+//! * [`alerts`] — native notifications: a call rings, a call was missed (a click calls back).
 //! * [`approval`] — the Call / Block / Always allow dialog for dials from untrusted web pages.
 //! * [`desktop`] — the running engine, its settings and listener, shared by everything below.
 //! * [`ipc`] — the commands the pages call: the API (in process), window and desktop actions.
 //! * [`follow`] — engine events turned into tray updates, popups, notifications and page events.
+//! * [`missed`] — the missed calls the user has not looked at yet, counted in the tray.
 //! * [`tray`] — the tray icon and menu.
 //! * [`windows`] — opening and closing the pages.
 //! * [`links`] — `tel:` and `callto:` links read into numbers.
@@ -19,6 +21,7 @@
 // No console window on Windows release builds.
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
+mod alerts;
 mod app;
 mod approval;
 mod args;
@@ -26,6 +29,7 @@ mod desktop;
 mod follow;
 mod ipc;
 mod links;
+mod missed;
 mod shortcut;
 mod tray;
 mod windows;

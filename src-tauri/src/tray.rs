@@ -1,6 +1,7 @@
 //! The tray icon and its menu. Linux trays report no clicks (only the menu works), so every action is
-//! a menu item: the status line, Dial…, the recent numbers, Answer/Hang up while a call needs it,
-//! Do not disturb, Settings…, Start at login and Quit. The icon follows the state: idle, ringing, in
+//! a menu item: the status line, Answer/Hang up while a call needs it, "Missed calls: N" while there
+//! are missed calls the user has not looked at (it opens the dial popup, which lists them), Dial…, the
+//! recent numbers (the missed ones marked), Do not disturb, Settings…, Start at login and Quit. The icon follows the state: idle, ringing, in
 //! call, or a problem (the port is taken, the provider is not set up).
 //!
 //! Answer, Decline and Hang up act on the call the menu shows: their item ids carry its call id
@@ -16,6 +17,7 @@ use tauri_plugin_autostart::ManagerExt;
 use callbridge::CallId;
 
 use crate::desktop::{Condition, Desktop};
+use crate::missed::{self, MissedCalls};
 use crate::windows;
 
 const TRAY: &str = "callbridge";
@@ -52,7 +54,8 @@ pub fn refresh(app: &AppHandle) {
     if let Ok(image) = Image::from_bytes(icon) {
         let _ = tray.set_icon(Some(image));
     }
-    let _ = tray.set_tooltip(Some(status_line(&condition)));
+    let missed = app.try_state::<MissedCalls>().map(|m| m.count()).unwrap_or(0);
+    let _ = tray.set_tooltip(Some(tooltip(&condition, missed)));
     match menu(app) {
         Ok(menu) => {
             let _ = tray.set_menu(Some(menu));
@@ -70,6 +73,25 @@ pub fn status_line(condition: &Condition) -> String {
         Condition::Idle { listening: Some(url), provider } => format!("Ready on {url} ({provider})"),
         Condition::Idle { listening: None, provider } => format!("Ready ({provider})"),
     }
+}
+
+/// The status line, and the missed calls not yet looked at.
+pub fn tooltip(condition: &Condition, missed: usize) -> String {
+    match missed_line(missed) {
+        Some(line) => format!("{}\n{line}", status_line(condition)),
+        None => status_line(condition),
+    }
+}
+
+/// "Missed calls: 2", or nothing when the user has seen them all.
+pub fn missed_line(missed: usize) -> Option<String> {
+    (missed > 0).then(|| format!("Missed calls: {missed}"))
+}
+
+/// A recent call in the menu: the number, the name when known, and "missed" when it was.
+pub fn recent_label(call: &callbridge::Call) -> String {
+    let missed = if missed::is_missed(call) { " (missed)" } else { "" };
+    format!("{}{}{missed}", call.remote_number, name_suffix(call))
 }
 
 fn name_suffix(call: &callbridge::Call) -> String {
@@ -90,12 +112,15 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<tauri::Wry>> {
         Condition::InCall(call) => menu.append(&MenuItem::with_id(app, format!("hangup:{}", call.id), "Hang up", true, None::<&str>)?)?,
         _ => {}
     }
+    if let Some(line) = missed_line(app.try_state::<MissedCalls>().map(|m| m.count()).unwrap_or(0)) {
+        menu.append(&MenuItem::with_id(app, "missed", line, true, None::<&str>)?)?;
+    }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
     menu.append(&MenuItem::with_id(app, "dial", "Dial…", true, None::<&str>)?)?;
-    let recent = desktop.recent_numbers(5);
+    let recent = desktop.recent_calls(5);
     let recent_menu = Submenu::with_id(app, "recent", "Recent calls", !recent.is_empty())?;
-    for number in &recent {
-        recent_menu.append(&MenuItem::with_id(app, format!("recent:{number}"), number, true, None::<&str>)?)?;
+    for call in &recent {
+        recent_menu.append(&MenuItem::with_id(app, format!("recent:{}", call.remote_number), recent_label(call), true, None::<&str>)?)?;
     }
     menu.append(&recent_menu)?;
     menu.append(&CheckMenuItem::with_id(app, "dnd", "Do not disturb", true, config.desktop.do_not_disturb, None::<&str>)?)?;
@@ -112,6 +137,8 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<tauri::Wry>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MenuCommand {
     Dial,
+    /// Look at the missed calls: the dial popup, which lists them.
+    Missed,
     Settings,
     Quit,
     DoNotDisturb,
@@ -131,6 +158,7 @@ impl MenuCommand {
         let call = |rest: &str| Some(rest).filter(|r| !r.is_empty()).map(|r| CallId::from(r.to_owned()));
         match id {
             "dial" => Some(MenuCommand::Dial),
+            "missed" => Some(MenuCommand::Missed),
             "settings" => Some(MenuCommand::Settings),
             "quit" => Some(MenuCommand::Quit),
             "dnd" => Some(MenuCommand::DoNotDisturb),
@@ -148,7 +176,7 @@ impl MenuCommand {
 fn on_menu(app: &AppHandle, event: MenuEvent) {
     let Some(command) = MenuCommand::parse(event.id().as_ref()) else { return };
     match command {
-        MenuCommand::Dial => windows::open_dial(app, None),
+        MenuCommand::Dial | MenuCommand::Missed => windows::open_dial(app, None),
         MenuCommand::Settings => windows::open_settings(app),
         MenuCommand::Quit => app.exit(0),
         MenuCommand::DoNotDisturb => toggle_dnd(app),
@@ -213,10 +241,26 @@ mod tests {
         assert_eq!(MenuCommand::parse("answer:x:y"), Some(MenuCommand::Answer(CallId::from("x:y".to_owned()))));
         assert_eq!(MenuCommand::parse("recent:+4420"), Some(MenuCommand::Recent("+4420".into())));
         assert_eq!(MenuCommand::parse("dial"), Some(MenuCommand::Dial));
+        assert_eq!(MenuCommand::parse("missed"), Some(MenuCommand::Missed));
         // A call command without its call never falls back to "the current call".
         for id in ["hangup", "answer", "hangup:", "answer:", "status", "recent:", "nonsense"] {
             assert_eq!(MenuCommand::parse(id), None, "{id}");
         }
+    }
+
+    #[test]
+    fn the_missed_count_shows_until_seen_and_missed_calls_are_marked() {
+        let idle = Condition::Idle { listening: None, provider: "simulator".into() };
+        assert_eq!(missed_line(0), None);
+        assert_eq!(tooltip(&idle, 0), "Ready (simulator)");
+        assert_eq!(tooltip(&idle, 2), "Ready (simulator)\nMissed calls: 2");
+        let mut call = callbridge::Call::new(callbridge::Direction::In, "+442079460789", "simulator");
+        call.remote_name = Some("Ada Lovelace".into());
+        call.state = CallState::Ended;
+        call.disposition = Some(callbridge::Disposition::Missed);
+        assert_eq!(recent_label(&call), "+442079460789 — Ada Lovelace (missed)");
+        call.disposition = Some(callbridge::Disposition::Answered);
+        assert_eq!(recent_label(&call), "+442079460789 — Ada Lovelace");
     }
 
     #[tokio::test]

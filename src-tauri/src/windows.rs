@@ -10,6 +10,8 @@
 use callbridge::Call;
 use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder};
 
+use crate::missed::MissedCalls;
+
 pub const SETTINGS: &str = "settings";
 pub const DIAL: &str = "dial";
 const INCOMING_PREFIX: &str = "incoming-";
@@ -30,8 +32,12 @@ pub fn open_settings(app: &AppHandle) {
     report(built, SETTINGS);
 }
 
-/// Opens the dial popup, with `number` in the field when given (never dialed without a click).
+/// Opens the dial popup, with `number` in the field when given (never dialed without a click). Its
+/// list of recent calls marks the missed ones, so opening it counts as having seen them.
 pub fn open_dial(app: &AppHandle, number: Option<&str>) {
+    if let Some(missed) = app.try_state::<MissedCalls>() {
+        missed.seen();
+    }
     if let Some(window) = app.get_webview_window(DIAL) {
         if let Some(number) = number {
             let _ = window.emit_to(DIAL, PREFILL_EVENT, number);

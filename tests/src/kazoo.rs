@@ -1,11 +1,11 @@
 //! A fake Kazoo: Crossbar on one loopback port, the blackhole websocket on another, following
-//! `shared/reference/wire-formats.md` §2 and seed 003.
+//! Kazoo's Crossbar and blackhole documentation (https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/, https://github.com/2600hz/kazoo/blob/master/applications/blackhole/doc/).
 //!
 //! * `PUT /v2/api_auth` (`{"data":{"api_key":…}}`) and `PUT /v2/user_auth`
 //!   (`{"data":{"credentials":md5("user:pass"),"account_name":…,"method":"md5"}}`) answer `201` with an
 //!   `auth_token`, or `401` with `{"error":"401","message":"invalid_credentials","status":"error",…}`.
 //! * `GET|POST /v2/accounts/{ACCOUNT_ID}/clicktocall/{C2C_ID}/connect` takes `contact` from the query or
-//!   from `{"data":{"contact":…}}`, needs `X-Auth-Token`, and answers `202` with seed 003's originate
+//!   from `{"data":{"contact":…}}`, needs `X-Auth-Token`, and answers `202` with the documented originate
 //!   body (`outbound_call_id: "c2c-{C2C_ID}-{RANDOM}"`). Then the call plays out on the websocket:
 //!   CHANNEL_CREATE and CHANNEL_ANSWER of the click-to-call leg (the user's phone), then of the
 //!   contact's leg (`Other-Leg-Call-ID` = the first leg).
@@ -225,7 +225,7 @@ impl FakeKazoo {
     }
 
     /// The webhook body Kazoo would post for `hook` (`channel_create`, …) about leg `call_id`, in
-    /// snake_case with a Gregorian timestamp as a string (wire-formats.md §2.3).
+    /// snake_case with a Gregorian timestamp as a string (https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/webhooks.md).
     pub fn webhook_payload(&self, hook: &str, call_id: &str) -> Value {
         let s = self.fake.lock();
         let channel = s.channels.get(call_id).cloned().unwrap_or_else(|| panic!("no channel {call_id}"));

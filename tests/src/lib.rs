@@ -3,7 +3,7 @@
 //! The programs under test are run as users run them — the built `callbridge` binary with a config
 //! file — and talked to over loopback TCP. What they talk to is here too: a fake CRM that records every
 //! notification ([`crm::FakeCrm`]), and fakes of the external clouds that follow
-//! `shared/reference/wire-formats.md` to the letter.
+//! the providers' public API documentation to the letter (https://doc.telecmi.com/, https://docs.2600hz.com/).
 
 pub mod bridge;
 pub mod cli;

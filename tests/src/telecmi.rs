@@ -1,4 +1,4 @@
-//! A fake TeleCMI: the REST API of seed 004 and wire-formats.md §1 on loopback, and the webhooks
+//! A fake TeleCMI: the REST API of https://doc.telecmi.com/chub/docs/click-to-call-admin (and its login and hangup) on loopback, and the webhooks
 //! TeleCMI sends, so the bridge can be tested end to end without the cloud.
 //!
 //! * `POST /v2/webrtc/click2call` (JSON) and its documented `GET` form: 400 when `user_id`, `secret`
@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 
 /// The sample app of TeleCMI's docs.
 pub const APP_ID: u64 = 1111112;
-/// A user of that app (seed 004's sample `user_id`).
+/// A user of that app (the sample `user_id` of TeleCMI's click2call documentation).
 pub const USER_ID: &str = "101_1111112";
 
 /// One request as the fake received it.

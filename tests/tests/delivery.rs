@@ -1,5 +1,5 @@
-//! Durable notification delivery and call history, against the built `callbridge` binary (issue #5,
-//! Done when 2 and 3): nothing is lost when the CRM is down and the bridge is killed, 4xx is not
+//! Durable notification delivery and call history, against the built `callbridge` binary:
+//! nothing is lost when the CRM is down and the bridge is killed, 4xx is not
 //! retried, 5xx is retried with backoff, and the delivery log shows it all.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,7 +2,7 @@
 //! `callbridge` binary, while a second rule goes to a working CRM.
 //!
 //! For every fault: the working rule's notifications — for the same calls and for other calls — arrive
-//! within 2 s; the faulty rule's are retried or given up as the README's "Delivery guarantees" says; the
+//! within 2 s; the faulty rule's are retried or given up as docs/delivery.md says; the
 //! delivery log (`last_error` of `GET /api/v1/deliveries`, what the Activity view shows) names the fault
 //! in plain words; and the faulty rule's own later notification of a call still waits for the earlier
 //! one. A 50 MB answer does not grow the bridge's memory by anything like 50 MB. All eleven faulty

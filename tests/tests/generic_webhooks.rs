@@ -173,6 +173,7 @@ async fn malformed_events_get_400_with_the_reason_and_notify_nothing() {
     for (status, body, reason) in cases {
         assert_eq!(status, 400, "{reason}: {body}");
         assert_eq!(body["ok"], false);
+        assert_eq!(body["error"], "bad_webhook", "{reason}: {body}");
         assert!(body["message"].as_str().is_some_and(|m| m.contains(reason)), "expected {reason:?} in {body}");
     }
     // Only well-formed events count: one good event after all that is the first notification.
@@ -186,4 +187,66 @@ async fn malformed_events_get_400_with_the_reason_and_notify_nothing() {
     assert_eq!(got.len(), 1, "{got:#?}");
     assert_eq!(got[0].path, "/incoming");
     assert!(bridge.stop());
+}
+
+/// Sends `body` to `path` in chunks, without a `Content-Length` (so only the body limit, not the
+/// length check before it, can stop it), and returns the status and body of the answer.
+async fn post_chunked(bridge: &Bridge, path: &str, body: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", bridge.port)).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let mut request = head.into_bytes();
+    for chunk in body.chunks(8 * 1024) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The bridge may answer and close before it has read everything: a failed write is not a failure.
+    let _ = stream.write_all(&request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let json = text.split_once("\r\n\r\n").and_then(|(_, b)| b.find('{').and_then(|i| b.rfind('}').map(|j| b[i..=j].to_owned())));
+    (status, json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_reads_refuses_and_answers_alike() {
+    let bridge = Bridge::start("");
+    let client = reqwest::Client::new();
+    for webhook in ["generic", "kazoo", "telecmi"] {
+        let url = format!("{}/webhooks/{webhook}", bridge.url);
+        // Neither JSON nor form fields, with no content type: read as JSON, refused as such.
+        let (status, body) = request(client.post(&url).body("not json")).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("bad_webhook")), "{webhook}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{webhook} webhook: ")) && message.contains("not valid JSON"), "{webhook}: {body}");
+        // Nothing at all.
+        let (status, body) = request(client.get(&url)).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("bad_webhook")), "{webhook}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("no body and no query parameters")), "{webhook}: {body}");
+        // One body limit, the listener's 64 KiB, whether the length is announced or not.
+        let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024));
+        let (status, body) = request(client.post(&url).header("content-type", "application/json").body(big.clone())).await;
+        assert_eq!((status, body["error"].as_str()), (413, Some("too_large")), "{webhook}, Content-Length: {body}");
+        let (status, body) = post_chunked(&bridge, &format!("/webhooks/{webhook}"), big.as_bytes()).await;
+        assert_eq!((status, body["error"].as_str()), (413, Some("too_large")), "{webhook}, chunked: {body}");
+        // Just under the limit is read (and refused for what it says, not for its size).
+        let fits = format!("{{\"pad\":\"{}\"}}", "x".repeat(60 * 1024));
+        let (status, body) = post_chunked(&bridge, &format!("/webhooks/{webhook}"), fits.as_bytes()).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("bad_webhook")), "{webhook}, 60 KiB chunked: {body}");
+    }
+    // What was understood and the call events produced, under the same names.
+    let (status, body) = post_json(&bridge, &json!({"event":"NotifyStart","direction":"in","srcPhone":"+442079460000","dstPhone":"0003","callId":"alike-1"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["understood"].is_object() && body["events"][0]["event"] == "incoming", "generic: {body}");
+    let telecmi = json!({"type":"event","direction":"inbound","conversation_uuid":"alike-2","cmiuuid":"alike-2","from":"440000000000",
+                         "app_id":1111112,"time":1585804590000_u64,"to":"441100000000","status":"waiting"});
+    let (status, body) = request(client.post(format!("{}/webhooks/telecmi", bridge.url)).json(&telecmi)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["understood"].is_array() && body["events"][0]["event"] == "incoming", "telecmi: {body}");
 }

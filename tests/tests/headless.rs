@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Seed 000's three URLs, plus a POST rule for outgoing calls with a JSON body template and one
+/// Enreach Contact's three notification URLs, plus a POST rule for outgoing calls with a JSON body template and one
 /// without a body.
 fn seed_000_config(crm: &str, simulator: &str) -> String {
     format!(
@@ -119,7 +119,7 @@ async fn a_simulated_incoming_call_is_answered_and_ended_by_url_commands() {
 
     let got = crm.wait_for(4, WAIT).await;
     assert_eq!(targets(&got), ["GET /incoming", "GET /active", "GET /end", "POST /end-json"]);
-    // `+` survives the round trip percent-encoded, as seed 000's $callerid.
+    // `+` survives the round trip percent-encoded, as Enreach Contact's $callerid.
     assert_eq!(got[0].query, "callerid=%2B442079460000");
     assert_eq!(got[0].param("callerid").as_deref(), Some("+442079460000"));
 

@@ -1,4 +1,4 @@
-//! CallBridge against a fake Kazoo that follows wire-formats.md §2: the click-to-call connect request
+//! CallBridge against a fake Kazoo that follows Kazoo's documentation (https://docs.2600hz.com/): the click-to-call connect request
 //! (path, query, `X-Auth-Token`), call events over the blackhole websocket in both the 4.x and the
 //! 3.x shape, `/end` through the channels API, token expiry, and the `/webhooks/kazoo` URL with JSON
 //! and form data. Secrets go through the real OS keyring (`callbridge secret set`).

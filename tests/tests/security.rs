@@ -1,4 +1,4 @@
-//! The listener's security policy, against the built `callbridge` binary (issue #5, Done when 1 and 5).
+//! The listener's security policy, against the built `callbridge` binary (docs/security.md).
 //!
 //! Requests are sent byte for byte as browsers and scripts send them (see `raw`), and "nothing is
 //! dialed" is checked in the bridge's own call history after every refusal.
@@ -331,7 +331,7 @@ async fn provider_webhooks_through_a_tunnel_need_the_listed_name_and_the_token()
     require_keyring();
     let bridge = Bridge::start(&config("tunnel", 0, "allowed_hosts = [\"hooks.example.com\"]"));
     let token = bridge.token();
-    // TeleCMI's first live event of an inbound call (wire-formats.md §1.4), as its servers POST it.
+    // TeleCMI's first live event of an inbound call (https://doc.telecmi.com/chub/docs/live-incoming-waiting), as its servers POST it.
     let event = serde_json::json!({
         "type": "event", "direction": "inbound", "status": "waiting", "cmiuuid": "tunnel-a", "conversation_uuid": "tunnel-a",
         "from": "440000000000", "to": "441100000000", "time": 1_700_000_000_000_u64, "custom": "{}"
@@ -347,7 +347,7 @@ async fn provider_webhooks_through_a_tunnel_need_the_listed_name_and_the_token()
     // With the token in the webhook URL, as the TeleCMI dashboard would hold it: accepted.
     let with = request(bridge.port, "POST", &format!("/webhooks/telecmi?token={token}"), &[("Host", "hooks.example.com"), json], &event).await;
     assert_eq!(with.status, 200, "{with:?}");
-    assert_eq!(with.json()["call_events"][0]["event"], "incoming", "{with:?}");
+    assert_eq!(with.json()["events"][0]["event"], "incoming", "{with:?}");
     assert_eq!(calls(&bridge).await.len(), 1);
 }
 
@@ -370,7 +370,7 @@ enum Who {
     SameOriginWithoutKey,
 }
 
-/// What a route belongs to, per the README's table.
+/// What a route belongs to, per docs/security.md's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tier {
     Dial,
@@ -418,7 +418,7 @@ const ROUTES: &[(&str, &str, &str, Tier)] = &[
     ("GET", "/api/v1/no-such-route", "", Tier::Admin),
 ];
 
-/// The README's table: whether `who` may use `tier` (for a dial by an untrusted page: may ask, and
+/// docs/security.md's table: whether `who` may use `tier` (for a dial by an untrusted page: may ask, and
 /// the headless bridge, having nobody to ask, refuses).
 fn allowed(who: Who, tier: Tier) -> bool {
     match who {
@@ -610,4 +610,23 @@ async fn a_trusted_crm_page_cannot_take_over_the_bridge() {
     let saved = request(bridge.port, "PUT", "/api/v1/config", &page, &hijacked.to_string()).await;
     assert_eq!(saved.status, 200, "{saved:?}");
     assert_eq!(saved.json()["config"]["security"]["trusted_origins"][1], "https://evil.example");
+}
+
+#[tokio::test]
+async fn the_status_lists_trusted_origins_only_to_callers_who_may_administer() {
+    let bridge = Bridge::start(&config("status-origins", 0, ""));
+    let h = host(&bridge);
+
+    // A program on this machine administers the bridge and sees the whole policy.
+    let (status, local) = bridge.get("/api/v1/status").await;
+    assert_eq!(status, 200, "{local}");
+    assert_eq!(local["status"]["security"]["trusted_origins"], serde_json::json!(["https://crm.example"]), "{local}");
+
+    // A trusted CRM page may read the status (call control) but not the configuration it holds.
+    let trusted = [("Host", h.as_str()), ("Origin", "https://crm.example"), ("Sec-Fetch-Site", "cross-site")];
+    let page = request(bridge.port, "GET", "/api/v1/status", &trusted, "").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let body = page.json();
+    assert_eq!(body["status"]["security"]["trusted_origins"], serde_json::json!([]), "{body}");
+    assert_eq!(body["status"]["security"]["mode"], local["status"]["security"]["mode"], "the rest of the policy is shown: {body}");
 }

@@ -1,4 +1,4 @@
-//! TeleCMI end to end: the built `callbridge` against the fake TeleCMI (seed 004, wire-formats.md §1),
+//! TeleCMI end to end: the built `callbridge` against the fake TeleCMI (https://doc.telecmi.com/chub/docs/click-to-call-admin),
 //! the fake CRM, and the real OS keyring (gnome-keyring in a private D-Bus session).
 //!
 //! Every test keeps the app secret where users keep it — in the keyring, put there with
@@ -122,7 +122,7 @@ fn produced(answers: &[(u16, Value)]) -> Vec<(String, String)> {
     }
     answers
         .iter()
-        .flat_map(|(_, body)| body["call_events"].as_array().cloned().unwrap_or_default())
+        .flat_map(|(_, body)| body["events"].as_array().cloned().unwrap_or_default())
         .map(|e| (e["event"].as_str().unwrap_or_default().to_owned(), e["call_id"].as_str().unwrap_or_default().to_owned()))
         .collect()
 }
@@ -196,7 +196,7 @@ async fn the_get_form_and_ring_my_mobile_follow_the_seed() {
         ("secret", world.secret.as_str()),
         ("to", "919200000000"),
         ("extra_params[callbridge_call_id]", call_id),
-        // Seed 004: webrtc must be false when followme is true.
+        // TeleCMI's click2call documentation: webrtc must be false when followme is true.
         ("webrtc", "false"),
         ("followme", "true"),
         ("callerid", "919800000000"),
@@ -323,7 +323,7 @@ async fn malformed_webhooks_get_a_400_that_says_why() {
     let hook = format!("{}/webhooks/telecmi", bridge.url);
     let client = reqwest::Client::new();
     let cases = [
-        (client.post(&hook).body("not json"), "not JSON"),
+        (client.post(&hook).body("not json"), "not valid JSON"),
         (client.post(&hook).json(&json!({"type":"event","direction":"inbound","cmiuuid":"x"})), "no status"),
         (client.post(&hook).json(&json!({"type":"event","direction":"inbound","status":"waiting"})), "names no call"),
         (client.post(&hook).json(&json!({"type":"event","direction":"inbound","cmiuuid":"x","status":"dancing"})), "\"dancing\""),
@@ -598,7 +598,7 @@ async fn a_hangup_that_overtakes_its_answer_still_gives_answered_then_ended() {
     let call_id = call_id_of(&answers);
     let per_webhook: Vec<Vec<String>> = answers
         .iter()
-        .map(|(_, body)| body["call_events"].as_array().into_iter().flatten().map(|e| e["event"].as_str().unwrap_or_default().to_owned()).collect())
+        .map(|(_, body)| body["events"].as_array().into_iter().flatten().map(|e| e["event"].as_str().unwrap_or_default().to_owned()).collect())
         .collect();
     assert_eq!(
         per_webhook,
@@ -617,7 +617,7 @@ async fn a_hangup_that_overtakes_its_answer_still_gives_answered_then_ended() {
         replies.extend(telecmi::send(&hook, std::slice::from_ref(payload), Via::Post).await);
     }
     let cdr_call = call_id_of(&replies);
-    assert!(replies[1].1["call_events"].as_array().is_some_and(Vec::is_empty), "the hangup is held: {}", replies[1].1);
+    assert!(replies[1].1["events"].as_array().is_some_and(Vec::is_empty), "the hangup is held: {}", replies[1].1);
     let got = world.notifications(&cdr_call, 3).await;
     assert_eq!(paths(&got), ["/incoming", "/answered", "/ended"]);
     assert_eq!(got[2].param("disposition").as_deref(), Some("answered"));
@@ -627,7 +627,7 @@ async fn a_hangup_that_overtakes_its_answer_still_gives_answered_then_ended() {
     let mut replies = telecmi::send(&hook, &seq.payloads[0..1], Via::Post).await;
     replies.extend(telecmi::send(&hook, &seq.payloads[5..6], Via::Post).await);
     let missed_call = call_id_of(&replies);
-    assert!(replies[1].1["call_events"].as_array().is_some_and(Vec::is_empty), "the hangup is held: {}", replies[1].1);
+    assert!(replies[1].1["events"].as_array().is_some_and(Vec::is_empty), "the hangup is held: {}", replies[1].1);
     let got = world.notifications(&missed_call, 2).await;
     assert_eq!(paths(&got), ["/incoming", "/ended"]);
     assert_eq!(got[1].param("disposition").as_deref(), Some("missed"));

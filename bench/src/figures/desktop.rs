@@ -135,10 +135,10 @@ fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>>
 
     let mut rows = vec![
         Row::new("3", format!("desktop idle RSS, all {} processes", at_idle.processes), mib(at_idle.memory.rss_kib))
-            .compared("a bare Tauri 2 tray app: about 121 MiB (issue #7)")
+            .compared("a bare Tauri 2 tray app: about 121 MiB")
             .target("≤ 130 MiB", at_idle.memory.rss_kib <= 130 * 1024),
         Row::new("3", "desktop idle private dirty, all processes", mib(at_idle.memory.private_dirty_kib))
-            .compared("a bare Tauri 2 tray app: about 26 MiB (issue #7)")
+            .compared("a bare Tauri 2 tray app: about 26 MiB")
             .target("≤ 35 MiB", at_idle.memory.private_dirty_kib <= 35 * 1024),
     ];
     let script = app.home.join("close-window.py");

@@ -1,4 +1,4 @@
-//! The figures of issue #7, one module each, and the [`Plan`] that says how long each runs.
+//! The five figures of the benchmark (docs/performance.md), one module each, and the [`Plan`] that says how long each runs.
 //!
 //! Every figure returns table rows; a measurement that goes wrong becomes a `FAILED` row with the
 //! error rather than stopping the run, so one broken part does not hide the others' figures.

@@ -73,7 +73,7 @@ impl Default for Config {
     }
 }
 
-/// The local HTTP listener that takes URL commands (seed 000, "Accept URL Commands").
+/// The local HTTP listener that takes URL commands (Enreach Contact's "Accept URL Commands", https://help.enreach.com/desktop/1.00/web/Enreach/en-US/help/chap_settings.4.18.html).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerConfig {
@@ -213,7 +213,7 @@ pub enum ProviderKind {
     /// The built-in simulator: no phone account needed.
     #[default]
     Simulator,
-    /// TeleCMI click2call (seed 004).
+    /// TeleCMI click2call (https://doc.telecmi.com/chub/docs/click-to-call-admin).
     Telecmi,
     /// A local baresip softphone, driven over its ctrl_tcp socket.
     Baresip,
@@ -565,7 +565,7 @@ impl Config {
 }
 
 const HEADER: &str = "\
-# CallBridge configuration. The README explains every key; `callbridge config check` validates this file.
+# CallBridge configuration. docs/configuration.md explains every key; `callbridge config check` validates this file.
 # Secrets (app secrets, passwords, tokens) are not kept here but in the OS keyring.
 
 ";

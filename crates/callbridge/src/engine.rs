@@ -61,7 +61,8 @@ pub enum CommandError {
 }
 
 impl CommandError {
-    /// The HTTP status that fits, per DESIGN.md.
+    /// The HTTP status that fits, as the README's table of URL command errors lists them: 4xx for the
+/// request, 501 when the provider cannot, 502–504 for the provider's failures.
     pub fn status(&self) -> u16 {
         match self {
             CommandError::BadNumber(_) | CommandError::BadRequest(_) => 400,

@@ -4,7 +4,7 @@
 //! phone system carry it out; and when calls ring, are answered or end, it calls the URLs the user
 //! configured. The pieces, in the order a call flows through them:
 //!
-//! * [`listener`] — the axum HTTP listener: URL commands (seed 000), the JSON API, webhooks.
+//! * [`listener`] — the axum HTTP listener: URL commands (as Enreach Contact's desktop client takes them), the JSON API, webhooks.
 //! * [`engine`] — the one object every front end drives: commands in, events out.
 //! * [`number`] — what people paste, validated and normalized to E.164.
 //! * [`provider`] — the phone systems behind a common trait; [`provider::simulator`] is the default.
@@ -16,10 +16,12 @@
 //! * [`settings`] — the running configuration changed safely: validate, bind, save, apply, move the listener.
 //! * [`security`] — the listener's policy: hosts, origins, the token, number rules, the dial rate limit.
 //! * [`store`] — the SQLite file: call history, the notification outbox and its delivery log.
+//! * [`backoff`] — exponential backoff with a cap (and jitter), for every retry and reconnect loop.
 //! * [`panics`] — a panic costs one request (answered 500) or one task, never the process; all are logged.
 //!
 //! This crate has no GUI dependencies: the desktop shell is a thin layer over [`engine::Engine`].
 
+pub mod backoff;
 pub mod call;
 pub mod config;
 pub mod engine;

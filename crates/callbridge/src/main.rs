@@ -205,7 +205,7 @@ async fn keyring_token(entry: &str) -> Result<Secret, TokenError> {
     result
 }
 
-/// Refuses to face the network without the token (DESIGN.md, "Security").
+/// Refuses to face the network without the token: a listener bound off loopback must be able to check one (docs/security.md).
 fn check_exposure(config: &Config, addr: SocketAddr, token: &Result<Secret, TokenError>) -> Result<()> {
     if config.listener.bind.is_loopback() {
         return Ok(());

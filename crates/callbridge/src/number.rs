@@ -219,8 +219,8 @@ mod tests {
     fn keeps_extensions_and_numbers_without_a_country_as_digits() {
         let ext = PhoneNumber::parse("101", gb()).expect("extension");
         assert_eq!((ext.dial.as_str(), ext.e164.as_deref()), ("101", None));
-        // The seed's example, with no default country configured.
-        let n = PhoneNumber::parse("020123456", None).expect("seed number");
+        // Enreach Contact's documented example (`/make/020123456`), with no default country configured.
+        let n = PhoneNumber::parse("020123456", None).expect("the documented example number");
         assert_eq!((n.dial.as_str(), n.e164.as_deref()), ("020123456", None));
         assert_eq!(n.digits(), "020123456");
     }

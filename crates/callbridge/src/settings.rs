@@ -502,7 +502,7 @@ mod tests {
         let bounded = bounded();
         let mut listed: Vec<String> = bounded.iter().map(|(p, _, _)| (*p).to_owned()).collect();
         listed.sort();
-        assert_eq!(found, listed, "every numeric setting needs a bound (and a row in BOUNDED and the README)");
+        assert_eq!(found, listed, "every numeric setting needs a bound (and a row in BOUNDED and docs/configuration.md)");
 
         let settings = Settings::new(engine(0), None, None);
         let addr = settings.start_listener().await.expect("listens");

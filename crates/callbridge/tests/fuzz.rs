@@ -165,7 +165,7 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// Field names providers' webhooks use (wire-formats.md). Add a provider's names with its parser.
+/// Field names providers' webhooks use (TeleCMI's, Kazoo's, ELMA365's and VoipNow's documented payloads). Add a provider's names with its parser.
 const WEBHOOK_FIELDS: &[&str] = &[
     // TeleCMI
     "type", "status", "cmiuuid", "cmiuid", "conversation_uuid", "parent_uid", "request_id", "extra_params", "custom",

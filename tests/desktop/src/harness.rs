@@ -77,6 +77,13 @@ impl DesktopApp {
     /// Writes `config` (TOML) and starts the app with `args` (e.g. `["--open", "settings"]`; a window
     /// must open at start, because WebKitWebDriver attaches to the first webview).
     pub async fn launch(config: &str, args: &[&str]) -> DesktopApp {
+        DesktopApp::launch_with_bus(config, args, |_| ()).await.0
+    }
+
+    /// [`DesktopApp::launch`], with `on_bus` run on the test's session bus address before the app
+    /// starts: for fakes of the desktop's services (a notification server, a tray host) that must be
+    /// there when the app looks for them. Returns what `on_bus` made, kept by the caller.
+    pub async fn launch_with_bus<T>(config: &str, args: &[&str], on_bus: impl FnOnce(&str) -> T) -> (DesktopApp, T) {
         let guard = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().to_owned();
@@ -99,6 +106,8 @@ impl DesktopApp {
         dbus.args(["--session", "--nofork", "--print-address=1"]);
         let (child, bus) = spawn_reading_first_line(dbus, "dbus-daemon (apt-get install dbus)");
         processes.push(child);
+
+        let services = on_bus(&bus);
 
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         let env: Vec<(String, String)> = vec![
@@ -145,7 +154,7 @@ impl DesktopApp {
         let api = api_url(config);
         let app = DesktopApp { driver, api, home, config_path, env, processes, logs, _guard: guard, _dir: dir };
         app.wait_for_api().await;
-        app
+        (app, services)
     }
 
     async fn wait_for_api(&self) {
@@ -154,6 +163,11 @@ impl DesktopApp {
             reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ())
         })
         .await;
+    }
+
+    /// The address of the test's own session bus, which the app uses.
+    pub fn bus_address(&self) -> &str {
+        self.env.iter().find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS").map(|(_, v)| v.as_str()).unwrap_or_default()
     }
 
     /// Everything the app (and the drivers) logged so far.
@@ -229,6 +243,22 @@ impl DesktopApp {
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         let png = self.driver.screenshot_as_png().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 2_000, "the screenshot is not a picture of a page");
+        let path = dir.join(name);
+        std::fs::write(&path, png).expect("write screenshot");
+        Some(path)
+    }
+
+    /// Like [`DesktopApp::screenshot`], but the picture is taken from the X server (the area of the
+    /// current window, as WebDriver reports it) rather than by WebKitWebDriver, whose screenshot of the
+    /// undecorated, always-on-top popups never answers under Xvfb here. What is on the display is what
+    /// the user would see.
+    pub async fn screenshot_from_display(&self, name: &str) -> Option<PathBuf> {
+        let dir = PathBuf::from(std::env::var_os("CALLBRIDGE_SCREENSHOTS")?);
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let rect = self.driver.get_window_rect().await.expect("window rect");
+        let display = self.env.iter().find(|(k, _)| k == "DISPLAY").map(|(_, v)| v.clone()).expect("DISPLAY");
+        let area = [rect.x, rect.y, rect.width, rect.height];
+        let png = capture_png(&display, area).unwrap_or_else(|e| panic!("cannot capture {area:?} of {display}: {e}"));
         let path = dir.join(name);
         std::fs::write(&path, png).expect("write screenshot");
         Some(path)
@@ -338,4 +368,27 @@ fn api_url(config: &str) -> String {
         .find_map(|l| l.trim().strip_prefix("port = ").and_then(|p| p.trim().parse::<u16>().ok()))
         .expect("test configs set [listener] port");
     format!("http://127.0.0.1:{port}")
+}
+
+/// The area `[x, y, width, height]` of the X display's root window as a PNG.
+fn capture_png(display: &str, [x, y, width, height]: [i64; 4]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
+    let (conn, screen) = x11rb::connect(Some(display))?;
+    let root = conn.setup().roots.get(screen).ok_or("no screen")?;
+    let (x, y) = (i16::try_from(x)?, i16::try_from(y)?);
+    let (width, height) = (u16::try_from(width)?, u16::try_from(height)?);
+    let image = conn.get_image(ImageFormat::Z_PIXMAP, root.root, x, y, width, height, !0)?.reply()?;
+    // A 24-bit TrueColor screen (Xvfb's `-screen 0 WxHx24`) holds each pixel as 4 bytes: B, G, R, unused.
+    let pixels = usize::from(width) * usize::from(height);
+    if image.depth != 24 || image.data.len() != pixels * 4 {
+        return Err(format!("unexpected image: depth {}, {} bytes for {pixels} pixels", image.depth, image.data.len()).into());
+    }
+    let rgb: Vec<u8> = image.data.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, u32::from(width), u32::from(height));
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&rgb)?;
+    Ok(out)
 }

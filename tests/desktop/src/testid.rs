@@ -55,6 +55,7 @@ pub const DIAL_CALL: TestId = TestId("dial-call");
 pub const DIAL_STATUS: TestId = TestId("dial-status");
 pub const DIAL_HANGUP: TestId = TestId("dial-hangup");
 pub const DIAL_CLOSE: TestId = TestId("dial-close");
+pub const DIAL_RECENT_ITEM: TestId = TestId("dial-recent-item");
 
 // Incoming-call popup.
 pub const INCOMING_NUMBER: TestId = TestId("incoming-number");

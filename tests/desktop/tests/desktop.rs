@@ -316,7 +316,7 @@ async fn start_at_login_creates_and_removes_the_autostart_entry() {
     app.quit().await;
 }
 
-/// Issue #5: the Activity view lists each notification with its status, attempts and last error; a
+/// The Activity view lists each notification with its status, attempts and last error; a
 /// failed one (the CRM refused it with a 4xx, which is not retried by itself) is sent again by Retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_activity_view_shows_a_failed_delivery_and_retries_it() {
@@ -371,7 +371,7 @@ async fn approval_window(app: &DesktopApp, known: &[thirtyfour::WindowHandle]) -
     app.switch_to_new_window(known, "the approval dialog").await
 }
 
-/// Issue #5: a cross-site dial never dials silently. The app asks (site and number shown): Call
+/// A cross-site dial never dials silently. The app asks (site and number shown): Call
 /// places it, Block refuses it with 403 and dials nothing, Always allow places it and saves the site
 /// as trusted, after which that site is not asked again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

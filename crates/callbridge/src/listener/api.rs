@@ -33,6 +33,7 @@ use super::openapi::model;
 use super::ApiError;
 use crate::call::{Call, CallId};
 use crate::engine::{Engine, Status};
+use crate::security::tiers::Tier;
 use crate::security::{Caller, SecuritySummary};
 use crate::store::deliveries::{AttemptEntry, DeliveryEntry, DeliveryStatus, RetryError};
 use crate::store::StoreError;
@@ -78,9 +79,17 @@ struct StatusAnswer {
 }
 
 /// The provider, its health and capabilities, the live calls, the security policy and the delivery counts.
+///
+/// The list of trusted origins is part of the configuration, so only callers who may administer see
+/// it; a CRM page (trusted or in open mode) and a token holder get an empty list.
 #[utoipa::path(get, path = "/status", tag = "calls", responses((status = 200, description = "The bridge's status", body = StatusAnswer)))]
-async fn status(State(engine): State<Engine>) -> Json<StatusAnswer> {
-    Json(StatusAnswer { ok: true, status: engine.status() })
+async fn status(State(engine): State<Engine>, caller: Option<Extension<Caller>>) -> Json<StatusAnswer> {
+    let mut status = engine.status();
+    let may_administer = caller.is_some_and(|Extension(c)| c.may(Tier::Admin));
+    if !may_administer {
+        status.security.trusted_origins.clear();
+    }
+    Json(StatusAnswer { ok: true, status })
 }
 
 impl From<StoreError> for ApiError {

@@ -1,4 +1,4 @@
-//! Seed 000's URL commands: `GET|POST /{make}/{number}`, `/{answer}`, `/{end}`.
+//! The URL commands of Enreach Contact's desktop client (https://help.enreach.com/desktop/1.00/web/Enreach/en-US/help/chap_settings.4.18.html): `GET|POST /{make}/{number}`, `/{answer}`, `/{end}`.
 //!
 //! The segments come from the configuration, so a CRM built for Enreach's client works unchanged. A
 //! number may be written as people paste it (`/make/+44%2020%207946%200000`, `/make/tel:+4420…`).

@@ -1,7 +1,7 @@
 //! The local HTTP listener (axum): URL commands from the CRM, the JSON API, provider webhooks.
 //!
 //! One port (5678 by default) serves:
-//! * seed 000's URL commands — `/{make}/{number}`, `/{answer}`, `/{end}`, segments from the config, on
+//! * the URL commands of Enreach Contact's desktop client — `/{make}/{number}`, `/{answer}`, `/{end}`, segments from the config, on
 //!   GET and POST (see [`commands`]);
 //! * the versioned JSON API under `/api/v1/` that the UI and the CLI use (see [`api`]);
 //! * provider webhooks under `/webhooks/` (see [`webhooks`]);
@@ -124,13 +124,6 @@ pub struct RunningListener {
 }
 
 impl RunningListener {
-    /// Binds `addr` (port 0 picks a free port) and serves `engine` until stopped. Fails if the port is
-    /// taken, leaving nothing running.
-    pub async fn start(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningListener> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        RunningListener::serve(listener, router(engine))
-    }
-
     /// Serves `app` on an already bound socket (so a caller can find out that a port is taken before
     /// changing anything else).
     pub fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<RunningListener> {
@@ -160,9 +153,4 @@ impl RunningListener {
 
     /// How long [`Self::stop`] waits for requests in flight.
     pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
-
-    /// Waits until the listener stops by itself (it only does on an error).
-    pub async fn join(mut self) {
-        let _ = (&mut self.task).await;
-    }
 }

@@ -67,7 +67,7 @@ and /health.\n\nThe URL command segments (/make/{number}, /answer, /end by defau
 ([listener] make, answer, end); this document shows the ones the listener that served it uses.\n\n\
 Requests from this machine without an Origin need no token. Requests from other machines need the listener \
 token, as `Authorization: Bearer TOKEN` or `?token=TOKEN`; web pages that are not trusted may only dial \
-(see README, Security). Every error is JSON: {\"ok\":false,\"error\":code,\"message\":…}.",
+(see docs/security.md). Every error is JSON: {\"ok\":false,\"error\":code,\"message\":…}.",
         license(name = "MIT OR Apache-2.0")
     ),
     tags(

@@ -33,7 +33,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves `app` on `listener` until `stop` fires (or its sender is dropped).
 pub async fn serve(listener: TcpListener, app: Router, mut stop: oneshot::Receiver<()>) {
     // HTTP/1.1 only: CRMs and browsers speak it to http://localhost (browsers use HTTP/2 only over TLS),
-    // and serving HTTP/2 too brought the `h2` crate into the binary (README, Performance).
+    // and serving HTTP/2 too brought the `h2` crate into the binary (docs/performance.md).
     let mut builder = Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{Call, CallEvent};
 
-/// The values a template can use. `$callerid` is seed 000's; the others follow DESIGN.md.
+/// The values a template can use. `$callerid` is Enreach Contact's URL call notifications' (https://help.enreach.com/desktop/1.00/web/Enreach/en-US/help/chap_settings.4.18.html); the others are CallBridge's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholder {
     CallerId,
@@ -76,7 +76,7 @@ impl Placeholder {
     /// What the placeholder stands for, for the README and the settings page.
     pub fn description(self) -> &'static str {
         match self {
-            Placeholder::CallerId => "the other party's number (E.164 when known), as in seed 000",
+            Placeholder::CallerId => "the other party's number (E.164 when known), as in Enreach Contact's notifications",
             Placeholder::Direction => "in, out or internal",
             Placeholder::CallId => "CallBridge's id of the call",
             Placeholder::From => "the calling number or extension",

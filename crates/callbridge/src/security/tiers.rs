@@ -40,7 +40,7 @@ pub enum Tier {
 }
 
 impl Tier {
-    /// The tier's name in refusals and in the README's table.
+    /// The tier's name in refusals and in docs/security.md's table.
     pub fn name(self) -> &'static str {
         match self {
             Tier::Dial => "dialing",

@@ -37,6 +37,17 @@ impl<'a> DialPopup<'a> {
         let _ = element(self.driver, DIAL_CLOSE).await.click().await;
     }
 
+    /// The Recent list: each entry's text and whether it is marked missed.
+    pub async fn recent(&self) -> Vec<(String, bool)> {
+        let mut entries = Vec::new();
+        for item in self.driver.find_all(DIAL_RECENT_ITEM.by()).await.expect("recent items") {
+            let text = item.text().await.expect("text");
+            let missed = item.attr("data-missed").await.expect("data-missed").as_deref() == Some("true");
+            entries.push((text, missed));
+        }
+        entries
+    }
+
     pub async fn status(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
         wait_text(self.driver, DIAL_STATUS, what, check).await
     }

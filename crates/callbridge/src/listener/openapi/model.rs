@@ -136,6 +136,8 @@ pub struct SecuritySummary {
     pub mode: SecurityMode,
     /// Present while open mode is on.
     pub warning: Option<String>,
+    /// Listed only for callers who may administer (CallBridge's own pages, programs on this machine);
+    /// empty for web pages and token holders.
     pub trusted_origins: Vec<String>,
     pub dials_per_minute: u32,
     /// `ready`, `unavailable` (see `token_problem`) or `unknown` (not needed yet).
@@ -287,7 +289,7 @@ pub struct SecretState {
     pub set: bool,
 }
 
-/// The whole configuration, as `config.toml` holds it (README, Configuration). Every section may be
+/// The whole configuration, as `config.toml` holds it (docs/configuration.md). Every section may be
 /// left out; what is left out takes its default. Unknown keys are refused.
 #[derive(Debug, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -767,5 +769,5 @@ pub struct TelecmiUnderstood {
 pub struct TelecmiAnswer {
     pub ok: bool,
     pub understood: Vec<TelecmiUnderstood>,
-    pub call_events: Vec<ProducedEvent>,
+    pub events: Vec<ProducedEvent>,
 }

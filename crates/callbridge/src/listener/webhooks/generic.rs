@@ -1,10 +1,10 @@
 //! `/webhooks/generic`: call events from any PBX that can call a URL, in one of two shapes.
 //!
-//! * **ELMA365-style JSON** (seed 001, wire-formats.md §5): `{"event":"NotifyStart","direction":"in",
+//! * **ELMA365-style JSON** (the ELMA365 telephony module's `VoipWebhookRequest`, https://tssdk.elma365.com/en/modules/_201_integration_voip_.html): `{"event":"NotifyStart","direction":"in",
 //!   "srcPhone":…,"dstPhone":…,"srcPhoneExt":…,"dstPhoneExt":…,"callId":…,"disposition":…}`.
 //!   `event` is `NotifyStart` (the call starts), `NotifyAnswer` (answered) or `NotifyEnd` (over); a
 //!   `NotifyStart` whose `disposition` is `Answered` counts as answered.
-//! * **VoipNow Call Events** (seed 002, wire-formats.md §3.1): `CallID`, `CallerIDNum`, `CallerIDName`
+//! * **VoipNow Call Events** (https://wiki.4psa.com/VoipNow/Developer-Guide/Call-Events.html): `CallID`, `CallerIDNum`, `CallerIDName`
 //!   (also spelled `CallerIDNam`), `CalledDID`, `CalledExtension`, `CallStatus`, `CallFlow`,
 //!   `CallerExtension`, `CalledNumber`, in the query string (GET) or a form body (POST). VoipNow sends
 //!   no event type, so each event's URL names it: `?ev=dialin`, `dialout`, `answer` or `hangup`.
@@ -53,7 +53,7 @@ pub const ELMA_EVENTS: &str = "NotifyStart, NotifyAnswer, NotifyEnd";
     ),
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
-        (status = 400, description = "Not an event this route understands; the message says why (`bad_request`)"),
+        (status = 400, description = "Not an event this route understands; the message says why (`bad_webhook`)"),
     )
 )]
 pub async fn receive_get(
@@ -78,7 +78,7 @@ pub async fn receive_get(
     )),
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
-        (status = 400, description = "Not an event this route understands; the message says why (`bad_request`)"),
+        (status = 400, description = "Not an event this route understands; the message says why (`bad_webhook`)"),
     )
 )]
 pub async fn receive_post(
@@ -91,13 +91,12 @@ pub async fn receive_post(
 }
 
 async fn receive(engine: Engine, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
-    let body = payload::body(body)?;
-    let payload = payload::read(&headers, uri.query(), &body).map_err(ApiError::bad_request)?;
+    let payload = payload::read(PROVIDER, &headers, uri.query(), body)?;
     let event = match &payload {
         Payload::Json(v) => parse_elma(v),
         Payload::Fields(fields) => parse_voipnow(fields),
     }
-    .map_err(ApiError::bad_request)?;
+    .map_err(|why| payload::refused(PROVIDER, why))?;
     let understood = json!({
         "event": event.kind,
         "direction": event.direction,

@@ -14,12 +14,15 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::payload::{self, Payload};
+use super::payload;
 use crate::engine::Engine;
 use crate::listener::openapi::model;
 use crate::listener::ApiError;
 use crate::provider::kazoo::events::parse_webhook;
 use crate::provider::kazoo::Kazoo;
+
+/// The webhook's name in refusals.
+const WEBHOOK: &str = "kazoo";
 
 /// A Kazoo channel webhook (`hook_event` = channel_create, channel_answer, channel_bridge or
 /// channel_destroy), as JSON or form data, or (GET) in the query string.
@@ -35,7 +38,7 @@ use crate::provider::kazoo::Kazoo;
     )),
     responses(
         (status = 200, description = "What was understood and the call events it produced, or why it was ignored", body = model::KazooAnswer),
-        (status = 400, description = "Not a Kazoo channel webhook; the message says why (`bad_request`)"),
+        (status = 400, description = "Not a Kazoo channel webhook; the message says why (`bad_webhook`)"),
         (status = 409, description = "Another phone system is configured: nothing would keep the call's legs (`not_kazoo`)"),
     )
 )]
@@ -45,11 +48,8 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = payload::body(body)?;
-    let fields = match payload::read(&headers, uri.query(), &body).map_err(ApiError::bad_request)? {
-        Payload::Json(v) | Payload::Fields(v) => v,
-    };
-    let event = parse_webhook(&fields).map_err(|e| ApiError::bad_request(format!("not a Kazoo channel webhook: {e}")))?;
+    let fields = payload::read(WEBHOOK, &headers, uri.query(), body)?.into_value();
+    let event = parse_webhook(&fields).map_err(|e| payload::refused(WEBHOOK, format!("not a Kazoo channel webhook: {e}")))?;
     let account = engine.config().provider.kazoo.account_id.clone();
     if let (Some(ours), Some(theirs)) = (&account, &event.account_id) {
         if ours.as_str() != theirs {

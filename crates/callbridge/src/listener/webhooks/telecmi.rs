@@ -2,13 +2,13 @@
 //!
 //! The payload is read by [`crate::provider::telecmi::webhook`]; what it says about the user's call leg
 //! goes to the TeleCMI provider (for `/end`), and the event to the engine's tracker at once, so the
-//! answer can say which call events it produced. A payload that cannot be understood gets a 400 that
-//! says why; TeleCMI's dashboard shows it.
+//! answer can say which call events it produced. A payload that cannot be understood gets a 400
+//! `bad_webhook` that says why; TeleCMI's dashboard shows it.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -16,8 +16,11 @@ use super::payload;
 use crate::engine::Engine;
 use crate::listener::openapi::model;
 use crate::listener::ApiError;
-use crate::provider::telecmi::webhook::{form_payload, parse_all};
+use crate::provider::telecmi::webhook::parse_all;
 use crate::provider::telecmi::TeleCmi;
+
+/// The webhook's name in refusals.
+const WEBHOOK: &str = "telecmi";
 
 /// A TeleCMI live event or CDR as JSON (or a form).
 #[utoipa::path(
@@ -31,13 +34,12 @@ use crate::provider::telecmi::TeleCmi;
     )),
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::TelecmiAnswer),
-        (status = 400, description = "Not a TeleCMI event; the message says why (`bad_webhook`, `bad_request`)"),
+        (status = 400, description = "Not a TeleCMI event; the message says why (`bad_webhook`)"),
     )
 )]
-pub async fn post(State(engine): State<Engine>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
-    let body = payload::body(body)?;
-    let payload = read_body(&headers, &body)?;
-    accept(&engine, &payload)
+pub async fn post(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let payload = payload::read(WEBHOOK, &headers, uri.query(), body)?;
+    accept(&engine, &payload.into_value())
 }
 
 /// A TeleCMI event in the query string.
@@ -57,38 +59,16 @@ pub async fn post(State(engine): State<Engine>, headers: HeaderMap, body: Result
     ),
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::TelecmiAnswer),
-        (status = 400, description = "Not a TeleCMI event, or no query (`bad_webhook`)"),
+        (status = 400, description = "Not a TeleCMI event, or no query; the message says why (`bad_webhook`)"),
     )
 )]
-pub async fn get(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
-    let query = query.unwrap_or_default();
-    if query.is_empty() {
-        return Err(bad("the request has no query parameters; TeleCMI sends the event's fields there (or POSTs JSON)"));
-    }
-    accept(&engine, &form_payload(form_urlencoded::parse(query.as_bytes()).into_owned()))
+pub async fn get(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let payload = payload::read(WEBHOOK, &headers, uri.query(), body)?;
+    accept(&engine, &payload.into_value())
 }
 
-fn bad(message: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_webhook", format!("telecmi webhook: {message}"))
-}
-
-/// JSON as documented; a form-encoded body is read too.
-fn read_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad("the body is empty; TeleCMI sends the event as JSON"));
-    }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-    if is_form {
-        return Ok(form_payload(form_urlencoded::parse(body).into_owned()));
-    }
-    serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))
-}
-
-fn accept(engine: &Engine, payload: &Value) -> Result<Json<Value>, ApiError> {
-    let parsed = parse_all(payload).map_err(bad)?;
+fn accept(engine: &Engine, fields: &Value) -> Result<Json<Value>, ApiError> {
+    let parsed = parse_all(fields).map_err(|why| payload::refused(WEBHOOK, why))?;
     let provider = engine.provider();
     let telecmi = provider.as_any().and_then(|p| p.downcast_ref::<TeleCmi>());
     let mut understood = Vec::new();
@@ -108,5 +88,5 @@ fn accept(engine: &Engine, payload: &Value) -> Result<Json<Value>, ApiError> {
             produced.push(json!({ "event": event.kind, "call_id": event.call.id }));
         }
     }
-    Ok(Json(json!({ "ok": true, "understood": understood, "call_events": produced })))
+    Ok(Json(json!({ "ok": true, "understood": understood, "events": produced })))
 }

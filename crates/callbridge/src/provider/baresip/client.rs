@@ -18,6 +18,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
+
 use super::message::{self, Command, Event, Message, Response};
 use super::netstring::{self, Decoder};
 
@@ -25,9 +27,8 @@ use super::netstring::{self, Decoder};
 /// `listcalls` output) are a few hundred.
 const MAX_MESSAGE: usize = 1 << 20;
 
-/// First and longest wait between connection attempts.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Between two connection attempts: 100 ms at first, doubling up to 5 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// What the connection reports besides responses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,12 +180,12 @@ impl Drop for Client {
 
 /// Connects, serves the connection until it ends, waits, and again — forever.
 async fn run(shared: Arc<Shared>, notices: mpsc::UnboundedSender<Notice>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut retries = RECONNECT.retries();
     let mut was_connected = false;
     loop {
         match TcpStream::connect(shared.addr).await {
             Ok(stream) => {
-                backoff = BACKOFF_MIN;
+                retries.reset();
                 tracing::info!(addr = %shared.addr, "connected to baresip");
                 let reason = serve(stream, &shared, &notices).await;
                 tracing::warn!(addr = %shared.addr, %reason, "lost the connection to baresip; reconnecting");
@@ -203,8 +204,7 @@ async fn run(shared: Arc<Shared>, notices: mpsc::UnboundedSender<Notice>) {
                 shared.lock().problem = Some(why);
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(retries.next_delay()).await;
     }
 }
 

@@ -1,4 +1,4 @@
-//! The JSON messages inside `ctrl_tcp`'s netstrings (wire-formats.md §6.2), and what they mean for
+//! The JSON messages inside `ctrl_tcp`'s netstrings (baresip's `modules/ctrl_tcp/ctrl_tcp.c`, https://github.com/baresip/baresip), and what they mean for
 //! a call.
 //!
 //! Three kinds arrive: responses to our commands (`"response":true`, matched by `token`), events
@@ -107,7 +107,8 @@ pub fn parse(payload: &[u8]) -> Result<Message, MessageError> {
     Ok(Message::Other)
 }
 
-/// What a call event means, in CallBridge's terms (DESIGN.md's table).
+/// What a call event means, in CallBridge's terms: `CALL_INCOMING` is incoming; `CALL_OUTGOING`, or the
+/// first `CALL_RINGING`/`CALL_PROGRESS` of an outgoing call, outgoing; `CALL_ESTABLISHED` answered; `CALL_CLOSED` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     Incoming,

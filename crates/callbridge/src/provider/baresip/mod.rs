@@ -12,7 +12,7 @@
 //! * [`supervisor`] — optionally, baresip itself, started with a generated configuration.
 //!
 //! baresip 1.0.0 (Debian 12) only reports `CALL_INCOMING` with `answermode=manual`; the supervised
-//! account is added that way, and the README tells users running their own baresip to set it.
+//! account is added that way, and docs/baresip.md tells users running their own baresip to set it.
 
 pub mod calls;
 pub mod client;

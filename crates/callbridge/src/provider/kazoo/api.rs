@@ -1,4 +1,4 @@
-//! Kazoo's Crossbar REST API, as far as CallBridge uses it (wire-formats.md §2.1, §2.2, §2.5):
+//! Kazoo's Crossbar REST API, as far as CallBridge uses it (https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/ — api_authentication.md, clicktocall.md, channels.md):
 //! getting an `X-Auth-Token`, executing the click-to-call, and hanging up a channel.
 //!
 //! The token comes from the account's API key (`PUT /v2/api_auth`) or from user credentials

@@ -1,4 +1,4 @@
-//! Call events from Kazoo's blackhole websocket (wire-formats.md §2.4).
+//! Call events from Kazoo's blackhole websocket (https://github.com/2600hz/kazoo/blob/master/applications/blackhole/doc/README.md).
 //!
 //! The connection goes out from CallBridge, so it works from behind NAT where Kazoo's webhooks could
 //! not reach the desk. After connecting it subscribes to `call.CHANNEL_CREATE.*`,
@@ -19,12 +19,13 @@ use super::api::Crossbar;
 use super::config::WsUrl;
 use super::dials::Dials;
 use super::events::{parse_blackhole, BlackholeMessage, Legs};
+use crate::backoff::Backoff;
 use crate::provider::EventSink;
 
 pub const BINDINGS: [&str; 3] = ["call.CHANNEL_CREATE.*", "call.CHANNEL_ANSWER.*", "call.CHANNEL_DESTROY.*"];
 
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Between two connection attempts: half a second at first, doubling up to 30 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pings keep proxies (the HAProxy in front of wss) from closing an idle connection.
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -48,18 +49,17 @@ impl Status {
 /// Keeps a subscription up until the task is aborted.
 pub async fn run(url: WsUrl, api: Arc<Crossbar>, legs: Arc<Mutex<Legs>>, dials: Arc<Dials>, sink: EventSink, status: Arc<Status>) {
     status.set(Some(format!("connecting to the Kazoo websocket at {}", url.as_str())));
-    let mut backoff = BACKOFF_MIN;
+    let mut retries = RECONNECT.retries();
     let requests = AtomicU64::new(1);
     loop {
         match session(&url, &api, &legs, &dials, &sink, &status, &requests).await {
-            Ok(()) => backoff = BACKOFF_MIN,
+            Ok(()) => retries.reset(),
             Err(why) => {
                 tracing::warn!(url = url.as_str(), %why, "Kazoo websocket");
                 status.set(Some(why));
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(retries.next_delay()).await;
     }
 }
 

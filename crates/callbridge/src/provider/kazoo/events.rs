@@ -1,4 +1,4 @@
-//! Kazoo channel events, from both places they arrive (wire-formats.md §2.3, §2.4), and what they
+//! Kazoo channel events, from both places they arrive (webhooks, https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/webhooks.md; the blackhole websocket, https://github.com/2600hz/kazoo/blob/master/applications/blackhole/doc/README.md), and what they
 //! mean for CallBridge's calls.
 //!
 //! * The blackhole websocket wraps the AMQP event, whose keys are Hyphen-Case (`Call-ID`,
@@ -247,7 +247,7 @@ pub struct Legs {
 }
 
 impl Legs {
-    /// Turns a channel event into what the tracker takes. Direction follows DESIGN.md's table:
+    /// Turns a channel event into what the tracker takes. Direction:
     /// a call that enters the account (`inbound`) is incoming, one that leaves it (`outbound`, or any
     /// click-to-call) is outgoing.
     pub fn observe(&mut self, event: &ChannelEvent) -> ProviderEvent {

@@ -1,5 +1,5 @@
-//! The HTTP side of TeleCMI: click2call (seed 004), the user login that yields a token, and the
-//! user-level hangup (wire-formats.md §1.1–§1.3).
+//! The HTTP side of TeleCMI: click2call (https://doc.telecmi.com/chub/docs/click-to-call-admin), the user login that yields a token, and the
+//! user-level hangup (https://doc.telecmi.com/chub/docs/login-token, https://doc.telecmi.com/chub/docs/user-hangup).
 //!
 //! Every answer is read the same way ([`Reply`]): the body's `code` is authoritative when the HTTP
 //! status is a success (TeleCMI has been seen answering HTTP 200 with an error code), the HTTP status
@@ -129,7 +129,7 @@ fn causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The seed's JSON body, field types included: `to` and `callerid` are numbers.
+/// Click2call's documented JSON body, field types included: `to` and `callerid` are numbers.
 pub fn click2call_body(user_id: &str, secret: &Secret, call: &Click2Call) -> Value {
     let mut body = json!({
         "user_id": user_id,
@@ -145,7 +145,7 @@ pub fn click2call_body(user_id: &str, secret: &Secret, call: &Click2Call) -> Val
     body
 }
 
-/// The seed's GET form: the same fields in the query, `extra_params[KEY]=VALUE` per parameter.
+/// Click2call's documented GET form: the same fields in the query, `extra_params[KEY]=VALUE` per parameter.
 pub fn click2call_query(user_id: &str, secret: &Secret, call: &Click2Call) -> Vec<(String, String)> {
     let mut query = vec![
         ("user_id".to_owned(), user_id.to_owned()),
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn status_and_body_code_map_to_errors_with_telecmis_words() {
-        // The seed's statuses, as HTTP status and body code.
+        // Click2call's documented statuses, as HTTP status and body code.
         let cases = [
             (407, r#"{"code":407,"msg":"invalid app secret"}"#, "invalid app secret", "not configured"),
             (404, r#"{"code":404,"msg":"invalid user_id"}"#, "invalid user_id", "not configured"),

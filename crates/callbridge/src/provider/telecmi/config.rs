@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{limits, Invalid};
 
-/// The public TeleCMI REST endpoint (seed 004).
+/// The public TeleCMI REST endpoint (https://doc.telecmi.com/chub/docs/click-to-call-admin).
 pub const DEFAULT_BASE_URL: &str = "https://rest.telecmi.com";
 
 /// Keyring entry of the app secret unless the config names another.
@@ -109,7 +109,7 @@ impl TelecmiConfig {
     }
 }
 
-/// Which of the user's devices TeleCMI rings first (seed 004's `webrtc`/`followme` pair).
+/// Which of the user's devices TeleCMI rings first (click2call's `webrtc`/`followme` pair).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Ring {
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn ring_choice_gives_the_seed_flags() {
         assert_eq!(Ring::Softphone.flags(), (true, false));
-        // Seed 004: "The WebRTC value should be set to false when the followme value set to true."
+        // TeleCMI's click2call documentation: "The WebRTC value should be set to false when the followme value set to true."
         assert_eq!(Ring::Mobile.flags(), (false, true));
     }
 

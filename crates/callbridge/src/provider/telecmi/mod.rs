@@ -1,4 +1,4 @@
-//! TeleCMI: calls placed through the admin click2call API (seed 004), events from TeleCMI's webhooks.
+//! TeleCMI: calls placed through the admin click2call API (https://doc.telecmi.com/chub/docs/click-to-call-admin), events from TeleCMI's webhooks.
 //!
 //! `/make/NUMBER` becomes `POST {base_url}/v2/webrtc/click2call` with the configured user id, the app
 //! secret from the OS keyring, `to` as a JSON number, CallBridge's call id in `extra_params` and the

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::secrets::Secret;
 
-/// How long TeleCMI says a user token lasts (wire-formats.md §1.2).
+/// How long TeleCMI says a user token lasts: 30 days (https://doc.telecmi.com/chub/docs/login-token).
 pub const LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Renew this long before the token would expire.

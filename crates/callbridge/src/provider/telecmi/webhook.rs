@@ -1,4 +1,4 @@
-//! TeleCMI's webhooks — live events and CDRs (wire-formats.md §1.4) — read into [`ProviderEvent`]s.
+//! TeleCMI's webhooks — live events and CDRs (https://doc.telecmi.com/chub/docs/live-incoming-waiting and the pages beside it) — read into [`ProviderEvent`]s.
 //!
 //! The parser is tolerant where TeleCMI's documents disagree: the call id is `cmiuuid` or the legacy
 //! `cmiuid`; numbers come as strings or numbers; `custom` and `extra_params` are JSON-encoded strings
