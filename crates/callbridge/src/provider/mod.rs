@@ -7,11 +7,14 @@
 //! [`EventSink`] it was built with; the [`crate::tracker::CallTracker`] turns those into calls and call
 //! events. Providers never emit notifications or touch the UI themselves.
 
-pub mod forms;
 pub mod baresip;
+pub mod forms;
 pub mod kazoo;
+pub mod registry;
 pub mod simulator;
 pub mod telecmi;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +22,15 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::call::{Call, CallId, Direction, Disposition};
+use crate::secrets::SecretStore;
+
+/// What a provider is built from.
+#[derive(Debug, Clone)]
+pub struct ProviderContext {
+    /// Where the provider reports what it observes.
+    pub sink: EventSink,
+    pub secrets: Arc<dyn SecretStore>,
+}
 
 /// Whether a provider can carry out a command, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
