@@ -150,3 +150,122 @@ impl ProviderConfig {
         PROVIDERS.iter().try_for_each(|r| (r.validate)(self, self.kind == r.kind))
     }
 }
+
+/// Every provider the config file's `kind` accepts is wired in everywhere. The list of kinds comes from
+/// serde (what `kind` parses), not from [`PROVIDERS`], so a provider left out of the list — or a list
+/// entry without a `kind` — fails here.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use axum::Router;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::Services;
+    use crate::secrets::MemorySecrets;
+
+    /// The names `kind` accepts, as serde lists them when refusing an unknown one.
+    fn kinds_the_config_accepts() -> Vec<String> {
+        let refusal = toml::from_str::<ProviderConfig>("kind = \"no-such-provider\"").expect_err("an unknown kind").to_string();
+        let expected = refusal.split_once("expected").map(|(_, list)| list).unwrap_or_else(|| panic!("{refusal}"));
+        let names: Vec<String> = expected.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+        assert!(!names.is_empty(), "no kinds in {refusal:?}");
+        names
+    }
+
+    fn kind_named(name: &str) -> ProviderKind {
+        let parsed: ProviderConfig = toml::from_str(&format!("kind = \"{name}\"")).unwrap_or_else(|e| panic!("kind = {name:?}: {e}"));
+        parsed.kind
+    }
+
+    #[test]
+    fn the_list_holds_each_kind_once() {
+        let mut accepted = kinds_the_config_accepts();
+        let mut listed: Vec<String> = PROVIDERS.iter().map(|r| r.name().to_owned()).collect();
+        accepted.sort();
+        listed.sort();
+        assert_eq!(listed, accepted, "PROVIDERS and the kinds [provider] kind accepts differ");
+        for name in &accepted {
+            let kind = kind_named(name);
+            assert_eq!(kind.as_str(), name);
+            assert!(std::ptr::eq(kind.registration(), *PROVIDERS.iter().find(|r| r.kind == kind).expect("listed")));
+        }
+    }
+
+    async fn send(router: &Router, method: Method, path: &str) -> (StatusCode, Value) {
+        let request = Request::builder().method(method).uri(path).header("host", "localhost:5678");
+        let response = router.clone().oneshot(request.body(Body::empty()).expect("request")).await.unwrap_or_else(|e| match e {});
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22).await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn every_kind_is_started_served_and_known() {
+        for name in kinds_the_config_accepts() {
+            let kind = kind_named(&name);
+            let registration = kind.registration();
+            let mut config = Config::default();
+            config.provider.kind = kind;
+            config.security.dials_per_minute = 0;
+
+            // It starts on its default settings, as the provider of that name.
+            let services = Services::with_secrets(&config, Arc::new(MemorySecrets::default()));
+            let engine = crate::engine::Engine::start_with(config.clone(), services);
+            assert_eq!(engine.provider().name(), name, "kind = {name:?} started another provider");
+            let router = crate::listener::router(engine.clone());
+
+            // The settings page gets its form.
+            let (status, schema) = send(&router, Method::GET, "/api/v1/settings/schema").await;
+            assert_eq!(status, StatusCode::OK, "{schema}");
+            let forms = schema["providers"].as_array().cloned().unwrap_or_default();
+            assert!(forms.iter().any(|f| f["kind"] == name.as_str()), "{name} has no form in the settings schema");
+            assert_eq!(schema["current"], name.as_str());
+
+            // The OpenAPI document's `kind` values list it.
+            let (_, doc) = send(&router, Method::GET, "/api/v1/openapi.json").await;
+            let documented = doc["components"]["schemas"]["ProviderKind"]["enum"].as_array().cloned().unwrap_or_default();
+            assert!(documented.iter().any(|k| k == name.as_str()), "{name} is not a ProviderKind in the OpenAPI document: {documented:?}");
+
+            // The keyring entries it reads are listed by `callbridge secret status` and writable from the
+            // settings page; every secret its form requires is among them.
+            let reads = (registration.secrets)(&config.provider, true);
+            let cli = secret_entries(&config.provider);
+            let writable = crate::provider::forms::secret_entries(&config);
+            for entry in &reads {
+                assert!(cli.contains(entry), "{name} reads {entry:?}, which `callbridge secret status` does not list");
+                assert!(writable.contains(entry), "{name} reads {entry:?}, which the settings page cannot write");
+            }
+            let form = forms.iter().find(|f| f["kind"] == name.as_str()).cloned().unwrap_or_default();
+            for field in form["fields"].as_array().cloned().unwrap_or_default() {
+                if field["type"] == "secret" && field["required"] == true {
+                    let entry = field["entry"].as_str().unwrap_or_default().to_owned();
+                    assert!(cli.contains(&entry), "{name}'s form requires {entry:?}, which `callbridge secret status` does not list");
+                }
+            }
+
+            // Its webhook routes are mounted: each answers, if only to refuse the empty request.
+            if let Some(routes) = registration.webhooks {
+                let (_, doc) = routes().split_for_parts();
+                assert!(!doc.paths.paths.is_empty(), "{name} registers webhook routes but none are documented");
+                for (path, item) in &doc.paths.paths {
+                    let methods = [(Method::GET, item.get.is_some()), (Method::POST, item.post.is_some())];
+                    for (method, _) in methods.into_iter().filter(|(_, has)| *has) {
+                        let url = format!("/webhooks{path}");
+                        let (status, body) = send(&router, method.clone(), &url).await;
+                        assert!(
+                            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                            "{method} {url} of {name} is not mounted: {status} {body}"
+                        );
+                    }
+                }
+            }
+            engine.shutdown().await;
+        }
+    }
+}
