@@ -6,6 +6,10 @@
 //! webhooks, its control socket, its timers) it reports as [`ProviderEvent`]s through the
 //! [`EventSink`] it was built with; the [`crate::tracker::CallTracker`] turns those into calls and call
 //! events. Providers never emit notifications or touch the UI themselves.
+//!
+//! Each provider module registers itself (its config section's checks, its settings form, the keyring
+//! entries it reads, how it starts, its webhook routes) in [`registry::PROVIDERS`]; the rest of
+//! CallBridge reads that list rather than naming providers.
 
 pub mod baresip;
 pub mod forms;

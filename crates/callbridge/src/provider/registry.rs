@@ -8,6 +8,10 @@
 //! file's `kind` and sections need a variant and a field for serde; they live here too, and
 //! [`ProviderKind::registration`] is an exhaustive match, so the compiler catches a variant without a
 //! registration, and a test catches a registration missing from [`PROVIDERS`].
+//!
+//! This is where the parts are wired together, so it names two things above the providers: the
+//! [`Engine`] that webhook routes take as state, and the routes themselves, which live with the other
+//! HTTP handlers in `listener::webhooks`.
 
 use std::sync::Arc;
 
