@@ -6,7 +6,7 @@
 //! `events` (the call events it produced), or `400` `bad_webhook` with what was wrong
 //! ([`payload::refused`]). Bodies are limited as for every request to the listener.
 //!
-//! The generic PBX route is always served; a provider's routes ([`telecmi`], [`kazoo`]) are mounted
+//! The generic PBX route is always served; a provider's routes ([`telecmi()`], [`kazoo()`]) are mounted
 //! because its registration in [`crate::provider::registry`] names them.
 
 mod generic;
