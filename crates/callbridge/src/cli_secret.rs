@@ -9,7 +9,6 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use callbridge::config::Config;
-use callbridge::provider::kazoo::config::KazooAuth;
 use callbridge::secrets::{Keyring, Secret, SecretStore};
 use clap::Subcommand;
 
@@ -71,19 +70,11 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The keyring entries the config refers to.
+/// The keyring entries the config refers to: each provider's (as its registration says), then the
+/// caller lookup's.
 fn names_in_config(path: &Path) -> Result<Vec<String>> {
     let config = Config::load(path)?;
-    let telecmi = &config.provider.telecmi;
-    let mut names = vec![telecmi.secret_entry.clone()];
-    if telecmi.login().is_some() {
-        names.push(telecmi.password_entry.clone());
-    }
-    let kazoo = &config.provider.kazoo;
-    if config.provider.kind == callbridge::config::ProviderKind::Kazoo && kazoo.auth != KazooAuth::None {
-        names.push(kazoo.secret_entry().to_owned());
-    }
-    names.extend(config.provider.baresip.password_entry.clone());
+    let mut names = callbridge::provider::registry::secret_entries(&config.provider);
     names.extend(config.lookup.secret_entry.clone());
     Ok(names)
 }

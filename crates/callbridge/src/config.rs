@@ -21,9 +21,8 @@ use crate::notify::template::{Template, UrlTemplate};
 use crate::number::Country;
 use crate::security::SecurityConfig;
 use crate::store::StoreConfig;
-use crate::provider::telecmi::TelecmiConfig;
-use crate::provider::baresip::config::BaresipConfig;
-use crate::provider::kazoo::config::KazooConfig;
+pub use crate::provider::registry::{ProviderConfig, ProviderKind};
+pub use crate::provider::simulator::SimulatorConfig;
 
 pub mod limits;
 pub use limits::{Limit, LIMITS};
@@ -187,78 +186,6 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig { timeout_secs: 10, retry_initial_ms: 1_000, retry_max_delay_secs: 3_600, max_age_hours: 24 }
-    }
-}
-
-/// Which phone system places the calls, and each one's settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProviderConfig {
-    pub kind: ProviderKind,
-    pub simulator: SimulatorConfig,
-    /// `[provider.telecmi]`: used when `kind = "telecmi"`.
-    #[serde(skip_serializing_if = "TelecmiConfig::is_default")]
-    pub telecmi: TelecmiConfig,
-    /// `[provider.baresip]`: a local SIP softphone (see `provider::baresip::config`).
-    #[serde(skip_serializing_if = "BaresipConfig::is_default")]
-    pub baresip: BaresipConfig,
-    /// `[provider.kazoo]`: Kazoo click-to-call (see `provider::kazoo::config`).
-    #[serde(skip_serializing_if = "KazooConfig::is_default")]
-    pub kazoo: KazooConfig,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// The built-in simulator: no phone account needed.
-    #[default]
-    Simulator,
-    /// TeleCMI click2call (https://doc.telecmi.com/chub/docs/click-to-call-admin).
-    Telecmi,
-    /// A local baresip softphone, driven over its ctrl_tcp socket.
-    Baresip,
-    /// Kazoo (2600Hz) click-to-call.
-    Kazoo,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Simulator => "simulator",
-            ProviderKind::Telecmi => "telecmi",
-            ProviderKind::Baresip => "baresip",
-            ProviderKind::Kazoo => "kazoo",
-        }
-    }
-}
-
-/// The simulated far end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SimulatorConfig {
-    /// Milliseconds from dialing until the far end rings.
-    pub ring_after_ms: u64,
-    /// Milliseconds from dialing until the far end answers; 0 = it never answers by itself.
-    pub answer_after_ms: u64,
-    /// Milliseconds from answering until the far end hangs up; 0 = it never hangs up by itself.
-    pub hangup_after_ms: u64,
-}
-
-impl Default for SimulatorConfig {
-    fn default() -> Self {
-        SimulatorConfig { ring_after_ms: 300, answer_after_ms: 2_000, hangup_after_ms: 0 }
-    }
-}
-
-impl SimulatorConfig {
-    /// The longest simulated wait: an hour.
-    pub const MAX_DELAY_MS: u64 = limits::SIMULATOR_RING.max;
-
-    /// Each delay is at most [`Self::MAX_DELAY_MS`].
-    pub fn validate(&self) -> Result<(), Invalid> {
-        limits::SIMULATOR_RING.check(self.ring_after_ms)?;
-        limits::SIMULATOR_ANSWER.check(self.answer_after_ms)?;
-        limits::SIMULATOR_HANGUP.check(self.hangup_after_ms)
     }
 }
 
@@ -497,13 +424,7 @@ impl Config {
         limits::DELIVERY_RETRY_INITIAL.check(d.retry_initial_ms)?;
         limits::DELIVERY_RETRY_MAX.check(d.retry_max_delay_secs)?;
         limits::DELIVERY_MAX_AGE.check(u64::from(d.max_age_hours))?;
-        self.provider.simulator.validate()?;
-        self.provider.telecmi.validate()?;
-        match self.provider.kind {
-            ProviderKind::Simulator | ProviderKind::Telecmi => {}
-            ProviderKind::Baresip => self.provider.baresip.check()?,
-            ProviderKind::Kazoo => self.provider.kazoo.check()?,
-        }
+        self.provider.validate()?;
         self.security.validate()?;
         self.store.validate()?;
         self.lookup.validate()?;

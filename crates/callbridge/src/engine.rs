@@ -22,13 +22,11 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::call::{Call, CallEvent, CallEventKind, CallId, CallState, Direction, Disposition};
-use crate::config::{Config, ConfigError, ProviderKind};
+use crate::config::{Config, ConfigError};
 use crate::notify::durable::{DurableOutbox, RetryPolicy};
 use crate::lookup::{Contact, Lookup, LookupError};
 use crate::notify::{DeliveryLog, Notifier, Outbox};
 use crate::number::{NumberError, PhoneNumber};
-use crate::provider::baresip::Baresip;
-use crate::provider::kazoo::Kazoo;
 use crate::secrets::{Keyring, Secret, SecretStore};
 use crate::security::approval::{DialApprover, RefuseApprover};
 use crate::security::origin::TrustedOrigin;
@@ -37,7 +35,7 @@ use crate::security::{numbers, Caller, Security, SecuritySummary};
 use crate::store::deliveries::{DeliveryEntry, RetryError};
 use crate::store::{Store, StoreError};
 use crate::provider::simulator::{self, Simulator};
-use crate::provider::telecmi::TeleCmi;
+use crate::provider::registry;
 use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
 use crate::tracker::CallTracker;
 
@@ -173,25 +171,11 @@ impl Services {
 /// How often old history is purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3_600);
 
-/// What a provider is built from.
-#[derive(Debug, Clone)]
-pub struct ProviderContext {
-    /// Where the provider reports what it observes.
-    pub sink: EventSink,
-    pub secrets: Arc<dyn SecretStore>,
-}
+pub use crate::provider::ProviderContext;
 
-/// Builds the provider a configuration asks for.
+/// Builds the provider a configuration asks for (see [`crate::provider::registry`]).
 pub fn build_provider(config: &Config, context: ProviderContext, simulator: &Arc<Simulator>) -> Arc<dyn Provider> {
-    match config.provider.kind {
-        ProviderKind::Simulator => {
-            let _ = context;
-            Arc::clone(simulator) as Arc<dyn Provider>
-        }
-        ProviderKind::Telecmi => Arc::new(TeleCmi::new(config.provider.telecmi.clone(), context)),
-        ProviderKind::Baresip => Arc::new(Baresip::start(config.provider.baresip.clone(), context)),
-        ProviderKind::Kazoo => Arc::new(Kazoo::start(config.provider.kazoo.clone(), context)),
-    }
+    registry::start(&config.provider, registry::Start { context, simulator })
 }
 
 /// Refuses a command the provider says it cannot do, with its reason (HTTP 501).

@@ -5,6 +5,9 @@
 //! request with [`payload::read`] and answers alike: `200` with `understood` (what it read) and
 //! `events` (the call events it produced), or `400` `bad_webhook` with what was wrong
 //! ([`payload::refused`]). Bodies are limited as for every request to the listener.
+//!
+//! The generic PBX route is always served; a provider's routes ([`telecmi()`], [`kazoo()`]) are mounted
+//! because its registration in [`crate::provider::registry`] names them.
 
 mod generic;
 mod kazoo;
@@ -19,6 +22,15 @@ use crate::engine::Engine;
 pub fn routes() -> OpenApiRouter<Engine> {
     OpenApiRouter::new()
         .routes(routes!(generic::receive_get, generic::receive_post))
-        .routes(routes!(kazoo::receive))
-        .routes(routes!(telecmi::get, telecmi::post))
+        .merge(crate::provider::registry::webhook_routes())
+}
+
+/// `/kazoo`: Kazoo's channel webhooks.
+pub fn kazoo() -> OpenApiRouter<Engine> {
+    OpenApiRouter::new().routes(routes!(kazoo::receive))
+}
+
+/// `/telecmi`: TeleCMI's live events and CDRs.
+pub fn telecmi() -> OpenApiRouter<Engine> {
+    OpenApiRouter::new().routes(routes!(telecmi::get, telecmi::post))
 }

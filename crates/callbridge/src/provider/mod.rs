@@ -6,12 +6,19 @@
 //! webhooks, its control socket, its timers) it reports as [`ProviderEvent`]s through the
 //! [`EventSink`] it was built with; the [`crate::tracker::CallTracker`] turns those into calls and call
 //! events. Providers never emit notifications or touch the UI themselves.
+//!
+//! Each provider module registers itself (its config section's checks, its settings form, the keyring
+//! entries it reads, how it starts, its webhook routes) in [`registry::PROVIDERS`]; the rest of
+//! CallBridge reads that list rather than naming providers.
 
-pub mod forms;
 pub mod baresip;
+pub mod forms;
 pub mod kazoo;
+pub mod registry;
 pub mod simulator;
 pub mod telecmi;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +26,15 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::call::{Call, CallId, Direction, Disposition};
+use crate::secrets::SecretStore;
+
+/// What a provider is built from.
+#[derive(Debug, Clone)]
+pub struct ProviderContext {
+    /// Where the provider reports what it observes.
+    pub sink: EventSink,
+    pub secrets: Arc<dyn SecretStore>,
+}
 
 /// Whether a provider can carry out a command, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,13 +12,72 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderEvent, ProviderEventKind, Support};
 use crate::call::{Call, CallId, CallState, Direction, Disposition};
-use crate::config::SimulatorConfig;
+use super::forms::{self, ProviderForm};
+use super::registry::{ProviderConfig, ProviderKind, Registration, Start};
+use crate::config::{limits, Invalid};
 
 pub const NAME: &str = "simulator";
+
+/// The simulator in the provider list. It is always running (simulated incoming calls need it);
+/// selecting it makes it the provider that dials too.
+pub static REGISTRATION: Registration = Registration {
+    kind: ProviderKind::Simulator,
+    validate: |config, _| config.simulator.validate(),
+    form,
+    secrets: |_, _| Vec::new(),
+    start: |_, start: Start<'_>| Arc::clone(start.simulator) as Arc<dyn Provider>,
+    webhooks: None,
+};
+
+/// The simulated far end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// Milliseconds from dialing until the far end rings.
+    pub ring_after_ms: u64,
+    /// Milliseconds from dialing until the far end answers; 0 = it never answers by itself.
+    pub answer_after_ms: u64,
+    /// Milliseconds from answering until the far end hangs up; 0 = it never hangs up by itself.
+    pub hangup_after_ms: u64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig { ring_after_ms: 300, answer_after_ms: 2_000, hangup_after_ms: 0 }
+    }
+}
+
+impl SimulatorConfig {
+    /// The longest simulated wait: an hour.
+    pub const MAX_DELAY_MS: u64 = limits::SIMULATOR_RING.max;
+
+    /// Each delay is at most [`Self::MAX_DELAY_MS`].
+    pub fn validate(&self) -> Result<(), Invalid> {
+        limits::SIMULATOR_RING.check(self.ring_after_ms)?;
+        limits::SIMULATOR_ANSWER.check(self.answer_after_ms)?;
+        limits::SIMULATOR_HANGUP.check(self.hangup_after_ms)
+    }
+}
+
+
+fn form(_: &ProviderConfig) -> ProviderForm {
+    ProviderForm {
+        kind: NAME,
+        label: "Simulator (no phone account)",
+        description: "A pretend phone system built in: dialed calls ring, are answered and end on a timer, \
+                      and incoming calls can be simulated. Use it to wire up the CRM before connecting a real one.",
+        fields: vec![
+            forms::number(limits::SIMULATOR_RING, "Far end rings after (ms)", "Time from dialing until the far end rings."),
+            forms::number(limits::SIMULATOR_ANSWER, "Far end answers after (ms)", "Time from dialing until the far end answers; 0 = never."),
+            forms::number(limits::SIMULATOR_HANGUP, "Far end hangs up after (ms)", "Time from answering until the far end hangs up; 0 = never."),
+        ],
+    }
+}
 
 #[derive(Debug)]
 pub struct Simulator {

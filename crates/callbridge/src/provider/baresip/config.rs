@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Invalid;
+use crate::provider::forms::{self, Field, Input, ProviderForm};
+use crate::provider::registry::ProviderConfig;
 
 /// The keyring entry of the SIP password when `password_entry` is not set (the settings page sets
 /// `password_entry` to it when a password is typed there).
@@ -218,6 +220,31 @@ impl BaresipConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The settings page's baresip form.
+pub fn form(config: &ProviderConfig) -> ProviderForm {
+    let password_entry = config.baresip.password_entry.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    ProviderForm {
+        kind: super::NAME,
+        label: "baresip softphone",
+        description: "A SIP softphone on this computer, controlled over its ctrl_tcp socket on loopback. CallBridge can run it for you.",
+        fields: vec![
+            forms::text("control", "Control socket", true, "baresip's ctrl_tcp_listen address, on loopback.", "127.0.0.1:4444"),
+            forms::text("dial_uri", "Dial URI", true, "How a number becomes a SIP URI; $number is replaced.", "sip:$number@sip.example.com"),
+            Field { key: "supervise", label: "Run baresip for me", input: Input::Bool, required: false, help: "CallBridge starts baresip with a generated configuration and restarts it.", placeholder: "" },
+            forms::text("account", "SIP account", false, "When CallBridge runs baresip: sip:alice@sip.example.com.", ""),
+            forms::text("password_entry", "Password keyring entry", false, "The keyring entry holding the SIP password.", DEFAULT_PASSWORD_ENTRY),
+            forms::secret(
+                "sip_password",
+                "SIP password",
+                password_entry.unwrap_or(DEFAULT_PASSWORD_ENTRY),
+                "password_entry",
+                false,
+                "The SIP account's password, kept in the OS keyring under the password keyring entry.",
+            ),
+        ],
     }
 }
 

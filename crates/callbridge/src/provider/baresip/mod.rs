@@ -36,10 +36,22 @@ use self::message::{dialed_call_id, Response};
 use self::supervisor::Supervisor;
 use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderHealth, Support};
 use crate::call::{Call, Direction};
-use crate::engine::ProviderContext;
+use super::registry::{ProviderKind, Registration};
+use super::ProviderContext;
 use crate::secrets::SecretStore;
 
 pub const NAME: &str = "baresip";
+
+/// baresip in the provider list: its section is checked when it is selected; it takes no webhooks
+/// (call events come over its control socket).
+pub static REGISTRATION: Registration = Registration {
+    kind: ProviderKind::Baresip,
+    validate: |config, selected| if selected { config.baresip.check() } else { Ok(()) },
+    form: config::form,
+    secrets: |config, _| config.baresip.password_entry.clone().into_iter().collect(),
+    start: |config, start| Arc::new(Baresip::start(config.baresip.clone(), start.context)),
+    webhooks: None,
+};
 
 /// How long a command may take. baresip answers at once; only a wedged process is slower.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);

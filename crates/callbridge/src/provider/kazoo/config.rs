@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::Invalid;
+use crate::provider::forms::{self, Field, Input, ProviderForm};
+use crate::provider::registry::ProviderConfig;
 
 /// Crossbar's base URL, `https://kazoo.example.com:8443`. A trailing `/v2` is accepted and dropped:
 /// CallBridge adds the `/v2/...` paths itself.
@@ -175,6 +177,26 @@ impl KazooConfig {
             return invalid("websocket_url", "provider.kazoo.websocket_url needs a token: set auth = \"api_key\" or \"user\"", "websocket_url");
         }
         Ok(())
+    }
+}
+
+/// The settings page's Kazoo form.
+pub fn form(config: &ProviderConfig) -> ProviderForm {
+    ProviderForm {
+        kind: super::NAME,
+        label: "Kazoo click-to-call",
+        description: "A Kazoo (2600Hz) click-to-call rings your extension, then the number; call events come from the \
+                      blackhole websocket or the /webhooks/kazoo URL.",
+        fields: vec![
+            Field { key: "api_url", label: "Crossbar API address", input: Input::Url, required: true, help: "Usually port 8000.", placeholder: "http://kazoo.example.com:8000" },
+            forms::text("account_id", "Account id", true, "The 32-character account id.", ""),
+            forms::text("clicktocall_id", "Click-to-call id", true, "The click-to-call to connect through.", ""),
+            forms::choice("auth", "Sign in with", &["api_key", "user", "none"], "An API key, a user and password, or nothing (auth_required false)."),
+            forms::secret("secret", "API key or password", config.kazoo.secret_entry(), "secret_entry", false, "Kept in the OS keyring."),
+            forms::text("username", "User name", false, "For signing in with a user.", ""),
+            forms::text("account_name", "Account name", false, "For signing in with a user.", ""),
+            forms::text("websocket_url", "Blackhole websocket", false, "Where call events come from, e.g. ws://kazoo.example.com:5555.", ""),
+        ],
     }
 }
 

@@ -31,9 +31,24 @@ use self::dials::Dials;
 use self::events::{ChannelEvent, Legs};
 use super::{Capabilities, Placed, Provider, ProviderError, ProviderEvent, ProviderHealth, Support};
 use crate::call::Call;
-use crate::engine::ProviderContext;
+use super::registry::{ProviderKind, Registration};
+use super::ProviderContext;
 
 pub const NAME: &str = "kazoo";
+
+/// Kazoo in the provider list: its section is checked when it is selected; its webhooks are served
+/// under `/webhooks/kazoo`.
+pub static REGISTRATION: Registration = Registration {
+    kind: ProviderKind::Kazoo,
+    validate: |config, selected| if selected { config.kazoo.check() } else { Ok(()) },
+    form: config::form,
+    secrets: |config, selected| match selected && config.kazoo.auth != KazooAuth::None {
+        true => vec![config.kazoo.secret_entry().to_owned()],
+        false => Vec::new(),
+    },
+    start: |config, start| Arc::new(Kazoo::start(config.kazoo.clone(), start.context)),
+    webhooks: Some(crate::listener::webhooks::kazoo),
+};
 
 /// See the module documentation.
 #[derive(Debug)]

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{limits, Invalid};
+use crate::provider::forms::{self, Field, Input, ProviderForm};
+use crate::provider::registry::ProviderConfig;
 
 /// The public TeleCMI REST endpoint (https://doc.telecmi.com/chub/docs/click-to-call-admin).
 pub const DEFAULT_BASE_URL: &str = "https://rest.telecmi.com";
@@ -75,6 +77,15 @@ impl TelecmiConfig {
     /// True when the section says nothing the defaults do not (it is then left out of a saved file).
     pub fn is_default(&self) -> bool {
         *self == TelecmiConfig::default()
+    }
+
+    /// The keyring entries read: the app secret's, and the password's when a login is configured.
+    pub fn secret_entries(&self) -> Vec<String> {
+        let mut entries = vec![self.secret_entry.clone()];
+        if self.login().is_some() {
+            entries.push(self.password_entry.clone());
+        }
+        entries
     }
 
     /// The login id, when hanging up through TeleCMI is configured.
@@ -180,6 +191,29 @@ impl<'de> Deserialize<'de> for CallerId {
             Raw::Text(t) => CallerId::parse(&t).map_err(serde::de::Error::custom),
             Raw::Number(n) => CallerId::parse(&n.to_string()).map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// The settings page's TeleCMI form.
+pub fn form(config: &ProviderConfig) -> ProviderForm {
+    let telecmi = &config.telecmi;
+    ProviderForm {
+        kind: super::NAME,
+        label: "TeleCMI click-to-call",
+        description: "TeleCMI rings your softphone or mobile first, then the number. You answer and hang up on that device; \
+                      with your TeleCMI login, /end hangs up too.",
+        fields: vec![
+            forms::text("user_id", "User id", true, "Your TeleCMI user id, written extension_appid.", "101_1111112"),
+            forms::secret("app_secret", "App secret", &telecmi.secret_entry, "secret_entry", true, "From the TeleCMI dashboard; kept in the OS keyring."),
+            forms::choice("ring", "Ring first", &["softphone", "mobile"], "Your WebRTC softphone, or your mobile (follow-me)."),
+            forms::text("callerid", "Caller id", false, "Digits with country code the far end sees; TeleCMI's default when empty.", "919800000000"),
+            forms::text("login_id", "Login id (for hang-up)", false, "With your login and password, /end hangs up through TeleCMI.", ""),
+            forms::secret("password", "Login password", &telecmi.password_entry, "password_entry", false, "Kept in the OS keyring."),
+            Field { key: "base_url", label: "API address", input: Input::Url, required: true, help: "TeleCMI's REST API.", placeholder: "" },
+            forms::choice("method", "Request form", &["post", "get"], "The documented JSON POST, or the GET form."),
+            forms::number(limits::TELECMI_CONNECT, "Connect timeout (s)", "How long to wait for a connection to TeleCMI; at most the request timeout."),
+            forms::number(limits::TELECMI_TIMEOUT, "Request timeout (s)", "How long one request to TeleCMI may take."),
+        ],
     }
 }
 

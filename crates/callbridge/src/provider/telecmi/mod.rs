@@ -50,7 +50,8 @@ use serde_json::{Map, Value};
 
 use super::{Capabilities, Placed, Provider, ProviderError, ProviderHealth, Support};
 use crate::call::Call;
-use crate::engine::ProviderContext;
+use super::registry::{ProviderKind, Registration};
+use super::ProviderContext;
 use crate::secrets::{Secret, SecretStore};
 use client::{Click2Call, Client, HangupRefusal};
 pub use config::TelecmiConfig;
@@ -60,6 +61,17 @@ use token::TokenCache;
 pub use webhook::CALL_ID_PARAM;
 
 pub const NAME: &str = "telecmi";
+
+/// TeleCMI in the provider list: its section is checked whether or not it is selected; its webhooks
+/// are served under `/webhooks/telecmi`.
+pub static REGISTRATION: Registration = Registration {
+    kind: ProviderKind::Telecmi,
+    validate: |config, _| config.telecmi.validate(),
+    form: config::form,
+    secrets: |config, _| config.telecmi.secret_entries(),
+    start: |config, start| Arc::new(TeleCmi::new(config.telecmi.clone(), start.context)),
+    webhooks: Some(crate::listener::webhooks::telecmi),
+};
 
 /// How long a keyring lookup may take before the dial gives up (a locked keyring may be prompting).
 const KEYRING_WAIT: Duration = Duration::from_secs(10);
