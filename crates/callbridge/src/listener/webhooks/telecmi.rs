@@ -37,7 +37,7 @@ use crate::provider::telecmi::TeleCmi;
 pub async fn post(State(engine): State<Engine>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let body = payload::body(body)?;
     let payload = read_body(&headers, &body)?;
-    accept(&engine, &payload)
+    accept(&engine, &payload).await
 }
 
 /// A TeleCMI event in the query string.
@@ -65,7 +65,7 @@ pub async fn get(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Res
     if query.is_empty() {
         return Err(bad("the request has no query parameters; TeleCMI sends the event's fields there (or POSTs JSON)"));
     }
-    accept(&engine, &form_payload(form_urlencoded::parse(query.as_bytes()).into_owned()))
+    accept(&engine, &form_payload(form_urlencoded::parse(query.as_bytes()).into_owned())).await
 }
 
 fn bad(message: impl std::fmt::Display) -> ApiError {
@@ -87,7 +87,7 @@ fn read_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))
 }
 
-fn accept(engine: &Engine, payload: &Value) -> Result<Json<Value>, ApiError> {
+async fn accept(engine: &Engine, payload: &Value) -> Result<Json<Value>, ApiError> {
     let parsed = parse_all(payload).map_err(bad)?;
     let provider = engine.provider();
     let telecmi = provider.as_any().and_then(|p| p.downcast_ref::<TeleCmi>());
@@ -104,8 +104,10 @@ fn accept(engine: &Engine, payload: &Value) -> Result<Json<Value>, ApiError> {
             Some(telecmi) => telecmi.settle(item.event),
             None => vec![item.event],
         };
-        for event in now.into_iter().flat_map(|e| engine.observe(e)) {
-            produced.push(json!({ "event": event.kind, "call_id": event.call.id }));
+        for event in now {
+            for event in engine.observe_durably(event).await? {
+                produced.push(json!({ "event": event.kind, "call_id": event.call.id }));
+            }
         }
     }
     Ok(Json(json!({ "ok": true, "understood": understood, "call_events": produced })))
