@@ -476,7 +476,11 @@ impl Engine {
                     }
                 }
             }
-            let _ = self.inner.events.send(event.clone());
+            // Subscribers hear of the event once its history and notifications are committed.
+            let (subscribers, event) = (self.inner.events.clone(), event.clone());
+            self.inner.store.after_commit(Box::new(move || {
+                let _ = subscribers.send(event);
+            }));
         }
         commits
     }

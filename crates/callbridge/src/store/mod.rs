@@ -256,9 +256,26 @@ impl Store {
     /// Never blocks; await the [`Commit`] to know they are durable.
     pub fn write(&self, writes: Vec<Write>) -> Commit {
         let (done, rx) = oneshot::channel();
-        match self.send(Job::Write { writes, done: Some(done) }) {
+        match self.send(Job::Write { writes, done: Some(done), then: None }) {
             Ok(()) => Commit::pending(rx),
             Err(e) => Commit::failed(e),
+        }
+    }
+
+    /// Runs `then` on the writer's thread once every write handed over before is committed (or has
+    /// failed), in order with the writes: for telling others of what is now durable. `then` must
+    /// not block.
+    pub fn after_commit(&self, then: writer::Then) {
+        if let Err(Job::Write { then: Some(then), .. }) = self.send_job(Job::Write { writes: Vec::new(), done: None, then: Some(then) }) {
+            then();
+        }
+    }
+
+    /// Sends `job`, or gives it back when the writer is gone.
+    fn send_job(&self, job: Job) -> Result<(), Job> {
+        match &self.inner.jobs {
+            Some(jobs) => jobs.send(job).map_err(|e| e.0),
+            None => Err(job),
         }
     }
 

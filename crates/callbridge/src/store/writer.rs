@@ -79,8 +79,11 @@ pub enum Feed {
 /// The due deliveries and when the next one falls due, for an outbox worker reading the store.
 pub type DueAnswer = Result<(Vec<Due>, Option<i64>), StoreError>;
 
+/// Something to do once the writes handed over before it are committed (or failed).
+pub type Then = Box<dyn FnOnce() + Send>;
+
 pub(super) enum Job {
-    Write { writes: Vec<Write>, done: Option<oneshot::Sender<Result<(), StoreError>>> },
+    Write { writes: Vec<Write>, done: Option<oneshot::Sender<Result<(), StoreError>>>, then: Option<Then> },
     Retry { id: i64, max_age_ms: i64, reply: oneshot::Sender<Result<DeliveryEntry, RetryError>> },
     Purge { cutoff: i64, reply: oneshot::Sender<Result<super::PurgeReport, StoreError>> },
     /// From now on, tell `feed` of every committed delivery, starting with a snapshot of at most `limit`.
@@ -204,19 +207,35 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, jobs: &Receiver<Job>, stats: Arc
     }
 }
 
-/// One job of a run of writes, with its waiter.
-type Waiting = (Vec<Write>, Option<oneshot::Sender<Result<(), StoreError>>>);
+/// One job of a run of writes, with its waiter and what to do after.
+struct Waiting {
+    writes: Vec<Write>,
+    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    then: Option<Then>,
+}
+
+impl Waiting {
+    /// Tells the waiter, then does what was to be done after.
+    fn answer(self, result: Result<(), StoreError>) {
+        if let Some(done) = self.done {
+            let _ = done.send(result);
+        }
+        if let Some(then) = self.then {
+            then();
+        }
+    }
+}
 
 impl Writer {
     /// Carries out one group: runs of writes in one transaction each, other jobs in between, in order.
     fn group(&mut self, conn: &Connection, group: Vec<Job>) {
         let mut writes: Vec<Waiting> = Vec::new();
         if !self.unsaved.is_empty() {
-            writes.push((std::mem::take(&mut self.unsaved), None));
+            writes.push(Waiting { writes: std::mem::take(&mut self.unsaved), done: None, then: None });
         }
         for job in group {
             match job {
-                Job::Write { writes: w, done } => writes.push((w, done)),
+                Job::Write { writes: w, done, then } => writes.push(Waiting { writes: w, done, then }),
                 other => {
                     self.commit(conn, std::mem::take(&mut writes));
                     self.other(conn, other);
@@ -235,10 +254,8 @@ impl Writer {
             Ok(added) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.tell(Feed::Added(added));
-                for (_, done) in jobs {
-                    if let Some(done) = done {
-                        let _ = done.send(Ok(()));
-                    }
+                for job in jobs {
+                    job.answer(Ok(()));
                 }
             }
             Err(e) if jobs.len() > 1 => {
@@ -248,8 +265,8 @@ impl Writer {
                 }
             }
             Err(e) => {
-                let Some((writes, done)) = jobs.into_iter().next() else { return };
-                let kept: Vec<Write> = writes.into_iter().filter(|w| matches!(w, Write::Deliveries { .. })).collect();
+                let Some(mut job) = jobs.into_iter().next() else { return };
+                let kept: Vec<Write> = std::mem::take(&mut job.writes).into_iter().filter(|w| matches!(w, Write::Deliveries { .. })).collect();
                 let message = if kept.is_empty() {
                     e.to_string()
                 } else {
@@ -257,9 +274,7 @@ impl Writer {
                 };
                 tracing::error!(error = %message, "cannot write to the store");
                 self.unsaved.extend(kept);
-                if let Some(done) = done {
-                    let _ = done.send(Err(StoreError::NotSaved(message)));
-                }
+                job.answer(Err(StoreError::NotSaved(message)));
             }
         }
     }
@@ -269,8 +284,8 @@ impl Writer {
         let tx = conn.unchecked_transaction()?;
         let mut added = Vec::new();
         let now = now_ms();
-        for (writes, _) in jobs {
-            for write in writes {
+        for job in jobs {
+            for write in &job.writes {
                 match write {
                     Write::Call(call) => super::calls::record(&tx, call, now)?,
                     Write::Deliveries { deliveries, max_age_ms } => {
