@@ -3,6 +3,8 @@
 //! retried, 5xx is retried with backoff, and the delivery log shows it all.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callbridge_e2e::bridge::{run_cli, Bridge};
@@ -233,10 +235,14 @@ secret_entry = "e2e-missing-secret-{}"
 }
 
 /// Rules for `/make` calls to `crm`, a far end that rings, answers and hangs up at once, and no dial
-/// rate limit: every dial makes three call events and two notifications.
+/// rate limit: every dial makes three call events and two notifications. Every commit is flushed to
+/// the disk (`power-loss`), so that group commits take a while and writes wait behind them.
 fn make_config(crm: &str) -> String {
     format!(
         r#"
+[store]
+durability = "power-loss"
+
 [delivery]
 retry_initial_ms = 100
 retry_max_delay_secs = 1
@@ -260,15 +266,19 @@ url = "{crm}/ended?call=$callid"
     )
 }
 
-/// Dials over and over on one connection until the bridge stops answering; the call ids of the
-/// dials it answered with success.
-async fn dial_until_killed(client: reqwest::Client, base: String, worker: usize) -> Vec<String> {
+/// Dials over and over until the bridge stops answering; the call ids of the dials it answered with
+/// success. Once `armed`, the first dial answered kills the bridge at once (SIGKILL): the moment
+/// after an answer is when a write the answer did not wait for would still be in the writer's queue.
+async fn dial_until_killed(client: reqwest::Client, base: String, worker: usize, bridge: Arc<Mutex<Bridge>>, armed: Arc<AtomicBool>) -> Vec<String> {
     let mut answered = Vec::new();
     for i in 0.. {
         let url = format!("{base}/make/+44207946{:04}", (worker * 1_000 + i) % 10_000);
         let Ok(response) = client.get(&url).timeout(Duration::from_secs(10)).send().await else { break };
         let status = response.status();
         let Ok(body) = response.json::<Value>().await else { break };
+        if armed.swap(false, Ordering::SeqCst) {
+            bridge.lock().expect("bridge").kill();
+        }
         assert_eq!(status, 200, "a dial failed while the bridge ran: {body}");
         answered.push(body["call_id"].as_str().expect("call id").to_owned());
     }
@@ -280,14 +290,18 @@ async fn every_answered_dial_is_notified_after_a_sigkill_during_group_commits() 
     let crm = FakeCrm::start().await;
     let home = tempfile::tempdir().expect("tempdir");
     std::fs::write(home.path().join("callbridge.toml"), make_config(&crm.url())).expect("config");
-    let mut bridge = Bridge::start_in(home.path(), &[]);
+    let bridge = Arc::new(Mutex::new(Bridge::start_in(home.path(), &[])));
+    let base = bridge.lock().expect("bridge").url.clone();
 
     // Sixteen CRMs' worth of dials at once, each a write the store's writer groups with the others.
     let client = reqwest::Client::new();
-    let dialers: Vec<_> = (0..16).map(|w| tokio::spawn(dial_until_killed(client.clone(), bridge.url.clone(), w))).collect();
+    let armed = Arc::new(AtomicBool::new(false));
+    let dialers: Vec<_> =
+        (0..16).map(|w| tokio::spawn(dial_until_killed(client.clone(), base.clone(), w, Arc::clone(&bridge), Arc::clone(&armed)))).collect();
     eventually(WAIT, "a few hundred notifications at the CRM", || (crm.received().len() >= 300).then_some(())).await;
-    // Killed in the middle: dials in flight, commits in flight, notifications in flight.
-    bridge.kill();
+    // Killed in the middle, right after a dial was answered: dials, commits and notifications in flight.
+    armed.store(true, Ordering::SeqCst);
+    eventually(WAIT, "the kill", || (!armed.load(Ordering::SeqCst)).then_some(())).await;
     let before_kill: BTreeSet<String> = crm.received().iter().map(key).collect();
     let mut answered = Vec::new();
     for dialer in dialers {
