@@ -540,7 +540,7 @@ impl Worker {
                     *mode = Mode::Store { reload_at: tokio::time::Instant::now() + RELOAD_EVERY };
                 }
             }
-            (Feed::Retried(due), Mode::Memory(queue)) => queue.add(due, now),
+            (Feed::Retried(due), Mode::Memory(queue)) => queue.add(*due, now),
             // Loading: the snapshot to come includes it. From the store: read when it falls due.
             (Feed::Added(_) | Feed::Retried(_) | Feed::Snapshot(_), _) => {}
         }

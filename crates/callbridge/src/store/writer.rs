@@ -73,7 +73,7 @@ pub enum Feed {
     /// Deliveries one commit added, in id order.
     Added(Vec<Due>),
     /// A delivery made due again by hand.
-    Retried(Due),
+    Retried(Box<Due>),
 }
 
 /// The due deliveries and when the next one falls due, for an outbox worker reading the store.
@@ -326,7 +326,7 @@ impl Writer {
                 if result.is_ok() {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     match deliveries::pending_by_id(conn, id) {
-                        Ok(Some(due)) => self.tell(Feed::Retried(due)),
+                        Ok(Some(due)) => self.tell(Feed::Retried(Box::new(due))),
                         Ok(None) => {}
                         Err(e) => tracing::error!(error = %e, id, "cannot read a retried delivery back"),
                     }
