@@ -70,6 +70,52 @@ async fn every_delivery_arrives_once_in_order_per_call_with_many_calls_in_flight
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_what_memory_holds_deliveries_are_read_from_the_store_in_order() {
+    let crm = FakeCrm::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("callbridge.sqlite3"), Durability::Crash).expect("open the store");
+    let config = DeliveryConfig { retry_initial_ms: 50, ..DeliveryConfig::default() };
+    let log = Arc::new(DeliveryLog::default());
+    // Memory for 40 pending deliveries: 150 calls with a failing CRM are far more.
+    let outbox = DurableOutbox::start_holding(store.clone(), &config, Arc::clone(&log), 40);
+    crm.respond_with(503);
+    let (calls, steps) = (150, 3);
+    for call in 0..calls {
+        outbox.enqueue(vec![delivery(&crm, call, 0)]).wait().await.expect("saved");
+    }
+    callbridge_e2e::eventually(Duration::from_secs(30), "the first attempts to fail", || (log.recent(10_000).len() >= 20).then_some(())).await;
+    for step in 1..steps {
+        for call in 0..calls {
+            outbox.enqueue(vec![delivery(&crm, call, step)]).wait().await.expect("saved");
+        }
+    }
+    crm.respond_with(200);
+    let total = (calls * steps) as u64;
+    callbridge_e2e::eventually(Duration::from_secs(60), "every delivery to be delivered", || {
+        (store.delivery_counts().expect("counts") == (0, total, 0)).then_some(())
+    })
+    .await;
+    let received = crm.received();
+    for call in 0..calls {
+        let mut order: Vec<String> = received
+            .iter()
+            .filter(|r| r.param("call") == Some(call.to_string()))
+            .filter_map(|r| r.param("step"))
+            .collect();
+        order.dedup();
+        assert_eq!(order, ["0", "1", "2"], "call {call}'s deliveries in order");
+    }
+    // The worker asks the store every 5 s whether the pending deliveries fit in memory again (they
+    // do now); a new delivery after that arrives too.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    outbox.enqueue(vec![delivery(&crm, calls, 0)]).wait().await.expect("saved");
+    callbridge_e2e::eventually(Duration::from_secs(30), "a delivery after the backlog", || {
+        crm.received().iter().any(|r| r.param("call") == Some(calls.to_string())).then_some(())
+    })
+    .await;
+}
+
 /// A delivery of `call`'s `event` for rule `rule` to `base`.
 fn to(base: &str, rule: &str, call: usize, event: &str) -> Delivery {
     let call_id = CallId::from(format!("call-{call}"));

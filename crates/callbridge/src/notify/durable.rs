@@ -143,12 +143,18 @@ impl DurableOutbox {
     /// Starts the worker on `store`: pending deliveries left from an earlier run are sent at once.
     /// Must be called inside a Tokio runtime.
     pub fn start(store: Store, config: &DeliveryConfig, log: Arc<DeliveryLog>) -> Self {
+        DurableOutbox::start_holding(store, config, log, IN_MEMORY_MAX)
+    }
+
+    /// [`Self::start`] with at most `in_memory` pending deliveries held in memory (see
+    /// [`IN_MEMORY_MAX`]).
+    pub fn start_holding(store: Store, config: &DeliveryConfig, log: Arc<DeliveryLog>, in_memory: usize) -> Self {
         let settings = Arc::new(RwLock::new(Settings {
             sender: Sender::new(Duration::from_secs(config.timeout_secs)),
             policy: RetryPolicy::from_config(config),
         }));
-        let feed = store.feed(IN_MEMORY_MAX);
-        let worker = Worker { store: store.clone(), settings: Arc::clone(&settings), log };
+        let feed = store.feed(in_memory);
+        let worker = Worker { store: store.clone(), settings: Arc::clone(&settings), log, in_memory };
         tokio::spawn(worker.run(feed));
         DurableOutbox { store, settings }
     }
@@ -174,6 +180,8 @@ struct Worker {
     store: Store,
     settings: Arc<RwLock<Settings>>,
     log: Arc<DeliveryLog>,
+    /// Pending deliveries held in memory at most.
+    in_memory: usize,
 }
 
 /// What an attempt task hands back.
@@ -474,7 +482,7 @@ impl Worker {
             }
             Mode::Store { reload_at } => {
                 if tokio::time::Instant::now() >= *reload_at {
-                    self.store.ask_snapshot(IN_MEMORY_MAX);
+                    self.store.ask_snapshot(self.in_memory);
                     *mode = Mode::Loading(HashMap::new());
                     return None;
                 }
@@ -528,15 +536,15 @@ impl Worker {
                 *mode = Mode::Memory(queue);
             }
             (Feed::Snapshot(None), Mode::Loading(_)) => {
-                tracing::info!(limit = IN_MEMORY_MAX, "more notifications are pending than the outbox holds in memory; reading them from the store as they fall due");
+                tracing::info!(limit = self.in_memory, "more notifications are pending than the outbox holds in memory; reading them from the store as they fall due");
                 *mode = Mode::Store { reload_at: tokio::time::Instant::now() + RELOAD_EVERY };
             }
             (Feed::Added(added), Mode::Memory(queue)) => {
                 for due in added {
                     queue.add(due, now);
                 }
-                if queue.count > IN_MEMORY_MAX {
-                    tracing::info!(limit = IN_MEMORY_MAX, "more notifications are pending than the outbox holds in memory; reading them from the store as they fall due");
+                if queue.count > self.in_memory {
+                    tracing::info!(limit = self.in_memory, "more notifications are pending than the outbox holds in memory; reading them from the store as they fall due");
                     *mode = Mode::Store { reload_at: tokio::time::Instant::now() + RELOAD_EVERY };
                 }
             }
