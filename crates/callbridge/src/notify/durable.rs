@@ -63,7 +63,7 @@ pub const MAX_IN_FLIGHT: usize = 2 * ENDPOINT_IN_FLIGHT;
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
 /// Pending deliveries the worker holds in memory at most. Past that (a CRM down for long while calls
-/// go on) it reads them from the store as they fall due, and every [`RELOAD_EVERY`] asks whether
+/// go on) it reads them from the store as they fall due, and every 5 s (`RELOAD_EVERY`) asks whether
 /// they fit in memory again.
 pub const IN_MEMORY_MAX: usize = 20_000;
 

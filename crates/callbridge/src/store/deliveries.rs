@@ -1,12 +1,14 @@
 //! The outbox and delivery log tables: every notification CallBridge owes a CRM, and every attempt.
 //!
-//! A delivery is written here when its call event happens ([`Store::enqueue`]), before anyone is told
-//! the event happened, so a crash afterwards cannot lose it. The outbox worker
-//! ([`crate::notify::durable`]) takes the due ones ([`Store::due`]) — per [`Lane`] (one call's
-//! notifications to one endpoint, the CRM server a rule's URL names) only the oldest pending one, which
-//! keeps each call's notifications to a CRM in event order while rules that go to different endpoints
-//! never wait for each other — and records each attempt's outcome ([`Store::finish_attempt`]). The same
-//! rows are the delivery log the API and the Activity view show.
+//! A delivery is written here when its call event happens ([`super::Write::Deliveries`], through the
+//! store's writer), before anyone is told the event happened, so a crash afterwards cannot lose it.
+//! The outbox worker ([`crate::notify::durable`]) hears of each one as it is committed, reads them all
+//! at start ([`pending`]), and, when more are pending than it holds in memory, takes the due ones
+//! from here ([`Store::due`]) — per [`Lane`] (one call's notifications to one endpoint, the CRM server
+//! a rule's URL names) only the oldest pending one, which keeps each call's notifications to a CRM in
+//! event order while rules that go to different endpoints never wait for each other. Each attempt's
+//! outcome is recorded ([`super::Write::Finish`]). The same rows are the delivery log the API and the
+//! Activity view show.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;

@@ -6,10 +6,11 @@
 //! transaction in WAL mode, so what was written survives CallBridge crashing or being killed
 //! (`kill -9`), and the file is never left half-written. By default ([`Durability::Crash`]) a commit
 //! is handed to the OS but not flushed to the disk (`synchronous = NORMAL`): flushing costs one
-//! `fsync` per call event — milliseconds, more than the rest of the event's handling together — and
-//! would only matter if the machine lost power in the moment between the write and the OS writing it
-//! back. [`Durability::PowerLoss`] (`[store] durability = "power-loss"`) flushes every commit
-//! (`synchronous = FULL`) for those who want that moment covered too. One CallBridge owns the file at
+//! `fsync` per commit — milliseconds — and would only matter if the machine lost power in the moment
+//! between the write and the OS writing it back. [`Durability::PowerLoss`] (`[store] durability =
+//! "power-loss"`) flushes every commit (`synchronous = FULL`) for those who want that moment covered
+//! too; as a commit holds every write that was waiting (see [`writer`]), that is one flush per group
+//! of events, not one per event. One CallBridge owns the file at
 //! a time: it holds a lock on `callbridge.sqlite3.lock` beside it, and a second instance is told so
 //! instead of sending the same notifications twice. Checkpoints of the write-ahead log run on a
 //! thread of their own ([`checkpoint`]).
