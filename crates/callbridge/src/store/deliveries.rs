@@ -3,7 +3,7 @@
 //! A delivery is written here when its call event happens ([`super::Write::Deliveries`], through the
 //! store's writer), before anyone is told the event happened, so a crash afterwards cannot lose it.
 //! The outbox worker ([`crate::notify::durable`]) hears of each one as it is committed, reads them all
-//! at start ([`pending`]), and, when more are pending than it holds in memory, takes the due ones
+//! at start (`pending`), and, when more are pending than it holds in memory, takes the due ones
 //! from here ([`Store::due`]) — per [`Lane`] (one call's notifications to one endpoint, the CRM server
 //! a rule's URL names) only the oldest pending one, which keeps each call's notifications to a CRM in
 //! event order while rules that go to different endpoints never wait for each other. Each attempt's

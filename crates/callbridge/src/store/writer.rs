@@ -1,7 +1,7 @@
 //! The store's writer: one thread that owns the write connection and commits in groups.
 //!
 //! Every write — a call's history row, a call event's notifications, the outcome of a delivery
-//! attempt, a manual retry, a purge — is a [`Job`] sent over a channel to this thread, which never
+//! attempt, a manual retry, a purge — is a job sent over a channel to this thread, which never
 //! blocks the sender. The thread takes the first job, then everything else waiting, and writes it all
 //! in one transaction: one commit (and with `durability = "power-loss"`, one flush to the disk) for
 //! all the events that came in meanwhile, however many. Whoever must not go on before a write is
