@@ -454,14 +454,16 @@ impl Engine {
 
     /// Hands events to the store, the notifier and subscribers. Called with the tracker locked, which
     /// keeps the order of events the same everywhere (the store's writer takes writes in the order they
-    /// are handed over); returns the writes' commits, to be awaited once the lock is let go. A call's
+    /// are handed over); returns the notifications' commits, to be awaited once the lock is let go. A call's
     /// start starts its caller lookup; the call's notifications wait for it (see
     /// [`Self::finish_lookup`]).
     fn publish(&self, events: &[CallEvent]) -> Commits {
         let mut commits = Commits::default();
         for event in events {
             tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event");
-            commits.push(self.record_history(&event.call));
+            // The history row needs no waiting for: any notification's commit awaited below comes after
+            // it, and readers of the history wait for the writer (`Store::settled`).
+            self.record_history(&event.call).detach();
             let starts = event.kind == CallEventKind::start_for(event.call.direction);
             if starts && self.inner.lookup.wants(&event.call) {
                 self.start_lookup(&event.call);

@@ -139,6 +139,8 @@ struct CallsAnswer {
 )]
 async fn calls(State(engine): State<Engine>, q: Result<Query<Page>, QueryRejection>) -> Result<Json<CallsAnswer>, ApiError> {
     let page = query(q)?;
+    // What was handed to the store's writer before this request is in the page.
+    engine.store().settled().wait().await?;
     let calls = engine.store().calls_page(page.before, page.limit())?;
     Ok(Json(CallsAnswer { ok: true, calls: calls.calls, next_before: calls.next_before }))
 }

@@ -280,6 +280,12 @@ impl Store {
         }
     }
 
+    /// Waits until every write handed over before is committed (or failed): for readers that must
+    /// see them (the history API after a command whose history row was not awaited).
+    pub fn settled(&self) -> Commit {
+        self.write(Vec::new())
+    }
+
     /// Where the outbox worker hears of committed deliveries: first a snapshot of the pending ones
     /// (`None` when there are more than `limit`), then every commit's. One listener at a time.
     pub(crate) fn feed(&self, limit: usize) -> mpsc::UnboundedReceiver<Feed> {
