@@ -55,7 +55,7 @@ impl Store {
 
     /// Up to `limit` calls, newest first, older than the cursor `before` when given.
     pub fn calls_page(&self, before: Option<i64>, limit: usize) -> Result<CallPage, StoreError> {
-        let conn = self.read();
+        let conn = self.read()?;
         let mut select = conn.prepare_cached("SELECT seq, call FROM calls WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2")?;
         // One more than asked tells whether there is a next page.
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
@@ -78,7 +78,7 @@ impl Store {
     }
 
     pub fn call(&self, id: &CallId) -> Result<Option<Call>, StoreError> {
-        let conn = self.read();
+        let conn = self.read()?;
         let json: Option<String> =
             conn.query_row("SELECT call FROM calls WHERE id = ?1", [id.as_str()], |row| row.get(0)).optional()?;
         json.map(|j| parse_call(&j)).transpose()

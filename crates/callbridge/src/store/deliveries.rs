@@ -334,13 +334,13 @@ impl Store {
     /// `deliveries_due` index and stop as soon as they have their answer, so the worker's cost per
     /// attempt does not grow with the delivery log.
     pub fn due(&self, now: i64, held: impl Fn(&str, &str) -> bool, limit: usize) -> Result<Vec<Due>, StoreError> {
-        due(&self.read(), now, held, limit)
+        due(&*self.read()?, now, held, limit)
     }
 
     /// When the next pending delivery that heads its lane falls due, if any, leaving out the lanes
     /// `held(call id, endpoint)` holds back.
     pub fn next_due_at(&self, held: impl Fn(&str, &str) -> bool) -> Result<Option<i64>, StoreError> {
-        next_due_at(&self.read(), held)
+        next_due_at(&*self.read()?, held)
     }
 
     /// Records attempt number `attempt` of delivery `id` and what happens next, and waits for the
@@ -358,7 +358,7 @@ impl Store {
 
     /// Deliveries, newest first: those with an id below `before` when given, of `status` when given.
     pub fn deliveries(&self, before: Option<i64>, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<DeliveryEntry>, StoreError> {
-        let conn = self.read();
+        let conn = self.read()?;
         let mut select = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM deliveries
              WHERE id < ?1 AND (?2 IS NULL OR status = ?2)
@@ -370,12 +370,12 @@ impl Store {
     }
 
     pub fn delivery(&self, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
-        entry(&self.read(), id)
+        entry(&*self.read()?, id)
     }
 
     /// Every attempt of delivery `id`, first first.
     pub fn attempts(&self, id: i64) -> Result<Vec<AttemptEntry>, StoreError> {
-        let conn = self.read();
+        let conn = self.read()?;
         let mut select = conn.prepare_cached(
             "SELECT attempt, at, http_status, error, response, elapsed_ms, retry_in_ms
              FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY attempt",
@@ -396,7 +396,7 @@ impl Store {
 
     /// How many deliveries are in each status: (pending, delivered, failed).
     pub fn delivery_counts(&self) -> Result<(u64, u64, u64), StoreError> {
-        let conn = self.read();
+        let conn = self.read()?;
         let count = |status: &str| -> Result<u64, StoreError> {
             let n: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = ?1", [status], |row| row.get(0))?;
             Ok(u64::try_from(n).unwrap_or_default())

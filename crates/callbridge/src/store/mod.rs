@@ -147,8 +147,9 @@ struct Inner {
     /// The writer thread's connection; tests and the in-memory store's reads use it too.
     #[cfg_attr(not(test), allow(dead_code, reason = "the writer thread has its own handle; tests look through this one"))]
     write: Arc<Mutex<Connection>>,
-    /// The connection reads use: its own for a file, the writer's in memory.
-    read: Arc<Mutex<Connection>>,
+    /// The connection reads use: the writer's in memory; for a file one of its own, opened at the
+    /// first read (a bridge nobody asks for its history or log never pays for it).
+    read: Reader,
     /// The writer thread's queue; `None` once the store is closing.
     jobs: Option<JobSender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -167,6 +168,36 @@ impl Drop for Inner {
             if writer.join().is_err() {
                 tracing::error!("the store's writer thread panicked");
             }
+        }
+    }
+}
+
+/// Where reads go.
+#[derive(Debug)]
+enum Reader {
+    /// The writer's connection (an in-memory database is private to its connection).
+    Writer(Arc<Mutex<Connection>>),
+    /// A connection of its own, opened at the first read.
+    Own(Mutex<Option<Connection>>),
+}
+
+/// A locked read connection.
+enum ReadGuard<'a> {
+    Writer(MutexGuard<'a, Connection>),
+    /// Always `Some`: [`Store::read`] opens it before handing it out.
+    Own(MutexGuard<'a, Option<Connection>>),
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            ReadGuard::Writer(conn) => conn,
+            ReadGuard::Own(conn) => match conn.as_ref() {
+                Some(conn) => conn,
+                None => unreachable!("Store::read opens the connection before handing it out"),
+            },
         }
     }
 }
@@ -191,10 +222,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", durability.synchronous()).map_err(open_err)?;
         migrate(&conn, Some(path))?;
         checkpoint::start(&mut conn, path)?;
-        let read = Connection::open(path).map_err(open_err)?;
-        read.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
-        read.pragma_update(None, "query_only", "ON").map_err(open_err)?;
-        Store::finish_open(conn, Some(read), Some(path.to_owned()), Some(owner))
+        Store::finish_open(conn, true, Some(path.to_owned()), Some(owner))
     }
 
     /// A store in memory only: the same schema and code, gone when the process ends. For tests and
@@ -203,16 +231,13 @@ impl Store {
         // Opening an in-memory database only fails when SQLite cannot allocate: nothing works then.
         let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("cannot open an in-memory SQLite database: {e}"));
         migrate(&conn, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"));
-        Store::finish_open(conn, None, None, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"))
+        Store::finish_open(conn, false, None, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"))
     }
 
-    fn finish_open(conn: Connection, read: Option<Connection>, path: Option<PathBuf>, owner: Option<std::fs::File>) -> Result<Store, StoreError> {
+    fn finish_open(conn: Connection, own_reader: bool, path: Option<PathBuf>, owner: Option<std::fs::File>) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let write = Arc::new(Mutex::new(conn));
-        let read = match read {
-            Some(read) => Arc::new(Mutex::new(read)),
-            None => Arc::clone(&write),
-        };
+        let read = if own_reader { Reader::Own(Mutex::new(None)) } else { Reader::Writer(Arc::clone(&write)) };
         let stats = Arc::new(Stats::default());
         let (jobs, queue) = std::sync::mpsc::channel();
         let writer = {
@@ -236,9 +261,23 @@ impl Store {
         self.inner.write.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The connection for reads.
-    fn read(&self) -> MutexGuard<'_, Connection> {
-        self.inner.read.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The connection for reads, opened if need be.
+    fn read(&self) -> Result<ReadGuard<'_>, StoreError> {
+        match &self.inner.read {
+            Reader::Writer(conn) => Ok(ReadGuard::Writer(conn.lock().unwrap_or_else(PoisonError::into_inner))),
+            Reader::Own(conn) => {
+                let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                if guard.is_none() {
+                    let path = self.inner.path.clone().unwrap_or_default();
+                    let open_err = |source| StoreError::Open { path: path.clone(), source };
+                    let read = Connection::open(&path).map_err(open_err)?;
+                    read.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+                    read.pragma_update(None, "query_only", "ON").map_err(open_err)?;
+                    *guard = Some(read);
+                }
+                Ok(ReadGuard::Own(guard))
+            }
+        }
     }
 
     /// The writer's counters.
