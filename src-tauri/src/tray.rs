@@ -267,9 +267,9 @@ mod tests {
     async fn decline_in_the_menu_ends_the_waiting_call_not_the_conversation() {
         let config = Config::default();
         let engine = Engine::start_with(config.clone(), Services::with_secrets(&config, Arc::new(MemorySecrets::default())));
-        let first = engine.simulate_incoming("+442079460001", None).expect("rings");
+        let first = engine.simulate_incoming("+442079460001", None).await.expect("rings");
         engine.answer(Some(&first.id)).await.expect("answered");
-        let waiting = engine.simulate_incoming("+442079460002", None).expect("rings");
+        let waiting = engine.simulate_incoming("+442079460002", None).await.expect("rings");
         // What the menu offers for the waiting call, and what clicking Decline does.
         let decline = MenuCommand::parse(&format!("hangup:{}", waiting.id)).expect("a command");
         let declined = run_call_command(&engine, &decline).await.expect("declined").expect("a call");

@@ -3,6 +3,8 @@
 //! retried, 5xx is retried with backoff, and the delivery log shows it all.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callbridge_e2e::bridge::{run_cli, Bridge};
@@ -230,4 +232,113 @@ secret_entry = "e2e-missing-secret-{}"
     assert_eq!(calls.len(), 1, "{page}");
     assert_eq!((calls[0]["state"].as_str(), calls[0]["disposition"].as_str()), (Some("ended"), Some("failed")), "{page}");
     assert_eq!(calls[0]["remote_number"], "+919200000000");
+}
+
+/// Rules for `/make` calls to `crm`, a far end that rings, answers and hangs up at once, and no dial
+/// rate limit: every dial makes three call events and two notifications. Every commit is flushed to
+/// the disk (`power-loss`), so that group commits take a while and writes wait behind them.
+fn make_config(crm: &str) -> String {
+    format!(
+        r#"
+[store]
+durability = "power-loss"
+
+[delivery]
+retry_initial_ms = 100
+retry_max_delay_secs = 1
+
+[security]
+dials_per_minute = 0
+
+[provider.simulator]
+ring_after_ms = 1
+answer_after_ms = 2
+hangup_after_ms = 1
+
+[[notification]]
+event = "outgoing"
+url = "{crm}/outgoing?call=$callid"
+
+[[notification]]
+event = "ended"
+url = "{crm}/ended?call=$callid"
+"#
+    )
+}
+
+/// Dials over and over until the bridge stops answering; the call ids of the dials it answered with
+/// success. Once `armed`, the first dial answered kills the bridge at once (SIGKILL): the moment
+/// after an answer is when a write the answer did not wait for would still be in the writer's queue.
+async fn dial_until_killed(client: reqwest::Client, base: String, worker: usize, bridge: Arc<Mutex<Bridge>>, armed: Arc<AtomicBool>) -> Vec<String> {
+    let mut answered = Vec::new();
+    for i in 0.. {
+        let url = format!("{base}/make/+44207946{:04}", (worker * 1_000 + i) % 10_000);
+        let Ok(response) = client.get(&url).timeout(Duration::from_secs(10)).send().await else { break };
+        let status = response.status();
+        let Ok(body) = response.json::<Value>().await else { break };
+        if armed.swap(false, Ordering::SeqCst) {
+            bridge.lock().expect("bridge").kill();
+        }
+        assert_eq!(status, 200, "a dial failed while the bridge ran: {body}");
+        answered.push(body["call_id"].as_str().expect("call id").to_owned());
+    }
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_answered_dial_is_notified_after_a_sigkill_during_group_commits() {
+    let crm = FakeCrm::start().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(home.path().join("callbridge.toml"), make_config(&crm.url())).expect("config");
+    let bridge = Arc::new(Mutex::new(Bridge::start_in(home.path(), &[])));
+    let base = bridge.lock().expect("bridge").url.clone();
+
+    // Sixteen CRMs' worth of dials at once, each a write the store's writer groups with the others.
+    let client = reqwest::Client::new();
+    let armed = Arc::new(AtomicBool::new(false));
+    let dialers: Vec<_> =
+        (0..16).map(|w| tokio::spawn(dial_until_killed(client.clone(), base.clone(), w, Arc::clone(&bridge), Arc::clone(&armed)))).collect();
+    eventually(WAIT, "a few hundred notifications at the CRM", || (crm.received().len() >= 300).then_some(())).await;
+    // Killed in the middle, right after a dial was answered: dials, commits and notifications in flight.
+    armed.store(true, Ordering::SeqCst);
+    eventually(WAIT, "the kill", || (!armed.load(Ordering::SeqCst)).then_some(())).await;
+    let before_kill: BTreeSet<String> = crm.received().iter().map(key).collect();
+    let mut answered = Vec::new();
+    for dialer in dialers {
+        answered.extend(dialer.await.expect("dialer"));
+    }
+    assert!(answered.len() >= 150, "only {} dials were answered before the kill", answered.len());
+
+    let bridge = Bridge::start_in(home.path(), &[]);
+    // Every dial answered with success has its `outgoing` notification delivered, however close to
+    // the kill it was answered.
+    let received = eventually(WAIT, "the outgoing notification of every answered dial", || {
+        let got = crm.received();
+        let outgoing: BTreeSet<String> = got.iter().filter(|r| r.path == "/outgoing").filter_map(|r| r.param("call")).collect();
+        answered.iter().all(|call| outgoing.contains(call)).then_some(got)
+    })
+    .await;
+    // At least once, and no more than the contract says: a notification arrives twice only when it
+    // was sent before the kill and its answer not yet recorded; then the repeat is the same request.
+    let mut by_key: BTreeMap<String, Vec<&Received>> = BTreeMap::new();
+    for r in &received {
+        by_key.entry(key(r)).or_default().push(r);
+    }
+    for (k, requests) in &by_key {
+        assert!(requests.len() <= 2, "{k} arrived {} times", requests.len());
+        if requests.len() == 2 {
+            assert!(before_kill.contains(k), "{k} arrived twice though it was not sent before the kill");
+            assert_eq!(requests[0].target(), requests[1].target(), "repeats of {k} differ");
+        }
+    }
+    let repeats = by_key.values().filter(|r| r.len() == 2).count();
+    eprintln!("{} dials answered, {} notifications before the kill, {} after the restart, {repeats} sent twice", answered.len(), before_kill.len(), received.len());
+    // What the restarted bridge sends is in order per call: no `ended` before its `outgoing`.
+    for call in &answered {
+        let position = |path: &str| received.iter().position(|r| r.path == path && r.param("call").as_deref() == Some(call.as_str()));
+        if let (Some(outgoing), Some(ended)) = (position("/outgoing"), position("/ended")) {
+            assert!(outgoing < ended, "call {call}: ended before outgoing");
+        }
+    }
+    drop(bridge);
 }

@@ -33,7 +33,7 @@ use crate::security::origin::TrustedOrigin;
 use crate::security::token::TokenError;
 use crate::security::{numbers, Caller, Security, SecuritySummary};
 use crate::store::deliveries::{DeliveryEntry, RetryError};
-use crate::store::{Store, StoreError};
+use crate::store::{Commit, Commits, Store, StoreError, Write};
 use crate::provider::simulator::{self, Simulator};
 use crate::provider::registry;
 use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
@@ -56,6 +56,15 @@ pub enum CommandError {
     Throttled { retry_after_secs: u64 },
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The command was carried out, but what it caused could not be saved (disk full, …).
+    #[error("done, but not saved: {0}")]
+    NotSaved(String),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        CommandError::NotSaved(e.to_string())
+    }
 }
 
 impl CommandError {
@@ -68,6 +77,7 @@ impl CommandError {
             CommandError::UnknownCall(_) => 404,
             CommandError::NoCall(_) => 409,
             CommandError::Throttled { .. } => 429,
+            CommandError::NotSaved(_) => 503,
             CommandError::Provider(e) => match e {
                 ProviderError::Unsupported { .. } => 501,
                 ProviderError::Rejected { status: Some(s), .. } if (400..600).contains(s) => *s,
@@ -88,6 +98,7 @@ impl CommandError {
             CommandError::UnknownCall(_) => "unknown_call",
             CommandError::NoCall(_) => "no_call",
             CommandError::Throttled { .. } => "throttled",
+            CommandError::NotSaved(_) => "not_saved",
             CommandError::Provider(e) => match e {
                 ProviderError::Unsupported { .. } => "not_supported",
                 ProviderError::Rejected { .. } => "provider_rejected",
@@ -286,7 +297,7 @@ impl Engine {
         tokio::spawn(async move {
             loop {
                 let Some(inner) = weak.upgrade() else { break };
-                Engine { inner }.purge_history();
+                Engine { inner }.purge_history().await;
                 tokio::time::sleep(PURGE_EVERY).await;
             }
         });
@@ -294,8 +305,8 @@ impl Engine {
     }
 
     /// Removes history older than the retention period.
-    fn purge_history(&self) {
-        match self.inner.store.purge_older_than_days(self.config().store.history_days) {
+    async fn purge_history(&self) {
+        match self.inner.store.purge_older_than_days(self.config().store.history_days).await {
             Ok(report) if report.calls + report.deliveries > 0 => {
                 tracing::info!(calls = report.calls, deliveries = report.deliveries, "removed history past its retention period");
             }
@@ -414,9 +425,9 @@ impl Engine {
     }
 
     /// Sends a pending or failed delivery again now (the Activity view's "Retry").
-    pub fn retry_delivery(&self, id: i64) -> Result<DeliveryEntry, RetryError> {
+    pub async fn retry_delivery(&self, id: i64) -> Result<DeliveryEntry, RetryError> {
         let max_age = RetryPolicy::from_config(&self.config().delivery).max_age_ms();
-        self.inner.store.retry_delivery(id, max_age)
+        self.inner.store.retry_delivery(id, max_age).await
     }
 
     /// Adds `origin` to the trusted origins ("Always allow this site"), applies it, and saves the
@@ -447,21 +458,41 @@ impl Engine {
         self.inner.tracker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies a provider event now: tracker, then notifications and subscribers, in order.
+    /// Applies a provider event now: tracker, then notifications and subscribers, in order. Does not
+    /// wait for the store: for events no one waits on (a provider's own reports).
     pub fn observe(&self, event: ProviderEvent) -> Vec<CallEvent> {
-        let mut tracker = self.tracker();
-        let events = tracker.observe(event);
-        self.publish(&events);
+        let (events, commits) = self.observe_now(event);
+        commits.detach();
         events
     }
 
-    /// Hands events to the notifier and subscribers. Called with the tracker locked, which keeps the
-    /// order of events the same everywhere. A call's start starts its caller lookup; the call's
-    /// notifications wait for it (see [`Self::finish_lookup`]).
-    fn publish(&self, events: &[CallEvent]) {
+    /// [`Self::observe`], and waits until the history and notifications it caused are committed to
+    /// the store: for a request (a webhook) that must not be answered before.
+    pub async fn observe_durably(&self, event: ProviderEvent) -> Result<Vec<CallEvent>, StoreError> {
+        let (events, commits) = self.observe_now(event);
+        commits.wait().await?;
+        Ok(events)
+    }
+
+    fn observe_now(&self, event: ProviderEvent) -> (Vec<CallEvent>, Commits) {
+        let mut tracker = self.tracker();
+        let events = tracker.observe(event);
+        let commits = self.publish(&events);
+        (events, commits)
+    }
+
+    /// Hands events to the store, the notifier and subscribers. Called with the tracker locked, which
+    /// keeps the order of events the same everywhere (the store's writer takes writes in the order they
+    /// are handed over); returns the notifications' commits, to be awaited once the lock is let go. A call's
+    /// start starts its caller lookup; the call's notifications wait for it (see
+    /// [`Self::finish_lookup`]).
+    fn publish(&self, events: &[CallEvent]) -> Commits {
+        let mut commits = Commits::default();
         for event in events {
             tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event");
-            self.record_history(&event.call);
+            // The history row needs no waiting for: any notification's commit awaited below comes after
+            // it, and readers of the history wait for the writer (`Store::settled`).
+            self.record_history(&event.call).detach();
             let starts = event.kind == CallEventKind::start_for(event.call.direction);
             if starts && self.inner.lookup.wants(&event.call) {
                 self.start_lookup(&event.call);
@@ -471,11 +502,18 @@ impl Engine {
                 Some(waiting) => waiting.push(event.clone()),
                 None => {
                     drop(held);
-                    self.inner.notifier.notify(event);
+                    if let Some(commit) = self.inner.notifier.notify(event) {
+                        commits.push(commit);
+                    }
                 }
             }
-            let _ = self.inner.events.send(event.clone());
+            // Subscribers hear of the event once its history and notifications are committed.
+            let (subscribers, event) = (self.inner.events.clone(), event.clone());
+            self.inner.store.after_commit(Box::new(move || {
+                let _ = subscribers.send(event);
+            }));
         }
+        commits
     }
 
     fn held(&self) -> MutexGuard<'_, HashMap<CallId, Vec<CallEvent>>> {
@@ -507,11 +545,13 @@ impl Engine {
             if let Some(contact) = &contact {
                 contact.fill(&mut event.call);
             }
-            self.inner.notifier.notify(&event);
+            if let Some(commit) = self.inner.notifier.notify(&event) {
+                commit.detach();
+            }
         }
         if let Some(call) = updated {
             tracing::info!(call = %call.id, name = ?call.remote_name, company = ?call.company, "call updated from the caller lookup");
-            self.record_history(&call);
+            self.record_history(&call).detach();
             let _ = self.inner.events.send(CallEvent { kind: CallEventKind::Updated, at: chrono::Utc::now(), call });
         }
         drop(tracker);
@@ -531,10 +571,9 @@ impl Engine {
         &self.inner.lookup
     }
 
-    fn record_history(&self, call: &Call) {
-        if let Err(e) = self.inner.store.record_call(call) {
-            tracing::error!(call = %call.id, error = %e, "cannot write the call to the history");
-        }
+    /// Hands `call` to the store's history; the writer logs it if that fails.
+    fn record_history(&self, call: &Call) -> Commit {
+        self.inner.store.write(vec![Write::Call(Box::new(call.clone()))])
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -629,16 +668,21 @@ impl Engine {
         tracing::info!(call = %call.id, number = %number.dial, provider = provider.name(), "dialing");
         match provider.dial(&call).await {
             Ok(placed) => {
-                let mut tracker = self.tracker();
-                let events = tracker.placed(&call.id, placed);
-                self.publish(&events);
-                Ok(tracker.get(&call.id).cloned().unwrap_or(call))
+                let (placed, commits) = {
+                    let mut tracker = self.tracker();
+                    let events = tracker.placed(&call.id, placed);
+                    let commits = self.publish(&events);
+                    (tracker.get(&call.id).cloned().unwrap_or(call), commits)
+                };
+                commits.wait().await?;
+                Ok(placed)
             }
             Err(e) => {
                 tracing::warn!(call = %call.id, error = %e, "dial failed");
                 let failed = self.tracker().failed(&call.id);
                 if let Some(failed) = failed {
-                    self.record_history(&failed);
+                    // The answer is the provider's refusal; a history row that could not be saved is logged.
+                    let _ = self.record_history(&failed).wait().await;
                 }
                 Err(e.into())
             }
@@ -667,7 +711,7 @@ impl Engine {
         let provider = self.provider_for(&call);
         ensure_can(provider.as_ref(), "answer", |c| &c.answer)?;
         provider.answer(&call).await?;
-        Ok(self.settle(&call, ProviderEventKind::Answered, None))
+        self.settle(&call, ProviderEventKind::Answered, None).await
     }
 
     /// Ends `id`, or the current call (the newest active one, else the newest ringing or dialing one).
@@ -696,33 +740,38 @@ impl Engine {
             (_, Direction::In) => Disposition::Missed,
             _ => Disposition::Cancelled,
         };
-        Ok(self.settle(&call, ProviderEventKind::Ended, Some(disposition)))
+        self.settle(&call, ProviderEventKind::Ended, Some(disposition)).await
     }
 
     /// Records the effect of a command that succeeded, as if the provider had reported it (it may
     /// also report it itself; the tracker keeps it to once).
-    fn settle(&self, call: &Call, kind: ProviderEventKind, disposition: Option<Disposition>) -> Call {
+    async fn settle(&self, call: &Call, kind: ProviderEventKind, disposition: Option<Disposition>) -> Result<Call, CommandError> {
         let mut event = ProviderEvent::for_call(call, kind);
         event.disposition = disposition;
-        let mut tracker = self.tracker();
-        let events = tracker.observe(event);
-        self.publish(&events);
-        tracker.get(&call.id).cloned().unwrap_or_else(|| call.clone())
+        let (settled, commits) = {
+            let mut tracker = self.tracker();
+            let events = tracker.observe(event);
+            let commits = self.publish(&events);
+            (tracker.get(&call.id).cloned().unwrap_or_else(|| call.clone()), commits)
+        };
+        commits.wait().await?;
+        Ok(settled)
     }
 
     /// Rings a simulated incoming call from `number`, whatever provider is configured.
-    pub fn simulate_incoming(&self, number: &str, name: Option<&str>) -> Result<Call, CommandError> {
+    pub async fn simulate_incoming(&self, number: &str, name: Option<&str>) -> Result<Call, CommandError> {
         let number = self.parse_number(number)?;
         let event = self.inner.simulator.ring(&number.dial, name);
         let pid = event.provider_call_id.clone();
-        let mut tracker = self.tracker();
-        let events = tracker.observe(event);
-        self.publish(&events);
-        events
-            .first()
-            .map(|e| e.call.clone())
-            .or_else(|| tracker.calls().find(|c| c.provider_call_id == pid).cloned())
-            .ok_or_else(|| CommandError::BadRequest("the simulated call could not be created".into()))
+        let (call, commits) = {
+            let mut tracker = self.tracker();
+            let events = tracker.observe(event);
+            let commits = self.publish(&events);
+            let call = events.first().map(|e| e.call.clone()).or_else(|| tracker.calls().find(|c| c.provider_call_id == pid).cloned());
+            (call, commits)
+        };
+        commits.wait().await?;
+        call.ok_or_else(|| CommandError::BadRequest("the simulated call could not be created".into()))
     }
 
     /// Stops provider background work.

@@ -18,10 +18,10 @@ fn engine() -> Engine {
 #[tokio::test]
 async fn declining_a_waiting_call_by_id_keeps_the_conversation() {
     let engine = engine();
-    let first = engine.simulate_incoming("+442079460001", Some("Alice")).expect("first call rings");
+    let first = engine.simulate_incoming("+442079460001", Some("Alice")).await.expect("first call rings");
     let conversation = engine.answer(Some(&first.id)).await.expect("answered");
     assert_eq!(conversation.state, CallState::Active);
-    let waiting = engine.simulate_incoming("+442079460002", Some("Bob")).expect("second call rings");
+    let waiting = engine.simulate_incoming("+442079460002", Some("Bob")).await.expect("second call rings");
     assert_eq!((waiting.direction, waiting.state), (Direction::In, CallState::Ringing));
 
     let declined = engine.hangup(Some(&waiting.id)).await.expect("declined");
@@ -31,7 +31,7 @@ async fn declining_a_waiting_call_by_id_keeps_the_conversation() {
     assert_eq!(still.state, CallState::Active, "declining the waiting call must not end the conversation");
 
     // Without an id, "the current call" is the conversation: which is why the shell always names one.
-    let third = engine.simulate_incoming("+442079460003", None).expect("third call rings");
+    let third = engine.simulate_incoming("+442079460003", None).await.expect("third call rings");
     let ended = engine.hangup(None).await.expect("ended");
     assert_eq!(ended.id, conversation.id);
     assert_eq!(engine.call(&third.id).map(|c| c.state), Some(CallState::Ringing));

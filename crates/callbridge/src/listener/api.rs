@@ -148,6 +148,8 @@ struct CallsAnswer {
 )]
 async fn calls(State(engine): State<Engine>, q: Result<Query<Page>, QueryRejection>) -> Result<Json<CallsAnswer>, ApiError> {
     let page = query(q)?;
+    // What was handed to the store's writer before this request is in the page.
+    engine.store().settled().wait().await?;
     let calls = engine.store().calls_page(page.before, page.limit())?;
     Ok(Json(CallsAnswer { ok: true, calls: calls.calls, next_before: calls.next_before }))
 }
@@ -303,7 +305,7 @@ async fn simulate_incoming(
     payload: Result<Json<SimulateRequest>, JsonRejection>,
 ) -> Result<Json<Done>, ApiError> {
     let request = body(payload)?;
-    let call = engine.simulate_incoming(&request.number, request.name.as_deref())?;
+    let call = engine.simulate_incoming(&request.number, request.name.as_deref()).await?;
     Ok(done("simulate_incoming", call))
 }
 
@@ -406,7 +408,7 @@ struct RetryAnswer {
 )]
 async fn retry_delivery(State(engine): State<Engine>, id: Result<Path<String>, PathRejection>) -> Result<Json<RetryAnswer>, ApiError> {
     let id = delivery_id(&path_param(id)?)?;
-    match engine.retry_delivery(id) {
+    match engine.retry_delivery(id).await {
         Ok(entry) => Ok(Json(RetryAnswer { ok: true, action: "retry", delivery: entry })),
         Err(RetryError::Unknown(id)) => Err(unknown_delivery(id)),
         Err(e @ RetryError::AlreadyDelivered(_)) => Err(ApiError::new(StatusCode::CONFLICT, "already_delivered", e.to_string())),

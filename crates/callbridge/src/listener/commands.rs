@@ -82,7 +82,7 @@ pub fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiE
         (status = "4XX", description = "The phone system refused the dial with this status (`provider_rejected`)"),
         (status = 501, description = "The phone system cannot dial (`not_supported`)"),
         (status = 502, description = "The phone system refused or could not be reached (`provider_rejected`, `provider_unreachable`)"),
-        (status = 503, description = "The phone system is not configured (`provider_not_configured`)"),
+        (status = 503, description = "The phone system is not configured (`provider_not_configured`), or the call was placed but its notifications could not be saved (`not_saved`: disk full, …)"),
         (status = 504, description = "The phone system did not answer in time (`provider_timeout`)"),
         (status = "5XX", description = "The phone system failed with this status (`provider_rejected`)"),
     )

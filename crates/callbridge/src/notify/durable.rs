@@ -1,10 +1,19 @@
 //! The durable outbox: at-least-once delivery of notifications through the SQLite store.
 //!
-//! [`DurableOutbox::enqueue`] writes the deliveries to the store before it returns — the engine calls
-//! it before the call event is published anywhere — so a notification is never only in memory: if the
-//! process is killed a moment later, the next start finds it pending and sends it. A worker task sends
-//! due deliveries in [`Lane`]s: one call's deliveries to one endpoint (the CRM server a rule's URL
-//! names) go out strictly in event order, one at a time; different calls and different endpoints go in
+//! [`DurableOutbox::enqueue`] hands the deliveries to the store's writer and returns the [`Commit`]
+//! that the engine awaits before it answers the request that caused the call event — so a
+//! notification is never only in memory once anyone has been told the event happened: if the process
+//! is killed a moment later, the next start finds it pending and sends it. Enqueueing never blocks.
+//!
+//! The worker task hears of each delivery the moment its commit is done (the writer's feed): the
+//! store is read once at start, for what an earlier run left pending, and the pending deliveries are
+//! then held in memory, each retry included, so sending needs no query. Only when more are pending
+//! than memory should hold ([`IN_MEMORY_MAX`]: a CRM down for long while calls go on) does the worker
+//! read them from the store as they fall due, until they fit again. Every attempt's outcome is
+//! written to the store (grouped with everything else the writer has waiting).
+//!
+//! Deliveries go out in [`Lane`]s: one call's deliveries to one endpoint (the CRM server a rule's URL
+//! names) strictly in event order, one at a time; different calls and different endpoints go in
 //! parallel and never wait for each other, so a rule whose endpoint is down, hangs or is slow delays
 //! only what goes to that endpoint. After each attempt the worker decides with the [`RetryPolicy`]:
 //!
@@ -18,21 +27,24 @@
 //!
 //! No endpoint can take every attempt slot: each has at most [`ENDPOINT_IN_FLIGHT`] attempts in flight,
 //! and one whose last attempt failed (down, or hanging until the [`Sender`]'s timeout) at most
-//! [`FAILING_ENDPOINT_IN_FLIGHT`], so the others always have room.
+//! [`FAILING_ENDPOINT_IN_FLIGHT`], so the others always have room. Connections to a CRM are kept
+//! open between attempts (the [`Sender`]'s HTTP client pools them).
 //!
 //! Every attempt carries the same `Idempotency-Key` (call id, event, rule id), so a CRM can drop the
 //! repeats that at-least-once delivery implies (a crash between sending and recording the answer).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{Attempt, Delivery, DeliveryLog, Outbox, Sender};
 use crate::config::DeliveryConfig;
 use crate::store::deliveries::{Due, Lane, Next};
-use crate::store::{now_ms, Store};
+use crate::store::writer::{Feed, Held};
+use crate::store::{now_ms, Commit, Store, Write};
 
 /// Attempts in flight at once to one endpoint (each for a different call). Each waits for the CRM's
 /// answer, so this bounds the rate: 32 lets a CRM 50 ms away take 640 notifications a second, and one
@@ -47,8 +59,16 @@ pub const FAILING_ENDPOINT_IN_FLIGHT: usize = 4;
 /// Attempts in flight at once in all: room for one endpoint at full rate and others beside it.
 pub const MAX_IN_FLIGHT: usize = 2 * ENDPOINT_IN_FLIGHT;
 
-/// How often the worker looks at the store even when nothing woke it, as a safety net.
+/// How often the worker reads the store, while it reads from there, even when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_secs(30);
+
+/// Pending deliveries the worker holds in memory at most. Past that (a CRM down for long while calls
+/// go on) it reads them from the store as they fall due, and every 5 s (`RELOAD_EVERY`) asks whether
+/// they fit in memory again.
+pub const IN_MEMORY_MAX: usize = 20_000;
+
+/// See [`IN_MEMORY_MAX`].
+const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// When to try again after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,22 +137,26 @@ struct Settings {
 pub struct DurableOutbox {
     store: Store,
     settings: Arc<RwLock<Settings>>,
-    /// Deliveries the store could not take (disk full, I/O error), kept to be written when it can.
-    unsaved: Arc<std::sync::Mutex<Vec<Delivery>>>,
 }
 
 impl DurableOutbox {
     /// Starts the worker on `store`: pending deliveries left from an earlier run are sent at once.
     /// Must be called inside a Tokio runtime.
     pub fn start(store: Store, config: &DeliveryConfig, log: Arc<DeliveryLog>) -> Self {
+        DurableOutbox::start_holding(store, config, log, IN_MEMORY_MAX)
+    }
+
+    /// [`Self::start`] with at most `in_memory` pending deliveries held in memory (see
+    /// [`IN_MEMORY_MAX`]).
+    pub fn start_holding(store: Store, config: &DeliveryConfig, log: Arc<DeliveryLog>, in_memory: usize) -> Self {
         let settings = Arc::new(RwLock::new(Settings {
             sender: Sender::new(Duration::from_secs(config.timeout_secs)),
             policy: RetryPolicy::from_config(config),
         }));
-        let unsaved = Arc::default();
-        let worker = Worker { store: store.clone(), settings: Arc::clone(&settings), log, unsaved: Arc::clone(&unsaved) };
-        tokio::spawn(worker.run());
-        DurableOutbox { store, settings, unsaved }
+        let feed = store.feed(in_memory);
+        let worker = Worker { store: store.clone(), settings: Arc::clone(&settings), log, in_memory };
+        tokio::spawn(worker.run(feed));
+        DurableOutbox { store, settings }
     }
 
     fn policy(&self) -> RetryPolicy {
@@ -141,13 +165,8 @@ impl DurableOutbox {
 }
 
 impl Outbox for DurableOutbox {
-    fn enqueue(&self, deliveries: Vec<Delivery>) {
-        if let Err(e) = self.store.enqueue(&deliveries, self.policy().max_age_ms()) {
-            // Not lost: the worker writes them as soon as the store takes writes again.
-            tracing::error!(error = %e, count = deliveries.len(), "cannot write notifications to the store; keeping them in memory until it can");
-            self.unsaved.lock().unwrap_or_else(PoisonError::into_inner).extend(deliveries);
-            self.store.outbox_changed().notify_one();
-        }
+    fn enqueue(&self, deliveries: Vec<Delivery>) -> Commit {
+        self.store.write(vec![Write::Deliveries { deliveries, max_age_ms: self.policy().max_age_ms() }])
     }
 
     fn reconfigure(&self, config: &DeliveryConfig) {
@@ -161,7 +180,8 @@ struct Worker {
     store: Store,
     settings: Arc<RwLock<Settings>>,
     log: Arc<DeliveryLog>,
-    unsaved: Arc<std::sync::Mutex<Vec<Delivery>>>,
+    /// Pending deliveries held in memory at most.
+    in_memory: usize,
 }
 
 /// What an attempt task hands back.
@@ -172,11 +192,33 @@ struct Done {
     outcome: Attempt,
 }
 
+/// How a finished attempt left its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Delivered or given up: no longer pending.
+    Finished,
+    /// Pending, to be attempted again at `at`, after `attempts` attempts.
+    RetryAt { at: i64, attempts: u32 },
+}
+
+/// Where the worker takes its deliveries from.
+#[derive(Debug)]
+enum Mode {
+    /// Waiting for the store's snapshot of the pending deliveries; how the attempts that finished
+    /// since it was asked for left theirs (the snapshot may predate their records).
+    Loading(HashMap<i64, Settled>),
+    /// Every pending delivery is in memory.
+    Memory(Queue),
+    /// More were pending than memory holds: read from the store as they fall due, and ask again at
+    /// `reload_at` whether they fit.
+    Store { reload_at: tokio::time::Instant },
+}
+
 /// The attempts in flight, by lane and by endpoint, and which endpoints are failing: what holds a
 /// due delivery back.
 #[derive(Debug, Default)]
 struct InFlight {
-    tasks: HashMap<tokio::task::Id, Lane>,
+    tasks: HashMap<tokio::task::Id, (Lane, i64)>,
     endpoints: HashMap<String, Endpoint>,
 }
 
@@ -204,21 +246,33 @@ impl InFlight {
         self.tasks.len()
     }
 
-    /// Whether a delivery of `call` to `endpoint` must wait: its lane has an attempt in flight, or
-    /// its endpoint as many as it may have.
-    fn holds(&self, call: &str, endpoint: &str) -> bool {
-        self.endpoints.get(endpoint).is_some_and(|e| e.calls.contains(call) || e.calls.len() >= e.limit())
+    /// How many more attempts `endpoint` may have in flight.
+    fn room(&self, endpoint: &str) -> usize {
+        self.endpoints.get(endpoint).map_or(ENDPOINT_IN_FLIGHT, |e| e.limit().saturating_sub(e.calls.len()))
     }
 
-    fn start(&mut self, task: tokio::task::Id, lane: Lane) {
+    /// Whether `lane` has an attempt in flight.
+    fn busy(&self, lane: &Lane) -> bool {
+        self.endpoints.get(&lane.endpoint).is_some_and(|e| e.calls.contains(lane.call_id.as_str()))
+    }
+
+    /// What the store should leave out when it reads due deliveries.
+    fn held(&self) -> Held {
+        Held {
+            lanes: self.tasks.values().map(|(lane, _)| (lane.call_id.as_str().to_owned(), lane.endpoint.clone())).collect(),
+            endpoints: self.endpoints.iter().filter(|(_, e)| e.calls.len() >= e.limit()).map(|(name, _)| name.clone()).collect(),
+        }
+    }
+
+    fn start(&mut self, task: tokio::task::Id, lane: Lane, id: i64) {
         self.endpoints.entry(lane.endpoint.clone()).or_default().calls.insert(lane.call_id.as_str().to_owned());
-        self.tasks.insert(task, lane);
+        self.tasks.insert(task, (lane, id));
     }
 
-    /// Frees the lane of a finished attempt; `outcome` (none when the attempt task died) updates
-    /// whether its endpoint is failing.
-    fn finish(&mut self, task: tokio::task::Id, outcome: Option<&Attempt>) {
-        let Some(lane) = self.tasks.remove(&task) else { return };
+    /// Frees the lane of a finished attempt and returns it with the delivery's id; `outcome` (none
+    /// when the attempt task died) updates whether its endpoint is failing.
+    fn finish(&mut self, task: tokio::task::Id, outcome: Option<&Attempt>) -> Option<(Lane, i64)> {
+        let (lane, id) = self.tasks.remove(&task)?;
         if let Some(endpoint) = self.endpoints.get_mut(&lane.endpoint) {
             endpoint.calls.remove(lane.call_id.as_str());
             if let Some(outcome) = outcome {
@@ -228,79 +282,306 @@ impl InFlight {
                 self.endpoints.remove(&lane.endpoint);
             }
         }
+        Some((lane, id))
+    }
+}
+
+/// The pending deliveries in memory: each lane's in id order, the lanes whose oldest delivery may
+/// go now (per endpoint, so that a full endpoint's lanes are passed over without a look), and when
+/// the others fall due.
+#[derive(Debug, Default)]
+struct Queue {
+    lanes: HashMap<Lane, LaneQueue>,
+    ready: HashMap<String, VecDeque<Lane>>,
+    /// (due at, tie-breaker) → lane. A lane may have stale entries: each is checked when it fires.
+    timers: BTreeMap<(i64, u64), Lane>,
+    timer_seq: u64,
+    /// Deliveries held.
+    count: usize,
+    /// Which endpoint goes first on the next [`Queue::take`], so that all take turns.
+    turn: usize,
+}
+
+#[derive(Debug, Default)]
+struct LaneQueue {
+    items: VecDeque<Due>,
+    /// Its oldest delivery is being attempted.
+    in_flight: bool,
+    /// It is in [`Queue::ready`].
+    queued: bool,
+}
+
+impl Queue {
+    /// Takes in a pending delivery (new, from the snapshot, or retried by hand: then it replaces the
+    /// one with its id, unless that one is being attempted).
+    fn add(&mut self, due: Due, now: i64) {
+        let lane = due.lane.clone();
+        let q = self.lanes.entry(lane.clone()).or_default();
+        match q.items.iter().position(|d| d.id >= due.id) {
+            Some(i) if q.items[i].id == due.id => {
+                if !(q.in_flight && i == 0) {
+                    q.items[i] = due;
+                }
+            }
+            Some(i) => {
+                q.items.insert(i, due);
+                self.count += 1;
+            }
+            None => {
+                q.items.push_back(due);
+                self.count += 1;
+            }
+        }
+        self.consider(&lane, now);
+    }
+
+    /// Puts `lane` where it belongs: ready if its oldest delivery is due, else behind a timer.
+    fn consider(&mut self, lane: &Lane, now: i64) {
+        let Some(q) = self.lanes.get_mut(lane) else { return };
+        if q.in_flight || q.queued {
+            return;
+        }
+        let Some(head) = q.items.front() else {
+            self.lanes.remove(lane);
+            return;
+        };
+        if head.next_attempt_at <= now {
+            q.queued = true;
+            self.ready.entry(lane.endpoint.clone()).or_default().push_back(lane.clone());
+        } else {
+            self.timer_seq += 1;
+            self.timers.insert((head.next_attempt_at, self.timer_seq), lane.clone());
+        }
+    }
+
+    /// Makes the lanes whose retry time has come ready.
+    fn fire_timers(&mut self, now: i64) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let lane = entry.remove();
+            self.consider(&lane, now);
+        }
+    }
+
+    /// When the next timer fires, if any.
+    fn next_timer(&self) -> Option<i64> {
+        self.timers.first_key_value().map(|(k, _)| k.0)
+    }
+
+    /// Up to `room` deliveries to attempt now, at most `room_of(endpoint)` for each endpoint, the
+    /// endpoints taking turns; their lanes are marked in flight.
+    fn take(&mut self, mut room: usize, room_of: impl Fn(&str) -> usize) -> Vec<Due> {
+        let mut taken = Vec::new();
+        if room == 0 || self.ready.is_empty() {
+            return taken;
+        }
+        let mut endpoints: Vec<String> = self.ready.keys().cloned().collect();
+        endpoints.sort_unstable();
+        let turn = self.turn % endpoints.len();
+        endpoints.rotate_left(turn);
+        self.turn = self.turn.wrapping_add(1);
+        let mut rooms: Vec<usize> = endpoints.iter().map(|e| room_of(e)).collect();
+        loop {
+            let mut progress = false;
+            for (endpoint, endpoint_room) in endpoints.iter().zip(rooms.iter_mut()) {
+                if room == 0 {
+                    break;
+                }
+                if *endpoint_room == 0 {
+                    continue;
+                }
+                let Some(lanes) = self.ready.get_mut(endpoint) else { continue };
+                while let Some(lane) = lanes.pop_front() {
+                    let Some(q) = self.lanes.get_mut(&lane) else { continue };
+                    q.queued = false;
+                    let Some(head) = q.items.front().filter(|_| !q.in_flight) else { continue };
+                    taken.push(head.clone());
+                    q.in_flight = true;
+                    *endpoint_room -= 1;
+                    room -= 1;
+                    progress = true;
+                    break;
+                }
+                if lanes.is_empty() {
+                    self.ready.remove(endpoint);
+                }
+            }
+            if !progress || room == 0 {
+                break;
+            }
+        }
+        taken
+    }
+
+    /// An attempt of delivery `id` in `lane` finished and left it `settled`.
+    fn settle(&mut self, lane: &Lane, id: i64, settled: Settled, now: i64) {
+        let Some(q) = self.lanes.get_mut(lane) else { return };
+        q.in_flight = false;
+        if let Some(i) = q.items.iter().position(|d| d.id == id) {
+            match settled {
+                Settled::Finished => {
+                    q.items.remove(i);
+                    self.count -= 1;
+                }
+                Settled::RetryAt { at, attempts } => {
+                    if let Some(d) = q.items.get_mut(i) {
+                        d.next_attempt_at = at;
+                        d.attempts = attempts;
+                    }
+                }
+            }
+        }
+        self.consider(lane, now);
     }
 }
 
 impl Worker {
-    async fn run(self) {
+    async fn run(self, mut feed: mpsc::UnboundedReceiver<Feed>) {
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut in_flight = InFlight::default();
+        let mut mode = Mode::Loading(HashMap::new());
         loop {
-            self.save_unsaved();
-            let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
-            if room > 0 {
-                // Several due deliveries may go to one endpoint: `holds` is asked again as each one
-                // starts, so the endpoint's limit holds within one batch too. The ones held back stay
-                // pending and come back on a later pass.
-                match self.store.due(now_ms(), |call, endpoint| in_flight.holds(call, endpoint), room) {
-                    Ok(due) => {
-                        for d in due {
-                            let lane = d.lane.clone();
-                            if in_flight.holds(lane.call_id.as_str(), &lane.endpoint) {
-                                continue;
-                            }
-                            let task = tasks.spawn(self.attempt(d));
-                            in_flight.start(task.id(), lane);
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot read the outbox"),
-                }
-            }
-            // With every slot taken, only a finished attempt can make progress. Under load that is
-            // the usual case, and then a new delivery's wake-up costs no query at all.
-            let wait = if in_flight.len() >= MAX_IN_FLIGHT { IDLE_POLL } else { self.wait_for_next(&in_flight) };
+            let wait = self.start_due(&mut mode, &mut tasks, &mut in_flight).await;
             tokio::select! {
                 Some(finished) = tasks.join_next_with_id() => {
-                    self.finished(finished, &mut in_flight);
+                    self.finished(finished, &mut in_flight, &mut mode);
                     // Every other attempt that has finished too: while call events pour in, this
                     // task's turns on the runtime are scarce, and one attempt per turn would let the
                     // backlog grow however fast the CRM answers.
                     while let Some(finished) = tasks.try_join_next_with_id() {
-                        self.finished(finished, &mut in_flight);
+                        self.finished(finished, &mut in_flight, &mut mode);
                     }
                 }
-                () = self.store.outbox_changed().notified() => {}
-                () = tokio::time::sleep(wait) => {}
+                heard = feed.recv() => match heard {
+                    Some(heard) => self.hear(heard, &mut mode),
+                    None => {
+                        tracing::error!("the store's writer has stopped: no more notifications are sent until CallBridge restarts");
+                        return;
+                    }
+                },
+                () = sleep_for(wait) => {}
             }
+        }
+    }
+
+    /// Starts the attempts that may start now; how long until something falls due (`None`: only
+    /// new work or a finished attempt can change anything).
+    async fn start_due(&self, mode: &mut Mode, tasks: &mut JoinSet<Done>, in_flight: &mut InFlight) -> Option<Duration> {
+        let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+        let now = now_ms();
+        match mode {
+            Mode::Loading(_) => None,
+            Mode::Memory(queue) => {
+                queue.fire_timers(now);
+                for due in queue.take(room, |endpoint| in_flight.room(endpoint)) {
+                    self.spawn(due, tasks, in_flight);
+                }
+                queue.next_timer().map(|at| millis_until(at, now))
+            }
+            Mode::Store { reload_at } => {
+                if tokio::time::Instant::now() >= *reload_at {
+                    self.store.ask_snapshot(self.in_memory);
+                    *mode = Mode::Loading(HashMap::new());
+                    return None;
+                }
+                let until_reload = reload_at.saturating_duration_since(tokio::time::Instant::now());
+                if room == 0 {
+                    // With every slot taken, only a finished attempt can make progress.
+                    return Some(until_reload);
+                }
+                match self.store.due_in_line(now, in_flight.held(), room).await {
+                    Ok((due, next)) => {
+                        for d in due {
+                            if in_flight.room(&d.lane.endpoint) > 0 && !in_flight.busy(&d.lane) {
+                                self.spawn(d, tasks, in_flight);
+                            }
+                        }
+                        Some(next.map_or(IDLE_POLL, |at| millis_until(at, now)).min(IDLE_POLL).min(until_reload))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the outbox");
+                        Some(IDLE_POLL.min(until_reload))
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn(&self, due: Due, tasks: &mut JoinSet<Done>, in_flight: &mut InFlight) {
+        let (lane, id) = (due.lane.clone(), due.id);
+        let task = tasks.spawn(self.attempt(due));
+        in_flight.start(task.id(), lane, id);
+    }
+
+    /// Takes in what the store's writer says.
+    fn hear(&self, heard: Feed, mode: &mut Mode) {
+        let now = now_ms();
+        match (heard, &mut *mode) {
+            (Feed::Snapshot(Some(pending)), Mode::Loading(settled)) => {
+                let mut queue = Queue::default();
+                for mut due in pending {
+                    match settled.get(&due.id) {
+                        Some(Settled::Finished) => continue,
+                        Some(Settled::RetryAt { at, attempts }) => {
+                            due.next_attempt_at = *at;
+                            due.attempts = *attempts;
+                        }
+                        None => {}
+                    }
+                    queue.add(due, now);
+                }
+                tracing::debug!(pending = queue.count, "the outbox holds every pending notification in memory");
+                *mode = Mode::Memory(queue);
+            }
+            (Feed::Snapshot(None), Mode::Loading(_)) => {
+                tracing::info!(limit = self.in_memory, "more notifications are pending than the outbox holds in memory; reading them from the store as they fall due");
+                *mode = Mode::Store { reload_at: tokio::time::Instant::now() + RELOAD_EVERY };
+            }
+            (Feed::Added(added), Mode::Memory(queue)) => {
+                for due in added {
+                    queue.add(due, now);
+                }
+                if queue.count > self.in_memory {
+                    tracing::info!(limit = self.in_memory, "more notifications are pending than the outbox holds in memory; reading them from the store as they fall due");
+                    *mode = Mode::Store { reload_at: tokio::time::Instant::now() + RELOAD_EVERY };
+                }
+            }
+            (Feed::Retried(due), Mode::Memory(queue)) => queue.add(*due, now),
+            // Loading: the snapshot to come includes it. From the store: read when it falls due.
+            (Feed::Added(_) | Feed::Retried(_) | Feed::Snapshot(_), _) => {}
         }
     }
 
     /// Records a finished attempt and frees its lane for the next delivery.
-    fn finished(&self, finished: Result<(tokio::task::Id, Done), tokio::task::JoinError>, in_flight: &mut InFlight) {
-        match finished {
+    fn finished(&self, finished: Result<(tokio::task::Id, Done), tokio::task::JoinError>, in_flight: &mut InFlight, mode: &mut Mode) {
+        let now = now_ms();
+        let (lane, id, settled) = match finished {
             Ok((task, done)) => {
                 in_flight.finish(task, Some(&done.outcome));
-                self.record(done);
+                let (lane, id) = (done.due.lane.clone(), done.due.id);
+                (lane, id, self.record(done))
             }
             // Short of a bug an attempt cannot panic; its delivery stays pending and is retried.
             Err(e) => {
                 tracing::error!(error = %e, "a notification attempt failed unexpectedly");
-                in_flight.finish(e.id(), None);
+                let Some((lane, id)) = in_flight.finish(e.id(), None) else { return };
+                let at = now.saturating_add(i64::try_from(self.policy().initial.as_millis()).unwrap_or(i64::MAX));
+                (lane, id, Settled::RetryAt { at, attempts: 0 })
             }
+        };
+        match mode {
+            Mode::Memory(queue) => queue.settle(&lane, id, settled, now),
+            Mode::Loading(pending) => {
+                pending.insert(id, settled);
+            }
+            Mode::Store { .. } => {}
         }
     }
 
-    /// How long to sleep when nothing wakes the worker: until the next delivery not held back by the
-    /// attempts in flight falls due. (Held ones wait for an attempt to finish, which wakes the worker.)
-    fn wait_for_next(&self, in_flight: &InFlight) -> Duration {
-        match self.store.next_due_at(|call, endpoint| in_flight.holds(call, endpoint)) {
-            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL),
-            Ok(None) => IDLE_POLL,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox");
-                IDLE_POLL
-            }
-        }
+    fn policy(&self) -> RetryPolicy {
+        self.settings.read().unwrap_or_else(PoisonError::into_inner).policy
     }
 
     fn attempt(&self, due: Due) -> impl std::future::Future<Output = Done> + Send + 'static {
@@ -312,12 +593,16 @@ impl Worker {
         }
     }
 
-    fn record(&self, done: Done) {
+    /// Hands the attempt's outcome to the store's writer (without waiting: a record lost to a crash
+    /// means the delivery is sent again, never lost) and the log; how it left the delivery.
+    fn record(&self, done: Done) -> Settled {
         let Done { due, attempt, at, outcome } = done;
-        let policy = self.settings.read().unwrap_or_else(PoisonError::into_inner).policy;
-        let next = policy.next(&outcome, attempt, now_ms(), due.expires_at, random());
-        match next {
-            Next::RetryIn(ms) => tracing::debug!(key = %due.delivery.idempotency_key, attempt, retry_in_ms = ms, "will retry"),
+        let next = self.policy().next(&outcome, attempt, now_ms(), due.expires_at, random());
+        let settled = match next {
+            Next::RetryIn(ms) => {
+                tracing::debug!(key = %due.delivery.idempotency_key, attempt, retry_in_ms = ms, "will retry");
+                Settled::RetryAt { at: at.saturating_add(ms), attempts: attempt }
+            }
             Next::GiveUp if !outcome.succeeded() => {
                 let why = if outcome.retryable() {
                     "it kept failing until its maximum age"
@@ -327,32 +612,32 @@ impl Worker {
                     "the CRM refused it"
                 };
                 tracing::warn!(key = %due.delivery.idempotency_key, attempt, "giving up on a notification: {why}");
+                Settled::Finished
             }
-            _ => {}
-        }
-        if let Err(e) = self.store.finish_attempt(due.id, attempt, at, &outcome, next) {
-            // The delivery stays pending in the store and is sent again: a repeat, never a loss.
-            tracing::error!(error = %e, key = %due.delivery.idempotency_key, "cannot record a notification attempt");
-        }
-        self.log.record(&due.delivery, attempt, outcome);
-    }
-
-    fn save_unsaved(&self) {
-        let pending: Vec<Delivery> = std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(PoisonError::into_inner));
-        if pending.is_empty() {
-            return;
-        }
-        let max_age = self.settings.read().unwrap_or_else(PoisonError::into_inner).policy.max_age_ms();
-        if let Err(e) = self.store.enqueue(&pending, max_age) {
-            tracing::error!(error = %e, count = pending.len(), "the store still refuses notifications");
-            self.unsaved.lock().unwrap_or_else(PoisonError::into_inner).extend(pending);
-        }
+            _ => Settled::Finished,
+        };
+        self.log.record(&due.delivery, attempt, outcome.clone());
+        self.store.write(vec![Write::Finish { id: due.id, attempt, at, outcome, next }]).detach();
+        settled
     }
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker").finish_non_exhaustive()
+    }
+}
+
+/// From `now` until `at` (both ms since the epoch), none if past.
+fn millis_until(at: i64, now: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+}
+
+/// Sleeps for `wait`, or forever when there is nothing to wait for (no wake-ups at idle).
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }
 

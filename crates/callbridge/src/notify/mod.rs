@@ -3,25 +3,23 @@
 //! The [`Notifier`] turns each [`CallEvent`] into one [`Delivery`] per active rule that matches it
 //! (three URLs for incoming, answered and ended calls, or VoipNow-style per-event rows), rendering the
 //! URL, headers and body from the rule's templates. It hands deliveries to an [`Outbox`], the one seam
-//! through which requests are sent: [`MemoryOutbox`] sends at once, in order per call and endpoint, and
-//! records every attempt in the [`DeliveryLog`]; [`durable::DurableOutbox`], the default, keeps
-//! deliveries in the SQLite store and retries them until they arrive.
+//! through which requests are sent: [`durable::DurableOutbox`] keeps deliveries in the SQLite store,
+//! sends them in order per call and endpoint, retries them until they arrive, and records every
+//! attempt in the [`DeliveryLog`].
 
 pub mod sample;
 pub mod durable;
 pub mod template;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::mpsc;
-
 use crate::call::{CallEvent, CallId};
 use crate::config::{Method, NotificationRule};
+use crate::store::Commit;
 use template::{Encoding, Template};
 
 /// The header carrying [`Delivery::idempotency_key`], so a CRM can drop repeats.
@@ -337,94 +335,13 @@ impl DeliveryLog {
 
 /// Where rendered deliveries go to be sent.
 pub trait Outbox: Send + Sync + std::fmt::Debug {
-    /// Accepts deliveries for sending. Must not block: it is called while call state is locked, which
-    /// is also what keeps deliveries of one call in event order.
-    fn enqueue(&self, deliveries: Vec<Delivery>);
+    /// Accepts deliveries for sending; the [`Commit`] says when they are durable. Must not block: it
+    /// is called while call state is locked, which is also what keeps deliveries of one call in event
+    /// order. The lock is let go before the commit is awaited.
+    fn enqueue(&self, deliveries: Vec<Delivery>) -> Commit;
 
     /// Takes new delivery settings (timeouts, retry policy). Outboxes without settings ignore it.
     fn reconfigure(&self, _config: &crate::config::DeliveryConfig) {}
-}
-
-/// Sends at once, one call's deliveries to one endpoint strictly in order, different calls and
-/// endpoints in parallel (an endpoint that hangs holds up nothing sent elsewhere). No retries;
-/// the outcome of each attempt goes to the log.
-#[derive(Debug)]
-pub struct MemoryOutbox {
-    tx: mpsc::UnboundedSender<Delivery>,
-}
-
-impl MemoryOutbox {
-    pub fn start(sender: Sender, log: Arc<DeliveryLog>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch(rx, sender, log));
-        MemoryOutbox { tx }
-    }
-}
-
-impl Outbox for MemoryOutbox {
-    fn enqueue(&self, deliveries: Vec<Delivery>) {
-        for d in deliveries {
-            // The dispatcher runs as long as the runtime does.
-            let _ = self.tx.send(d);
-        }
-    }
-}
-
-/// Routes each delivery to its lane: its call and [`Delivery::endpoint`]. A lane whose deliveries are
-/// all sent is closed by this dispatcher — never by the lane itself, so nothing handed to a lane can be lost — when the lanes are
-/// swept, which happens once they have doubled since the last sweep: routing stays O(1), and only calls
-/// with deliveries in flight (plus a few idle lanes) hold a task.
-async fn dispatch(mut rx: mpsc::UnboundedReceiver<Delivery>, sender: Sender, log: Arc<DeliveryLog>) {
-    let mut lanes: HashMap<(CallId, String), Lane> = HashMap::new();
-    let mut sweep_at = Lane::SWEEP_MIN;
-    while let Some(delivery) = rx.recv().await {
-        if lanes.len() >= sweep_at {
-            lanes.retain(|_, lane| lane.busy());
-            sweep_at = (2 * lanes.len()).max(Lane::SWEEP_MIN);
-        }
-        lanes
-            .entry((delivery.call_id.clone(), delivery.endpoint()))
-            .or_insert_with(|| Lane::start(sender.clone(), Arc::clone(&log)))
-            .push(delivery);
-    }
-}
-
-/// A task that sends one lane's deliveries strictly in order; it ends when its [`Lane`] is dropped.
-#[derive(Debug)]
-struct Lane {
-    tx: mpsc::UnboundedSender<Delivery>,
-    /// Deliveries handed to the lane and not yet sent and logged.
-    pending: Arc<AtomicUsize>,
-}
-
-impl Lane {
-    /// Lanes kept before the first sweep.
-    const SWEEP_MIN: usize = 64;
-
-    fn start(sender: Sender, log: Arc<DeliveryLog>) -> Lane {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
-        let pending = Arc::new(AtomicUsize::new(0));
-        let done = Arc::clone(&pending);
-        tokio::spawn(async move {
-            while let Some(delivery) = rx.recv().await {
-                let outcome = sender.send(&delivery).await;
-                log.record(&delivery, 1, outcome);
-                done.fetch_sub(1, Ordering::AcqRel);
-            }
-        });
-        Lane { tx, pending }
-    }
-
-    fn push(&self, delivery: Delivery) {
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        // The lane's task only ends once this Lane is dropped.
-        let _ = self.tx.send(delivery);
-    }
-
-    /// Still has deliveries to send; an idle lane may be dropped without losing or reordering any.
-    fn busy(&self) -> bool {
-        self.pending.load(Ordering::Acquire) > 0
-    }
 }
 
 /// Renders call events into deliveries for the configured rules.
@@ -443,8 +360,8 @@ impl Notifier {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
     }
 
-    /// Queues the deliveries `event` calls for.
-    pub fn notify(&self, event: &CallEvent) {
+    /// Queues the deliveries `event` calls for; their commit, if there are any.
+    pub fn notify(&self, event: &CallEvent) -> Option<Commit> {
         let rules = Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner));
         let deliveries: Vec<Delivery> = rules
             .iter()
@@ -452,9 +369,7 @@ impl Notifier {
             .filter(|rule| rule.direction.is_none_or(|d| d == event.call.direction))
             .map(|rule| render(rule, event))
             .collect();
-        if !deliveries.is_empty() {
-            self.outbox.enqueue(deliveries);
-        }
+        (!deliveries.is_empty()).then(|| self.outbox.enqueue(deliveries))
     }
 }
 

@@ -7,10 +7,10 @@
 //! (`[store] history_days`) has passed. Pages run newest first and are addressed by the `seq` of the
 //! last call seen, which stays valid while new calls arrive.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{now_ms, Store, StoreError};
+use super::{Store, StoreError, Write};
 use crate::call::{Call, CallId};
 
 /// One page of history.
@@ -22,35 +22,40 @@ pub struct CallPage {
     pub next_before: Option<i64>,
 }
 
+/// Inserts `call` into the history, or updates it; `now` is when.
+pub(super) fn record(conn: &Connection, call: &Call, now: i64) -> Result<(), StoreError> {
+    let json = serde_json::to_string(call).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    conn.prepare_cached(
+        "INSERT INTO calls (id, started_at, updated_at, direction, remote_number, state, disposition, provider, call)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, direction = excluded.direction,
+             remote_number = excluded.remote_number, state = excluded.state, disposition = excluded.disposition,
+             provider = excluded.provider, call = excluded.call",
+    )?
+    .execute(params![
+        call.id.as_str(),
+        call.started_at.timestamp_millis(),
+        now,
+        call.direction.as_str(),
+        call.remote_number,
+        call.state.as_str(),
+        call.disposition.map(|d| d.as_str()),
+        call.provider,
+        json,
+    ])?;
+    Ok(())
+}
+
 impl Store {
-    /// Inserts `call`, or updates it if it is already there.
+    /// Inserts `call`, or updates it, and waits for the commit: for code outside async contexts.
+    /// The engine hands [`Write::Call`] to [`Store::write`] instead.
     pub fn record_call(&self, call: &Call) -> Result<(), StoreError> {
-        let json = serde_json::to_string(call).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO calls (id, started_at, updated_at, direction, remote_number, state, disposition, provider, call)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, direction = excluded.direction,
-                 remote_number = excluded.remote_number, state = excluded.state, disposition = excluded.disposition,
-                 provider = excluded.provider, call = excluded.call",
-        )?
-        .execute(params![
-            call.id.as_str(),
-            call.started_at.timestamp_millis(),
-            now_ms(),
-            call.direction.as_str(),
-            call.remote_number,
-            call.state.as_str(),
-            call.disposition.map(|d| d.as_str()),
-            call.provider,
-            json,
-        ])?;
-        Ok(())
+        self.write(vec![Write::Call(Box::new(call.clone()))]).wait_blocking()
     }
 
     /// Up to `limit` calls, newest first, older than the cursor `before` when given.
     pub fn calls_page(&self, before: Option<i64>, limit: usize) -> Result<CallPage, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut select = conn.prepare_cached("SELECT seq, call FROM calls WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2")?;
         // One more than asked tells whether there is a next page.
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
@@ -73,7 +78,7 @@ impl Store {
     }
 
     pub fn call(&self, id: &CallId) -> Result<Option<Call>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let json: Option<String> =
             conn.query_row("SELECT call FROM calls WHERE id = ?1", [id.as_str()], |row| row.get(0)).optional()?;
         json.map(|j| parse_call(&j)).transpose()
@@ -152,16 +157,17 @@ mod tests {
         store.enqueue(&[delivery], 86_400_000).expect("enqueue");
         {
             let conn = store.conn();
-            let long_ago = now_ms() - 40 * 86_400_000;
+            let long_ago = crate::store::now_ms() - 40 * 86_400_000;
             conn.execute("UPDATE calls SET updated_at = ?1 WHERE id = ?2", params![long_ago, old.id.as_str()]).expect("age call");
             conn.execute("UPDATE deliveries SET created_at = ?1", [long_ago]).expect("age delivery");
         }
         // A pending delivery is kept whatever its age.
-        let report = store.purge_older_than_days(30).expect("purge");
+        let purge = |days| crate::store::tests::block_on(store.purge_older_than_days(days));
+        let report = purge(30).expect("purge");
         assert_eq!((report.calls, report.deliveries), (1, 0));
         assert_eq!(store.calls_page(None, 10).expect("page").calls, vec![new.clone()]);
         store.conn().execute("UPDATE deliveries SET status = 'failed'", []).expect("fail it");
-        assert_eq!(store.purge_older_than_days(30).expect("purge").deliveries, 1);
-        assert_eq!(store.purge_older_than_days(0).expect("forever"), super::super::PurgeReport::default());
+        assert_eq!(purge(30).expect("purge").deliveries, 1);
+        assert_eq!(purge(0).expect("forever"), super::super::PurgeReport::default());
     }
 }

@@ -1,17 +1,20 @@
 //! The outbox and delivery log tables: every notification CallBridge owes a CRM, and every attempt.
 //!
-//! A delivery is written here when its call event happens ([`Store::enqueue`]), before anyone is told
-//! the event happened, so a crash afterwards cannot lose it. The outbox worker
-//! ([`crate::notify::durable`]) takes the due ones ([`Store::due`]) — per [`Lane`] (one call's
-//! notifications to one endpoint, the CRM server a rule's URL names) only the oldest pending one, which
-//! keeps each call's notifications to a CRM in event order while rules that go to different endpoints
-//! never wait for each other — and records each attempt's outcome ([`Store::finish_attempt`]). The same
-//! rows are the delivery log the API and the Activity view show.
+//! A delivery is written here when its call event happens ([`super::Write::Deliveries`], through the
+//! store's writer), before anyone is told the event happened, so a crash afterwards cannot lose it.
+//! The outbox worker ([`crate::notify::durable`]) hears of each one as it is committed, reads them all
+//! at start (`pending`), and, when more are pending than it holds in memory, takes the due ones
+//! from here ([`Store::due`]) — per [`Lane`] (one call's notifications to one endpoint, the CRM server
+//! a rule's URL names) only the oldest pending one, which keeps each call's notifications to a CRM in
+//! event order while rules that go to different endpoints never wait for each other. Each attempt's
+//! outcome is recorded ([`super::Write::Finish`]). The same rows are the delivery log the API and the
+//! Activity view show.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{now_ms, to_datetime, Store, StoreError};
+use super::writer::Job;
+use super::{now_ms, to_datetime, Store, StoreError, Write};
 use crate::call::CallId;
 use crate::notify::{Attempt, Delivery};
 
@@ -69,6 +72,8 @@ pub struct Due {
     /// Attempts made before this one.
     pub attempts: u32,
     pub expires_at: i64,
+    /// When it is to be attempted (ms since the epoch).
+    pub next_attempt_at: i64,
     pub delivery: Delivery,
     /// Its lane, as the store keeps it.
     pub lane: Lane,
@@ -146,7 +151,7 @@ pub enum RetryError {
 /// same endpoint is still pending), longest due first. `INDEXED BY` pins the plan: without statistics
 /// SQLite may prefer `deliveries_lane` and sort every pending row. The subquery is one seek in
 /// `deliveries_lane` (status, call, endpoint, id).
-const DUE: &str = "SELECT id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body, endpoint
+const DUE: &str = "SELECT id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body, endpoint, next_attempt_at
      FROM deliveries d INDEXED BY deliveries_due
      WHERE status = 'pending' AND next_attempt_at <= ?1
        AND NOT EXISTS (SELECT 1 FROM deliveries e
@@ -161,45 +166,164 @@ const NEXT_DUE: &str = "SELECT call_id, endpoint, next_attempt_at
                        WHERE e.status = 'pending' AND e.call_id = d.call_id AND e.endpoint = d.endpoint AND e.id < d.id)
      ORDER BY next_attempt_at, id";
 
+/// The columns [`due_from_row`] reads, in its order.
+const DUE_COLUMNS: &str = "id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body, endpoint, next_attempt_at";
+
 const ENTRY_COLUMNS: &str = "id, idempotency_key, call_id, event, rule_id, method, url, status, attempts, created_at, \
      expires_at, next_attempt_at, last_attempt_at, last_http_status, last_error, finished_at";
 
-impl Store {
-    /// Writes `deliveries` as pending, all or none, and wakes the worker. A delivery whose idempotency
-    /// key is already stored is the same delivery and is not added twice.
-    pub fn enqueue(&self, deliveries: &[Delivery], max_age_ms: i64) -> Result<(), StoreError> {
-        let now = now_ms();
-        {
-            let mut conn = self.conn();
-            let tx = conn.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO deliveries (idempotency_key, call_id, event, rule_id, method, url, headers, body, status,
-                                             created_at, expires_at, next_attempt_at, endpoint)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?9, ?11)
-                     ON CONFLICT (idempotency_key) DO NOTHING",
-                )?;
-                for d in deliveries {
-                    let headers = serde_json::to_string(&d.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    insert.execute(params![
-                        d.idempotency_key,
-                        d.call_id.as_str(),
-                        d.event,
-                        d.rule_id,
-                        d.method,
-                        d.url,
-                        headers,
-                        d.body,
-                        now,
-                        now.saturating_add(max_age_ms),
-                        d.endpoint(),
-                    ])?;
-                }
-            }
-            tx.commit()?;
+/// Inserts `d` as pending, due now (`now`) and retried until `max_age_ms` after. Returns it as due,
+/// or `None` when a delivery with its idempotency key is already stored (it is the same delivery).
+pub(super) fn insert(conn: &Connection, d: &Delivery, now: i64, max_age_ms: i64) -> Result<Option<Due>, StoreError> {
+    let headers = serde_json::to_string(&d.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let endpoint = d.endpoint();
+    let expires_at = now.saturating_add(max_age_ms);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO deliveries (idempotency_key, call_id, event, rule_id, method, url, headers, body, status,
+                                     created_at, expires_at, next_attempt_at, endpoint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?9, ?11)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )?
+        .execute(params![d.idempotency_key, d.call_id.as_str(), d.event, d.rule_id, d.method, d.url, headers, d.body, now, expires_at, endpoint])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Due {
+        id: conn.last_insert_rowid(),
+        attempts: 0,
+        expires_at,
+        next_attempt_at: now,
+        delivery: d.clone(),
+        lane: Lane { call_id: d.call_id.clone(), endpoint },
+    }))
+}
+
+/// Records attempt number `attempt` of delivery `id` and what happens next.
+pub(super) fn finish(conn: &Connection, id: i64, attempt: u32, at: i64, outcome: &Attempt, next: Next) -> Result<(), StoreError> {
+    let retry_in = match next {
+        Next::RetryIn(ms) => Some(ms),
+        _ => None,
+    };
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, http_status, error, response, elapsed_ms, retry_in_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        id,
+        attempt,
+        at,
+        outcome.status,
+        outcome.error,
+        outcome.response,
+        i64::try_from(outcome.elapsed_ms).unwrap_or(i64::MAX),
+        retry_in
+    ])?;
+    let (status, next_at, finished_at) = match next {
+        Next::Delivered => (DeliveryStatus::Delivered, at, Some(at)),
+        Next::RetryIn(ms) => (DeliveryStatus::Pending, at.saturating_add(ms), None),
+        Next::GiveUp => (DeliveryStatus::Failed, at, Some(at)),
+    };
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_attempt_at = ?5,
+                               last_http_status = ?6, last_error = ?7, finished_at = ?8
+         WHERE id = ?1",
+    )?
+    .execute(params![id, status.as_str(), attempt, next_at, at, outcome.status, outcome.error, finished_at])?;
+    Ok(())
+}
+
+/// Makes a pending or failed delivery due now, with a fresh maximum age.
+pub(super) fn retry(conn: &Connection, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
+    let now = now_ms();
+    let status: Option<String> =
+        conn.query_row("SELECT status FROM deliveries WHERE id = ?1", [id], |row| row.get(0)).optional().map_err(StoreError::from)?;
+    match status.as_deref() {
+        None => return Err(RetryError::Unknown(id)),
+        Some("delivered") => return Err(RetryError::AlreadyDelivered(id)),
+        Some(_) => {}
+    }
+    conn.execute(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, expires_at = ?3, finished_at = NULL WHERE id = ?1",
+        params![id, now, now.saturating_add(max_age_ms)],
+    )
+    .map_err(StoreError::from)?;
+    entry(conn, id)?.ok_or(RetryError::Unknown(id))
+}
+
+/// Delivery `id` as due, if it is pending.
+pub(super) fn pending_by_id(conn: &Connection, id: i64) -> Result<Option<Due>, StoreError> {
+    let mut select = conn.prepare_cached(&format!("SELECT {DUE_COLUMNS} FROM deliveries WHERE id = ?1 AND status = 'pending'"))?;
+    let mut rows = select.query([id])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(due_from_row(row)??)),
+        None => Ok(None),
+    }
+}
+
+/// Every pending delivery in id order, or `None` when there are more than `limit`.
+pub(super) fn pending(conn: &Connection, limit: usize) -> Result<Option<Vec<Due>>, StoreError> {
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'", [], |row| row.get(0))?;
+    if usize::try_from(count).unwrap_or(usize::MAX) > limit {
+        return Ok(None);
+    }
+    let mut select = conn.prepare_cached(&format!("SELECT {DUE_COLUMNS} FROM deliveries WHERE status = 'pending' ORDER BY id"))?;
+    let mut rows = select.query([])?;
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        all.push(due_from_row(row)??);
+    }
+    Ok(Some(all))
+}
+
+/// See [`Store::due`].
+pub(super) fn due(conn: &Connection, now: i64, held: impl Fn(&str, &str) -> bool, limit: usize) -> Result<Vec<Due>, StoreError> {
+    let mut due = Vec::new();
+    if limit == 0 {
+        return Ok(due);
+    }
+    let mut select = conn.prepare_cached(DUE)?;
+    let mut rows = select.query([now])?;
+    while let Some(row) = rows.next()? {
+        // Held lanes head the walk under load: skip them before decoding the rest of the row.
+        let call = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
+        let endpoint = row.get_ref(11)?.as_str().map_err(rusqlite::Error::from)?;
+        if held(call, endpoint) {
+            continue;
         }
-        self.outbox_changed().notify_one();
-        Ok(())
+        due.push(due_from_row(row)??);
+        if due.len() == limit {
+            break;
+        }
+    }
+    Ok(due)
+}
+
+/// See [`Store::next_due_at`].
+pub(super) fn next_due_at(conn: &Connection, held: impl Fn(&str, &str) -> bool) -> Result<Option<i64>, StoreError> {
+    let mut select = conn.prepare_cached(NEXT_DUE)?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let call = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let endpoint = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        if !held(call, endpoint) {
+            return Ok(Some(row.get(2)?));
+        }
+    }
+    Ok(None)
+}
+
+fn entry(conn: &Connection, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
+    let entry = conn.query_row(&format!("SELECT {ENTRY_COLUMNS} FROM deliveries WHERE id = ?1"), [id], entry_from_row).optional()?;
+    entry.transpose()
+}
+
+impl Store {
+    /// Writes `deliveries` as pending, all or none, and waits for the commit: for code outside
+    /// async contexts (the outbox hands [`Write::Deliveries`] to [`Store::write`]). A delivery whose
+    /// idempotency key is already stored is the same delivery and is not added twice.
+    pub fn enqueue(&self, deliveries: &[Delivery], max_age_ms: i64) -> Result<(), StoreError> {
+        self.write(vec![Write::Deliveries { deliveries: deliveries.to_vec(), max_age_ms }]).wait_blocking()
     }
 
     /// Up to `limit` deliveries due at `now`, the longest due first: for each [`Lane`], only its oldest
@@ -210,108 +334,31 @@ impl Store {
     /// `deliveries_due` index and stop as soon as they have their answer, so the worker's cost per
     /// attempt does not grow with the delivery log.
     pub fn due(&self, now: i64, held: impl Fn(&str, &str) -> bool, limit: usize) -> Result<Vec<Due>, StoreError> {
-        let conn = self.conn();
-        let mut select = conn.prepare_cached(DUE)?;
-        let mut due = Vec::new();
-        if limit == 0 {
-            return Ok(due);
-        }
-        let mut rows = select.query([now])?;
-        while let Some(row) = rows.next()? {
-            // Held lanes head the walk under load: skip them before decoding the rest of the row.
-            let call = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
-            let endpoint = row.get_ref(11)?.as_str().map_err(rusqlite::Error::from)?;
-            if held(call, endpoint) {
-                continue;
-            }
-            due.push(due_from_row(row)??);
-            if due.len() == limit {
-                break;
-            }
-        }
-        Ok(due)
+        due(&*self.read()?, now, held, limit)
     }
 
     /// When the next pending delivery that heads its lane falls due, if any, leaving out the lanes
     /// `held(call id, endpoint)` holds back.
     pub fn next_due_at(&self, held: impl Fn(&str, &str) -> bool) -> Result<Option<i64>, StoreError> {
-        let conn = self.conn();
-        let mut select = conn.prepare_cached(NEXT_DUE)?;
-        let mut rows = select.query([])?;
-        while let Some(row) = rows.next()? {
-            let call = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-            let endpoint = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            if !held(call, endpoint) {
-                return Ok(Some(row.get(2)?));
-            }
-        }
-        Ok(None)
+        next_due_at(&*self.read()?, held)
     }
 
-    /// Records attempt number `attempt` of delivery `id` and what happens next, in one transaction.
+    /// Records attempt number `attempt` of delivery `id` and what happens next, and waits for the
+    /// commit: for code outside async contexts (the worker hands [`Write::Finish`] to [`Store::write`]).
     pub fn finish_attempt(&self, id: i64, attempt: u32, at: i64, outcome: &Attempt, next: Next) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let retry_in = match next {
-            Next::RetryIn(ms) => Some(ms),
-            _ => None,
-        };
-        tx.execute(
-            "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, http_status, error, response, elapsed_ms, retry_in_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                id,
-                attempt,
-                at,
-                outcome.status,
-                outcome.error,
-                outcome.response,
-                i64::try_from(outcome.elapsed_ms).unwrap_or(i64::MAX),
-                retry_in
-            ],
-        )?;
-        let (status, next_at, finished_at) = match next {
-            Next::Delivered => (DeliveryStatus::Delivered, at, Some(at)),
-            Next::RetryIn(ms) => (DeliveryStatus::Pending, at.saturating_add(ms), None),
-            Next::GiveUp => (DeliveryStatus::Failed, at, Some(at)),
-        };
-        tx.execute(
-            "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_attempt_at = ?5,
-                                   last_http_status = ?6, last_error = ?7, finished_at = ?8
-             WHERE id = ?1",
-            params![id, status.as_str(), attempt, next_at, at, outcome.status, outcome.error, finished_at],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.write(vec![Write::Finish { id, attempt, at, outcome: outcome.clone(), next }]).wait_blocking()
     }
 
-    /// Makes a pending or failed delivery due now, with a fresh maximum age, and wakes the worker.
-    pub fn retry_delivery(&self, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
-        let now = now_ms();
-        {
-            let conn = self.conn();
-            let status: Option<String> = conn
-                .query_row("SELECT status FROM deliveries WHERE id = ?1", [id], |row| row.get(0))
-                .optional()
-                .map_err(StoreError::from)?;
-            match status.as_deref() {
-                None => return Err(RetryError::Unknown(id)),
-                Some("delivered") => return Err(RetryError::AlreadyDelivered(id)),
-                Some(_) => {}
-            }
-            conn.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, expires_at = ?3, finished_at = NULL WHERE id = ?1",
-                params![id, now, now.saturating_add(max_age_ms)],
-            )
-            .map_err(StoreError::from)?;
-        }
-        self.outbox_changed().notify_one();
-        self.delivery(id)?.ok_or(RetryError::Unknown(id))
+    /// Makes a pending or failed delivery due now, with a fresh maximum age, and tells the worker.
+    pub async fn retry_delivery(&self, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Retry { id, max_age_ms, reply })?;
+        rx.await.unwrap_or(Err(RetryError::Store(StoreError::WriterStopped)))
     }
 
     /// Deliveries, newest first: those with an id below `before` when given, of `status` when given.
     pub fn deliveries(&self, before: Option<i64>, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<DeliveryEntry>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut select = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM deliveries
              WHERE id < ?1 AND (?2 IS NULL OR status = ?2)
@@ -323,16 +370,12 @@ impl Store {
     }
 
     pub fn delivery(&self, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
-        let conn = self.conn();
-        let entry = conn
-            .query_row(&format!("SELECT {ENTRY_COLUMNS} FROM deliveries WHERE id = ?1"), [id], entry_from_row)
-            .optional()?;
-        entry.transpose()
+        entry(&*self.read()?, id)
     }
 
     /// Every attempt of delivery `id`, first first.
     pub fn attempts(&self, id: i64) -> Result<Vec<AttemptEntry>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut select = conn.prepare_cached(
             "SELECT attempt, at, http_status, error, response, elapsed_ms, retry_in_ms
              FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY attempt",
@@ -353,7 +396,7 @@ impl Store {
 
     /// How many deliveries are in each status: (pending, delivered, failed).
     pub fn delivery_counts(&self) -> Result<(u64, u64, u64), StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let count = |status: &str| -> Result<u64, StoreError> {
             let n: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = ?1", [status], |row| row.get(0))?;
             Ok(u64::try_from(n).unwrap_or_default())
@@ -374,6 +417,7 @@ fn due_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Due, StoreError>> {
         id: row.get(0)?,
         attempts: row.get(1)?,
         expires_at: row.get(2)?,
+        next_attempt_at: row.get(12)?,
         lane: Lane { call_id: call_id.clone(), endpoint: row.get(11)? },
         delivery: Delivery {
             idempotency_key: row.get(3)?,
@@ -591,12 +635,13 @@ mod tests {
         assert_eq!((attempts[1].response.as_deref(), attempts[1].retry_in_ms), (Some("no"), None));
         assert_eq!(store.delivery_counts().expect("counts"), (0, 0, 1));
 
-        let retried = store.retry_delivery(d.id, DAY).expect("retry");
+        let retry = |id| crate::store::tests::block_on(store.retry_delivery(id, DAY));
+        let retried = retry(d.id).expect("retry");
         assert_eq!(retried.status, DeliveryStatus::Pending);
         assert_eq!(store.due(now_ms(), free, 10).expect("due").len(), 1);
         store.finish_attempt(d.id, 3, now_ms(), &ok(), Next::Delivered).expect("third");
-        assert!(matches!(store.retry_delivery(d.id, DAY), Err(RetryError::AlreadyDelivered(_))));
-        assert!(matches!(store.retry_delivery(999, DAY), Err(RetryError::Unknown(999))));
+        assert!(matches!(retry(d.id), Err(RetryError::AlreadyDelivered(_))));
+        assert!(matches!(retry(999), Err(RetryError::Unknown(999))));
     }
 
     #[test]

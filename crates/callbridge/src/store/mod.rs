@@ -6,10 +6,11 @@
 //! transaction in WAL mode, so what was written survives CallBridge crashing or being killed
 //! (`kill -9`), and the file is never left half-written. By default ([`Durability::Crash`]) a commit
 //! is handed to the OS but not flushed to the disk (`synchronous = NORMAL`): flushing costs one
-//! `fsync` per call event — milliseconds, more than the rest of the event's handling together — and
-//! would only matter if the machine lost power in the moment between the write and the OS writing it
-//! back. [`Durability::PowerLoss`] (`[store] durability = "power-loss"`) flushes every commit
-//! (`synchronous = FULL`) for those who want that moment covered too. One CallBridge owns the file at
+//! `fsync` per commit — milliseconds — and would only matter if the machine lost power in the moment
+//! between the write and the OS writing it back. [`Durability::PowerLoss`] (`[store] durability =
+//! "power-loss"`) flushes every commit (`synchronous = FULL`) for those who want that moment covered
+//! too; as a commit holds every write that was waiting (see [`writer`]), that is one flush per group
+//! of events, not one per event. One CallBridge owns the file at
 //! a time: it holds a lock on `callbridge.sqlite3.lock` beside it, and a second instance is told so
 //! instead of sending the same notifications twice. Checkpoints of the write-ahead log run on a
 //! thread of their own ([`checkpoint`]).
@@ -17,20 +18,27 @@
 //! The schema is versioned with SQLite's `user_version` and migrated forward on open; a file written by
 //! a newer CallBridge is refused rather than misread. Secrets never go in here.
 //!
-//! The connection sits behind a mutex and every operation is one short statement or transaction, so
-//! callers use it directly — also from async code, where the wait is far below a scheduler tick.
+//! Writes go through one thread of their own ([`writer`]), which owns the write connection and
+//! commits everything that is waiting in one transaction (group commit); callers hand it their
+//! writes without blocking and await the [`Commit`] when they must. Reads (the API's pages, counts)
+//! use a connection of their own, which in WAL mode never waits for the writer.
 
 pub mod calls;
 mod checkpoint;
 pub mod deliveries;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender as JobSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot};
+
+pub use writer::{Commit, Commits, Write};
+use writer::{Feed, Held, Job, Stats};
 
 /// The file name inside the platform's data directory.
 pub const FILE_NAME: &str = "callbridge.sqlite3";
@@ -124,20 +132,75 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot start the store's checkpoint thread: {0}")]
     CheckpointThread(std::io::Error),
+    #[error("cannot start the store's writer thread: {0}")]
+    WriterThread(std::io::Error),
+    #[error("could not save to the store: {0}")]
+    NotSaved(String),
+    #[error("the store's writer has stopped; nothing more can be saved until CallBridge restarts")]
+    WriterStopped,
 }
 
 #[derive(Debug)]
 struct Inner {
-    conn: Mutex<Connection>,
+    /// The writer thread's connection; tests and the in-memory store's reads use it too.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the writer thread has its own handle; tests look through this one"))]
+    write: Arc<Mutex<Connection>>,
+    /// The connection reads use: the writer's in memory; for a file one of its own, opened at the
+    /// first read (a bridge nobody asks for its history or log never pays for it).
+    read: Reader,
+    /// The writer thread's queue; `None` once the store is closing.
+    jobs: Option<JobSender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    stats: Arc<Stats>,
     /// Held locked while the store is open: one process owns the outbox. `None` in memory.
     _owner: Option<std::fs::File>,
     /// Where the file is; `None` for an in-memory store.
     path: Option<PathBuf>,
-    /// Signalled when there is new work for the outbox worker (a new or retried delivery).
-    outbox_changed: Notify,
 }
 
-/// See the module documentation. Cheap to clone; all clones share one connection.
+impl Drop for Inner {
+    /// Lets the writer finish what it was given before the file's lock is let go.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the store's writer thread panicked");
+            }
+        }
+    }
+}
+
+/// Where reads go.
+#[derive(Debug)]
+enum Reader {
+    /// The writer's connection (an in-memory database is private to its connection).
+    Writer(Arc<Mutex<Connection>>),
+    /// A connection of its own, opened at the first read.
+    Own(Mutex<Option<Connection>>),
+}
+
+/// A locked read connection.
+enum ReadGuard<'a> {
+    Writer(MutexGuard<'a, Connection>),
+    /// Always `Some`: [`Store::read`] opens it before handing it out.
+    Own(MutexGuard<'a, Option<Connection>>),
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            ReadGuard::Writer(conn) => conn,
+            ReadGuard::Own(conn) => match conn.as_ref() {
+                Some(conn) => conn,
+                None => unreachable!("Store::read opens the connection before handing it out"),
+            },
+        }
+    }
+}
+
+/// See the module documentation. Cheap to clone; all clones share one writer.
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -157,7 +220,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", durability.synchronous()).map_err(open_err)?;
         migrate(&conn, Some(path))?;
         checkpoint::start(&mut conn, path)?;
-        Store::finish_open(conn, Some(path.to_owned()), Some(owner))
+        Store::finish_open(conn, true, Some(path.to_owned()), Some(owner))
     }
 
     /// A store in memory only: the same schema and code, gone when the process ends. For tests and
@@ -166,12 +229,23 @@ impl Store {
         // Opening an in-memory database only fails when SQLite cannot allocate: nothing works then.
         let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("cannot open an in-memory SQLite database: {e}"));
         migrate(&conn, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"));
-        Store::finish_open(conn, None, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"))
+        Store::finish_open(conn, false, None, None).unwrap_or_else(|e| panic!("cannot create the in-memory store: {e}"))
     }
 
-    fn finish_open(conn: Connection, path: Option<PathBuf>, owner: Option<std::fs::File>) -> Result<Store, StoreError> {
+    fn finish_open(conn: Connection, own_reader: bool, path: Option<PathBuf>, owner: Option<std::fs::File>) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(Store { inner: Arc::new(Inner { conn: Mutex::new(conn), _owner: owner, path, outbox_changed: Notify::new() }) })
+        let write = Arc::new(Mutex::new(conn));
+        let read = if own_reader { Reader::Own(Mutex::new(None)) } else { Reader::Writer(Arc::clone(&write)) };
+        let stats = Arc::new(Stats::default());
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let writer = {
+            let (conn, stats) = (Arc::clone(&write), Arc::clone(&stats));
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer::run(conn, &queue, stats))
+                .map_err(StoreError::WriterThread)?
+        };
+        Ok(Store { inner: Arc::new(Inner { write, read, jobs: Some(jobs), writer: Some(writer), stats, _owner: owner, path }) })
     }
 
     /// The file, or `None` in memory.
@@ -179,28 +253,120 @@ impl Store {
         self.inner.path.as_deref()
     }
 
+    /// The writer's connection (tests look at and change the file through it).
+    #[cfg(test)]
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.inner.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.write.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn outbox_changed(&self) -> &Notify {
-        &self.inner.outbox_changed
+    /// The connection for reads, opened if need be.
+    fn read(&self) -> Result<ReadGuard<'_>, StoreError> {
+        match &self.inner.read {
+            Reader::Writer(conn) => Ok(ReadGuard::Writer(conn.lock().unwrap_or_else(PoisonError::into_inner))),
+            Reader::Own(conn) => {
+                let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                if guard.is_none() {
+                    let path = self.inner.path.clone().unwrap_or_default();
+                    let open_err = |source| StoreError::Open { path: path.clone(), source };
+                    let read = Connection::open(&path).map_err(open_err)?;
+                    read.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+                    read.pragma_update(None, "query_only", "ON").map_err(open_err)?;
+                    *guard = Some(read);
+                }
+                Ok(ReadGuard::Own(guard))
+            }
+        }
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        match &self.inner.jobs {
+            Some(jobs) => jobs.send(job).map_err(|_| StoreError::WriterStopped),
+            None => Err(StoreError::WriterStopped),
+        }
+    }
+
+    /// Hands `writes` to the writer, to be committed together (and with whatever else is waiting).
+    /// Never blocks; await the [`Commit`] to know they are durable.
+    pub fn write(&self, writes: Vec<Write>) -> Commit {
+        let (done, rx) = oneshot::channel();
+        match self.send(Job::Write { writes, done: Some(done), then: None }) {
+            Ok(()) => Commit::pending(rx),
+            Err(e) => Commit::failed(e),
+        }
+    }
+
+    /// Runs `then` on the writer's thread once every write handed over before is committed (or has
+    /// failed), in order with the writes: for telling others of what is now durable. `then` must
+    /// not block.
+    pub fn after_commit(&self, then: writer::Then) {
+        if let Err(Job::Write { then: Some(then), .. }) = self.send_job(Job::Write { writes: Vec::new(), done: None, then: Some(then) }) {
+            then();
+        }
+    }
+
+    /// Sends `job`, or gives it back when the writer is gone.
+    fn send_job(&self, job: Job) -> Result<(), Job> {
+        match &self.inner.jobs {
+            Some(jobs) => jobs.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
+    }
+
+    /// Waits until every write handed over before is committed (or failed): for readers that must
+    /// see them (the history API after a command whose history row was not awaited).
+    pub fn settled(&self) -> Commit {
+        self.write(Vec::new())
+    }
+
+    /// Where the outbox worker hears of committed deliveries: first a snapshot of the pending ones
+    /// (`None` when there are more than `limit`), then every commit's. One listener at a time.
+    pub(crate) fn feed(&self, limit: usize) -> mpsc::UnboundedReceiver<Feed> {
+        let (feed, rx) = mpsc::unbounded_channel();
+        if let Err(e) = self.send(Job::Attach { feed, limit }) {
+            tracing::error!(error = %e, "the outbox cannot hear of new notifications");
+        }
+        rx
+    }
+
+    /// Asks for another snapshot of the pending deliveries over the feed.
+    pub(crate) fn ask_snapshot(&self, limit: usize) {
+        if let Err(e) = self.send(Job::Snapshot { limit }) {
+            tracing::error!(error = %e, "cannot ask the store for the pending notifications");
+        }
+    }
+
+    /// Due deliveries (see [`Store::due`]) read by the writer, in line with the writes before.
+    pub(crate) async fn due_in_line(&self, now: i64, held: Held, limit: usize) -> writer::DueAnswer {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Due { now, held, limit, reply })?;
+        rx.await.unwrap_or(Err(StoreError::WriterStopped))
     }
 
     /// Removes calls and finished deliveries older than `days` (0: nothing). Pending deliveries stay:
     /// their own maximum age governs them.
-    pub fn purge_older_than_days(&self, days: u32) -> Result<PurgeReport, StoreError> {
+    pub async fn purge_older_than_days(&self, days: u32) -> Result<PurgeReport, StoreError> {
         if days == 0 {
             return Ok(PurgeReport::default());
         }
         let cutoff = now_ms() - i64::from(days) * 86_400_000;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let calls = tx.execute("DELETE FROM calls WHERE updated_at < ?1", [cutoff])?;
-        let deliveries = tx.execute("DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?1", [cutoff])?;
-        tx.commit()?;
-        Ok(PurgeReport { calls, deliveries })
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Purge { cutoff, reply })?;
+        rx.await.unwrap_or(Err(StoreError::WriterStopped))
     }
+}
+
+/// Removes calls and finished deliveries last changed before `cutoff`.
+fn purge(conn: &Connection, cutoff: i64) -> Result<PurgeReport, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let calls = tx.execute("DELETE FROM calls WHERE updated_at < ?1", [cutoff])?;
+    let deliveries = tx.execute("DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?1", [cutoff])?;
+    tx.commit()?;
+    Ok(PurgeReport { calls, deliveries })
 }
 
 /// What a purge removed.
@@ -338,8 +504,13 @@ pub(crate) fn to_datetime(ms: i64) -> chrono::DateTime<chrono::Utc> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Runs `future` to its end on a runtime of its own, for tests that are not async.
+    pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
+    }
 
     #[test]
     fn a_second_process_is_refused_and_the_file_reopens_after() {

@@ -104,7 +104,7 @@ async fn receive(engine: Engine, uri: Uri, headers: HeaderMap, body: Result<Byte
         "extension": event.local_extension,
         "call_id": event.provider_call_id,
     });
-    let events: Vec<_> = engine.observe(event).into_iter().map(|e| json!({"event": e.kind, "call_id": e.call.id})).collect();
+    let events: Vec<_> = engine.observe_durably(event).await?.into_iter().map(|e| json!({"event": e.kind, "call_id": e.call.id})).collect();
     Ok(Json(json!({ "ok": true, "understood": understood, "events": events })))
 }
 

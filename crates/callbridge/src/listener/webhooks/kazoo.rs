@@ -71,6 +71,6 @@ pub async fn receive(
         "number": provider_event.remote_number,
         "call_id": provider_event.provider_call_id,
     });
-    let events: Vec<_> = engine.observe(provider_event).into_iter().map(|e| json!({"event": e.kind, "call_id": e.call.id})).collect();
+    let events: Vec<_> = engine.observe_durably(provider_event).await?.into_iter().map(|e| json!({"event": e.kind, "call_id": e.call.id})).collect();
     Ok(Json(json!({ "ok": true, "understood": understood, "events": events })))
 }

@@ -39,7 +39,7 @@ const WEBHOOK: &str = "telecmi";
 )]
 pub async fn post(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let payload = payload::read(WEBHOOK, &headers, uri.query(), body)?;
-    accept(&engine, &payload.into_value())
+    accept(&engine, &payload.into_value()).await
 }
 
 /// A TeleCMI event in the query string.
@@ -64,10 +64,10 @@ pub async fn post(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, bo
 )]
 pub async fn get(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let payload = payload::read(WEBHOOK, &headers, uri.query(), body)?;
-    accept(&engine, &payload.into_value())
+    accept(&engine, &payload.into_value()).await
 }
 
-fn accept(engine: &Engine, fields: &Value) -> Result<Json<Value>, ApiError> {
+async fn accept(engine: &Engine, fields: &Value) -> Result<Json<Value>, ApiError> {
     let parsed = parse_all(fields).map_err(|why| payload::refused(WEBHOOK, why))?;
     let provider = engine.provider();
     let telecmi = provider.as_any().and_then(|p| p.downcast_ref::<TeleCmi>());
@@ -84,8 +84,10 @@ fn accept(engine: &Engine, fields: &Value) -> Result<Json<Value>, ApiError> {
             Some(telecmi) => telecmi.settle(item.event),
             None => vec![item.event],
         };
-        for event in now.into_iter().flat_map(|e| engine.observe(e)) {
-            produced.push(json!({ "event": event.kind, "call_id": event.call.id }));
+        for event in now {
+            for event in engine.observe_durably(event).await? {
+                produced.push(json!({ "event": event.kind, "call_id": event.call.id }));
+            }
         }
     }
     Ok(Json(json!({ "ok": true, "understood": understood, "events": produced })))

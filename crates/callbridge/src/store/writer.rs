@@ -1,0 +1,460 @@
+//! The store's writer: one thread that owns the write connection and commits in groups.
+//!
+//! Every write — a call's history row, a call event's notifications, the outcome of a delivery
+//! attempt, a manual retry, a purge — is a job sent over a channel to this thread, which never
+//! blocks the sender. The thread takes the first job, then everything else waiting, and writes it all
+//! in one transaction: one commit (and with `durability = "power-loss"`, one flush to the disk) for
+//! all the events that came in meanwhile, however many. Whoever must not go on before a write is
+//! durable — a request that must not be answered before its notification is stored — awaits its
+//! [`Commit`] without holding a thread; every waiter of a group hears the group's outcome.
+//!
+//! When a group fails (disk full, I/O error), each of its jobs is tried again on its own, so one bad
+//! write does not fail the others, and whatever still fails is reported to its waiters as a
+//! [`StoreError::NotSaved`]. Notifications that could not be written are kept by the thread and
+//! written again before its next group (and every [`RESAVE_EVERY`] while there are some), so a full
+//! disk delays them rather than losing them — unless CallBridge stops before the disk has room again.
+//!
+//! The outbox worker is told of every delivery the moment it is committed, over its feed ([`Feed`]):
+//! first a snapshot of what is pending, then each commit's new deliveries, in the order of the
+//! commits. A job panicking (a bug) is caught and logged, and the thread goes on with the next group.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::deliveries::{self, DeliveryEntry, Due, Next, RetryError};
+use super::{now_ms, StoreError};
+use crate::call::Call;
+use crate::notify::{Attempt, Delivery};
+
+/// Most jobs in one group: bounds how long a commit takes, and so the wait of the first in it.
+const MAX_GROUP: usize = 1_024;
+
+/// How often notifications that could not be written are tried again while nothing else comes.
+pub const RESAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Inserts the call into the history, or updates it.
+    Call(Box<Call>),
+    /// Queues notifications as pending, each to be sent until `max_age_ms` from now.
+    Deliveries { deliveries: Vec<Delivery>, max_age_ms: i64 },
+    /// Records attempt number `attempt` of delivery `id`, started at `at`, and what happens next.
+    Finish { id: i64, attempt: u32, at: i64, outcome: Attempt, next: Next },
+}
+
+/// The attempts in flight, as the outbox worker tells the store which deliveries to leave out.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    /// (call id, endpoint) of each lane with an attempt in flight.
+    pub lanes: HashSet<(String, String)>,
+    /// Endpoints with as many attempts in flight as they may have.
+    pub endpoints: HashSet<String>,
+}
+
+impl Held {
+    fn holds(&self, call: &str, endpoint: &str) -> bool {
+        self.endpoints.contains(endpoint) || self.lanes.contains(&(call.to_owned(), endpoint.to_owned()))
+    }
+}
+
+/// What the outbox worker hears from the writer, in commit order.
+#[derive(Debug)]
+pub enum Feed {
+    /// Every pending delivery in id order, as committed when it was taken; `None` when there were
+    /// more than the worker asked to hold in memory.
+    Snapshot(Option<Vec<Due>>),
+    /// Deliveries one commit added, in id order.
+    Added(Vec<Due>),
+    /// A delivery made due again by hand.
+    Retried(Box<Due>),
+}
+
+/// The due deliveries and when the next one falls due, for an outbox worker reading the store.
+pub type DueAnswer = Result<(Vec<Due>, Option<i64>), StoreError>;
+
+/// Something to do once the writes handed over before it are committed (or failed).
+pub type Then = Box<dyn FnOnce() + Send>;
+
+pub(super) enum Job {
+    Write { writes: Vec<Write>, done: Option<oneshot::Sender<Result<(), StoreError>>>, then: Option<Then> },
+    Retry { id: i64, max_age_ms: i64, reply: oneshot::Sender<Result<DeliveryEntry, RetryError>> },
+    Purge { cutoff: i64, reply: oneshot::Sender<Result<super::PurgeReport, StoreError>> },
+    /// From now on, tell `feed` of every committed delivery, starting with a snapshot of at most `limit`.
+    Attach { feed: mpsc::UnboundedSender<Feed>, limit: usize },
+    /// A snapshot of at most `limit` pending deliveries, over the feed.
+    Snapshot { limit: usize },
+    Due { now: i64, held: Held, limit: usize, reply: oneshot::Sender<DueAnswer> },
+}
+
+/// Counts the writer's commits (for tests and diagnostics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub commits: AtomicU64,
+}
+
+/// Waits for a write to be committed. Dropping it does not cancel the write.
+#[derive(Debug)]
+#[must_use = "a write is only known to be durable once its commit has been awaited"]
+pub struct Commit(Result<oneshot::Receiver<Result<(), StoreError>>, StoreError>);
+
+impl Commit {
+    pub(super) fn pending(rx: oneshot::Receiver<Result<(), StoreError>>) -> Commit {
+        Commit(Ok(rx))
+    }
+
+    pub(super) fn failed(e: StoreError) -> Commit {
+        Commit(Err(e))
+    }
+
+    /// Until the write is committed (or failed).
+    pub async fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            Ok(rx) => rx.await.unwrap_or(Err(StoreError::WriterStopped)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Self::wait`] for code outside async contexts (it panics inside a Tokio runtime).
+    pub fn wait_blocking(self) -> Result<(), StoreError> {
+        match self.0 {
+            Ok(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::WriterStopped)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lets the write go on without waiting for it; the writer logs it if it fails.
+    pub fn detach(self) {}
+}
+
+/// Several commits awaited together: the writes of one request.
+#[derive(Debug, Default)]
+#[must_use = "writes are only known to be durable once their commits have been awaited"]
+pub struct Commits(Vec<Commit>);
+
+impl Commits {
+    pub fn push(&mut self, commit: Commit) {
+        self.0.push(commit);
+    }
+
+    pub fn extend(&mut self, other: Commits) {
+        self.0.extend(other.0);
+    }
+
+    /// Until every write is committed; the first error if one failed.
+    pub async fn wait(self) -> Result<(), StoreError> {
+        let mut first_error = None;
+        for commit in self.0 {
+            if let Err(e) = commit.wait().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Lets the writes go on without waiting for them.
+    pub fn detach(self) {}
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Arc<Mutex<Connection>>,
+    feed: Option<mpsc::UnboundedSender<Feed>>,
+    /// Notifications whose write failed, to be written again.
+    unsaved: Vec<Write>,
+    stats: Arc<Stats>,
+}
+
+/// Runs the writer until every sender of `jobs` is gone.
+pub(super) fn run(conn: Arc<Mutex<Connection>>, jobs: &Receiver<Job>, stats: Arc<Stats>) {
+    let mut writer = Writer { conn, feed: None, unsaved: Vec::new(), stats };
+    loop {
+        let first = if writer.unsaved.is_empty() {
+            match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(_) => break,
+            }
+        } else {
+            match jobs.recv_timeout(RESAVE_EVERY) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        let conn = Arc::clone(&writer.conn);
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        // Everything that is waiting now goes into this group.
+        let mut group: Vec<Job> = first.into_iter().collect();
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.group(&conn, group)));
+        if outcome.is_err() {
+            tracing::error!("the store's writer failed on a group of writes (a bug); their waiters are told, and it goes on");
+        }
+    }
+    if !writer.unsaved.is_empty() {
+        tracing::error!(count = writer.unsaved.len(), "the store closed with notifications it could not write; they are lost");
+    }
+}
+
+/// One job of a run of writes, with its waiter and what to do after.
+struct Waiting {
+    writes: Vec<Write>,
+    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    then: Option<Then>,
+}
+
+impl Waiting {
+    /// Tells the waiter, then does what was to be done after.
+    fn answer(self, result: Result<(), StoreError>) {
+        if let Some(done) = self.done {
+            let _ = done.send(result);
+        }
+        if let Some(then) = self.then {
+            then();
+        }
+    }
+}
+
+impl Writer {
+    /// Carries out one group: runs of writes in one transaction each, other jobs in between, in order.
+    fn group(&mut self, conn: &Connection, group: Vec<Job>) {
+        let mut writes: Vec<Waiting> = Vec::new();
+        if !self.unsaved.is_empty() {
+            writes.push(Waiting { writes: std::mem::take(&mut self.unsaved), done: None, then: None });
+        }
+        for job in group {
+            match job {
+                Job::Write { writes: w, done, then } => writes.push(Waiting { writes: w, done, then }),
+                other => {
+                    self.commit(conn, std::mem::take(&mut writes));
+                    self.other(conn, other);
+                }
+            }
+        }
+        self.commit(conn, writes);
+    }
+
+    /// Commits `jobs` together; if that fails, each on its own, so only the failing ones fail.
+    fn commit(&mut self, conn: &Connection, jobs: Vec<Waiting>) {
+        if jobs.is_empty() {
+            return;
+        }
+        match self.transaction(conn, &jobs) {
+            Ok(added) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.tell(Feed::Added(added));
+                for job in jobs {
+                    job.answer(Ok(()));
+                }
+            }
+            Err(e) if jobs.len() > 1 => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "a group of writes failed; writing each on its own");
+                for job in jobs {
+                    self.commit(conn, vec![job]);
+                }
+            }
+            Err(e) => {
+                let Some(mut job) = jobs.into_iter().next() else { return };
+                let kept: Vec<Write> = std::mem::take(&mut job.writes).into_iter().filter(|w| matches!(w, Write::Deliveries { .. })).collect();
+                let message = if kept.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e}; its notifications are kept in memory and written as soon as the store takes writes again")
+                };
+                tracing::error!(error = %message, "cannot write to the store");
+                self.unsaved.extend(kept);
+                job.answer(Err(StoreError::NotSaved(message)));
+            }
+        }
+    }
+
+    /// Writes every job's writes in one transaction; the deliveries it added, for the feed.
+    fn transaction(&self, conn: &Connection, jobs: &[Waiting]) -> Result<Vec<Due>, StoreError> {
+        let tx = conn.unchecked_transaction()?;
+        let mut added = Vec::new();
+        let now = now_ms();
+        for job in jobs {
+            for write in &job.writes {
+                match write {
+                    Write::Call(call) => super::calls::record(&tx, call, now)?,
+                    Write::Deliveries { deliveries, max_age_ms } => {
+                        for d in deliveries {
+                            if let Some(due) = deliveries::insert(&tx, d, now, *max_age_ms)? {
+                                if self.feed.is_some() {
+                                    added.push(due);
+                                }
+                            }
+                        }
+                    }
+                    Write::Finish { id, attempt, at, outcome, next } => deliveries::finish(&tx, *id, *attempt, *at, outcome, *next)?,
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Tells the outbox worker, if one listens.
+    fn tell(&mut self, feed: Feed) {
+        if matches!(&feed, Feed::Added(added) if added.is_empty()) {
+            return;
+        }
+        if let Some(tx) = &self.feed {
+            if tx.send(feed).is_err() {
+                // The worker is gone (its runtime ended): nobody to tell any more.
+                self.feed = None;
+            }
+        }
+    }
+
+    fn other(&mut self, conn: &Connection, job: Job) {
+        match job {
+            Job::Write { .. } => {}
+            Job::Retry { id, max_age_ms, reply } => {
+                let result = deliveries::retry(conn, id, max_age_ms);
+                if result.is_ok() {
+                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    match deliveries::pending_by_id(conn, id) {
+                        Ok(Some(due)) => self.tell(Feed::Retried(Box::new(due))),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, id, "cannot read a retried delivery back"),
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Job::Purge { cutoff, reply } => {
+                let result = super::purge(conn, cutoff);
+                let _ = reply.send(result);
+            }
+            Job::Attach { feed, limit } => {
+                self.feed = Some(feed);
+                self.snapshot(conn, limit);
+            }
+            Job::Snapshot { limit } => self.snapshot(conn, limit),
+            Job::Due { now, held, limit, reply } => {
+                let answer = deliveries::due(conn, now, |c, e| held.holds(c, e), limit)
+                    .and_then(|due| Ok((due, deliveries::next_due_at(conn, |c, e| held.holds(c, e))?)));
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn snapshot(&mut self, conn: &Connection, limit: usize) {
+        match deliveries::pending(conn, limit) {
+            Ok(all) => self.tell(Feed::Snapshot(all)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the pending notifications; reading them as they fall due instead");
+                self.tell(Feed::Snapshot(None));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::call::{Call, CallId, Direction};
+    use crate::notify::Delivery;
+    use crate::store::{Store, StoreError};
+
+    use super::Write;
+
+    fn delivery(i: usize) -> Delivery {
+        Delivery {
+            rule_id: "r".into(),
+            event: "incoming".into(),
+            call_id: CallId::from(format!("c{i}")),
+            method: "GET",
+            url: "http://127.0.0.1:9/".into(),
+            headers: Vec::new(),
+            body: None,
+            idempotency_key: format!("c{i}:incoming:r"),
+        }
+    }
+
+    fn writes(i: usize) -> Vec<Write> {
+        vec![
+            Write::Call(Box::new(Call::new(Direction::In, format!("+4420794600{i:02}"), "simulator"))),
+            Write::Deliveries { deliveries: vec![delivery(i)], max_age_ms: 86_400_000 },
+        ]
+    }
+
+    #[test]
+    fn writes_waiting_together_are_committed_together() {
+        let store = Store::in_memory();
+        let commits = || store.stats().commits.load(Ordering::Relaxed);
+        let before = commits();
+        // While the writer cannot have the connection, 50 events' writes queue up behind it.
+        let guard = store.conn();
+        let waiting: Vec<_> = (0..50).map(|i| store.write(writes(i))).collect();
+        drop(guard);
+        for commit in waiting {
+            commit.wait_blocking().expect("committed");
+        }
+        let used = commits() - before;
+        assert!(used <= 2, "50 events' writes took {used} commits");
+        assert_eq!(store.delivery_counts().expect("counts"), (50, 0, 0));
+        assert_eq!(store.calls_page(None, 100).expect("history").calls.len(), 50);
+    }
+
+    #[test]
+    fn a_failed_write_reaches_every_waiter_and_the_notifications_are_written_later() {
+        let store = Store::in_memory();
+        let guard = store.conn();
+        // Every insert fails, as on a full disk.
+        guard
+            .execute_batch(
+                "CREATE TRIGGER full_calls BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;
+                 CREATE TRIGGER full_deliveries BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+            )
+            .expect("triggers");
+        let waiting: Vec<_> = (0..20).map(|i| store.write(writes(i))).collect();
+        drop(guard);
+        for commit in waiting {
+            let err = commit.wait_blocking().expect_err("the write fails");
+            assert!(matches!(err, StoreError::NotSaved(_)), "{err}");
+            let text = err.to_string();
+            assert!(text.contains("disk is full") && text.contains("kept in memory"), "{text}");
+        }
+        assert!(store.enqueue(&[delivery(100)], 86_400_000).is_err(), "still full");
+        assert_eq!(store.delivery_counts().expect("counts"), (0, 0, 0));
+        // Once the disk has room again, the kept notifications are written without anything new coming.
+        store.conn().execute_batch("DROP TRIGGER full_calls; DROP TRIGGER full_deliveries;").expect("room again");
+        let deadline = std::time::Instant::now() + super::RESAVE_EVERY * 10;
+        while store.delivery_counts().expect("counts").0 < 21 {
+            assert!(std::time::Instant::now() < deadline, "the kept notifications were not written");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(store.delivery_counts().expect("counts"), (21, 0, 0));
+        // The history rows of the failed writes are not kept: the error said so to their waiters.
+        assert_eq!(store.calls_page(None, 100).expect("history").calls.len(), 0);
+    }
+
+    #[test]
+    fn power_loss_durability_flushes_once_per_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.sqlite3"), crate::store::Durability::PowerLoss).expect("open");
+        let commits = || store.stats().commits.load(Ordering::Relaxed);
+        let before = commits();
+        let guard = store.conn();
+        let waiting: Vec<_> = (0..100).map(|i| store.write(writes(i))).collect();
+        drop(guard);
+        for commit in waiting {
+            commit.wait_blocking().expect("committed");
+        }
+        assert!(commits() - before <= 2, "100 events' writes took {} commits", commits() - before);
+        assert_eq!(store.delivery_counts().expect("counts").0, 100);
+    }
+}
