@@ -41,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{Attempt, Delivery, DeliveryLog, Outbox, Sender};
+use crate::backoff::Backoff;
 use crate::config::DeliveryConfig;
 use crate::store::deliveries::{Due, Lane, Next};
 use crate::store::writer::{Feed, Held};
@@ -90,19 +91,20 @@ impl RetryPolicy {
         }
     }
 
+    /// The shape of the waits between attempts.
+    pub fn waits(&self) -> Backoff {
+        Backoff::new(self.initial, self.max_delay)
+    }
+
     /// The wait before attempt `failures + 1`, without jitter: `initial × 2^(failures-1)`, capped.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
-        self.initial.saturating_mul(factor).min(self.max_delay)
+        self.waits().delay(failures)
     }
 
     /// [`Self::backoff`] with "equal jitter": a uniformly random wait between half of it and all of
     /// it, so many deliveries that failed together do not all come back at the same moment.
     pub fn backoff_with_jitter(&self, failures: u32, random: u64) -> Duration {
-        let full = self.backoff(failures);
-        let half = full / 2;
-        let spread = u64::try_from((full - half).as_millis()).unwrap_or(u64::MAX);
-        half + Duration::from_millis(if spread == 0 { 0 } else { random % (spread + 1) })
+        self.waits().delay_with_jitter(failures, random)
     }
 
     pub fn max_age_ms(&self) -> i64 {
