@@ -27,6 +27,28 @@ fn delivery(crm: &FakeCrm, call: usize, step: usize) -> Delivery {
     }
 }
 
+/// Waits until all `calls × steps` deliveries are delivered, then checks that per call what reached the
+/// CRM — with the repeats of a failed delivery collapsed — is its deliveries in queue order: none
+/// overtook one still being retried.
+async fn every_delivery_arrives_in_order(crm: &FakeCrm, store: &Store, calls: usize, steps: usize) {
+    let total = (calls * steps) as u64;
+    callbridge_e2e::eventually(Duration::from_secs(60), "every delivery to be delivered", || {
+        (store.delivery_counts().expect("counts") == (0, total, 0)).then_some(())
+    })
+    .await;
+    let received = crm.received();
+    let expected: Vec<String> = (0..steps).map(|step| step.to_string()).collect();
+    for call in 0..calls {
+        let mut order: Vec<String> = received
+            .iter()
+            .filter(|r| r.param("call") == Some(call.to_string()))
+            .filter_map(|r| r.param("step"))
+            .collect();
+        order.dedup();
+        assert_eq!(order, expected, "call {call}'s deliveries in order");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_delivery_arrives_once_in_order_per_call_with_many_calls_in_flight() {
     let crm = FakeCrm::start().await;
@@ -51,23 +73,7 @@ async fn every_delivery_arrives_once_in_order_per_call_with_many_calls_in_flight
     }
     crm.respond_with(200);
 
-    let total = (calls * steps) as u64;
-    callbridge_e2e::eventually(Duration::from_secs(60), "every delivery to be delivered", || {
-        (store.delivery_counts().expect("counts") == (0, total, 0)).then_some(())
-    })
-    .await;
-    // Per call, what reached the CRM — with the repeats of a failed delivery collapsed — is its
-    // deliveries in queue order: none overtook one still being retried.
-    let received = crm.received();
-    for call in 0..calls {
-        let mut order: Vec<String> = received
-            .iter()
-            .filter(|r| r.param("call") == Some(call.to_string()))
-            .filter_map(|r| r.param("step"))
-            .collect();
-        order.dedup();
-        assert_eq!(order, ["0", "1", "2"], "call {call}'s deliveries in order");
-    }
+    every_delivery_arrives_in_order(&crm, &store, calls, steps).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,21 +97,7 @@ async fn past_what_memory_holds_deliveries_are_read_from_the_store_in_order() {
         }
     }
     crm.respond_with(200);
-    let total = (calls * steps) as u64;
-    callbridge_e2e::eventually(Duration::from_secs(60), "every delivery to be delivered", || {
-        (store.delivery_counts().expect("counts") == (0, total, 0)).then_some(())
-    })
-    .await;
-    let received = crm.received();
-    for call in 0..calls {
-        let mut order: Vec<String> = received
-            .iter()
-            .filter(|r| r.param("call") == Some(call.to_string()))
-            .filter_map(|r| r.param("step"))
-            .collect();
-        order.dedup();
-        assert_eq!(order, ["0", "1", "2"], "call {call}'s deliveries in order");
-    }
+    every_delivery_arrives_in_order(&crm, &store, calls, steps).await;
     // The worker asks the store every 5 s whether the pending deliveries fit in memory again (they
     // do now); a new delivery after that arrives too.
     tokio::time::sleep(Duration::from_secs(6)).await;
