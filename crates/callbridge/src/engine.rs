@@ -31,7 +31,7 @@ use crate::secrets::{Keyring, Secret, SecretStore};
 use crate::security::approval::{DialApprover, RefuseApprover};
 use crate::security::origin::TrustedOrigin;
 use crate::security::token::TokenError;
-use crate::security::{numbers, Caller, Security, SecuritySummary};
+use crate::security::{numbers, Caller, DialRefusal, Security, SecuritySummary};
 use crate::store::deliveries::{DeliveryEntry, RetryError};
 use crate::store::{Commit, Commits, Store, StoreError, Write};
 use crate::provider::simulator::{self, Simulator};
@@ -59,6 +59,15 @@ pub enum CommandError {
     /// The command was carried out, but what it caused could not be saved (disk full, …).
     #[error("done, but not saved: {0}")]
     NotSaved(String),
+}
+
+impl From<DialRefusal> for CommandError {
+    fn from(r: DialRefusal) -> Self {
+        match r {
+            DialRefusal::Refused(why) => CommandError::Refused(why),
+            DialRefusal::Throttled { retry_after_secs } => CommandError::Throttled { retry_after_secs },
+        }
+    }
 }
 
 impl From<StoreError> for CommandError {

@@ -37,7 +37,7 @@ pub enum Approval {
 }
 
 /// Decides about dial commands from pages that are not trusted. Set through
-/// [`crate::engine::Services::approver`].
+/// the engine's `Services::approver`.
 #[async_trait]
 pub trait DialApprover: Send + Sync + std::fmt::Debug {
     /// Asks. The engine gives up after [`super::APPROVAL_TIMEOUT`] and refuses the call.

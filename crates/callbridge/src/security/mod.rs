@@ -40,7 +40,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{limits, Invalid};
-use crate::engine::CommandError;
 use crate::number::PhoneNumber;
 use crate::secrets::SecretStore;
 use approval::{Approval, ApprovalRequest, DialApprover};
@@ -311,6 +310,17 @@ pub struct SecuritySummary {
     pub asks_before_untrusted_dials: bool,
 }
 
+/// Why the policy stopped a dial. The engine answers it as its own `CommandError` (403 or 429).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialRefusal {
+    /// Not allowed: the message says why and how to let it through.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Over the dial rate limit.
+    #[error("too many dial commands; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+}
+
 /// The policy's state: the token, the dial rate limit and the approver.
 #[derive(Debug)]
 pub struct Security {
@@ -383,15 +393,15 @@ impl Security {
     }
 
     /// Takes one dial from the rate limit.
-    pub fn throttle(&self) -> Result<(), CommandError> {
+    pub fn throttle(&self) -> Result<(), DialRefusal> {
         let mut rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
         rate.take(tokio::time::Instant::now())
-            .map_err(|wait| CommandError::Throttled { retry_after_secs: rate::retry_after_secs(wait) })
+            .map_err(|wait| DialRefusal::Throttled { retry_after_secs: rate::retry_after_secs(wait) })
     }
 
     /// Asks the approver about a dial from an untrusted page. `Ok(Some(origin))` means "allowed, and
     /// trust this origin from now on".
-    pub async fn approve(&self, number: &PhoneNumber, origin: Option<&str>, reason: &str, config_hint: &str) -> Result<Option<String>, CommandError> {
+    pub async fn approve(&self, number: &PhoneNumber, origin: Option<&str>, reason: &str, config_hint: &str) -> Result<Option<String>, DialRefusal> {
         let request = ApprovalRequest {
             origin: origin.map(str::to_owned),
             number: number.dial.clone(),
@@ -406,14 +416,14 @@ impl Security {
         };
         if !self.approver.asks_the_user() {
             tracing::warn!(number = %number.dial, reason, "refused a dial from a web page that is not trusted");
-            return Err(CommandError::Refused(format!("{reason}; this headless CallBridge has nobody to ask, so it does not dial; {how}")));
+            return Err(DialRefusal::Refused(format!("{reason}; this headless CallBridge has nobody to ask, so it does not dial; {how}")));
         }
         tracing::info!(number = %number.dial, reason, "asking the user whether to dial");
         match tokio::time::timeout(APPROVAL_TIMEOUT, self.approver.approve(&request)).await {
             Ok(Approval::Allow) => Ok(None),
             Ok(Approval::AllowAlways) => Ok(request.origin),
-            Ok(Approval::Deny) => Err(CommandError::Refused(format!("{reason}, and the user chose not to dial; {how}"))),
-            Err(_) => Err(CommandError::Refused(format!(
+            Ok(Approval::Deny) => Err(DialRefusal::Refused(format!("{reason}, and the user chose not to dial; {how}"))),
+            Err(_) => Err(DialRefusal::Refused(format!(
                 "{reason}, and nobody answered the question within {} s; {how}",
                 APPROVAL_TIMEOUT.as_secs()
             ))),
