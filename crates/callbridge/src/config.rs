@@ -17,15 +17,19 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::call::{CallEventKind, Direction};
-use crate::notify::template::{Template, UrlTemplate};
+use crate::notify::template::UrlTemplate;
 use crate::number::Country;
 use crate::security::SecurityConfig;
 use crate::store::StoreConfig;
 pub use crate::provider::registry::{ProviderConfig, ProviderKind};
 pub use crate::provider::simulator::SimulatorConfig;
 
+pub mod invalid;
 pub mod limits;
+pub mod notification;
+pub use invalid::Invalid;
 pub use limits::{Limit, LIMITS};
+pub use notification::{DeliveryConfig, Method, NotificationRule};
 
 /// The version of the file format this build writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -170,25 +174,6 @@ pub struct DialingConfig {
     pub default_country: Option<Country>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
-    /// How long one notification request may take before it counts as failed.
-    pub timeout_secs: u64,
-    /// The wait before the first retry of a failed notification; it doubles with each further failure.
-    pub retry_initial_ms: u64,
-    /// The longest wait between two retries.
-    pub retry_max_delay_secs: u64,
-    /// How long after the call event a failing notification is still retried.
-    pub max_age_hours: u32,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        DeliveryConfig { timeout_secs: 10, retry_initial_ms: 1_000, retry_max_delay_secs: 3_600, max_age_hours: 24 }
-    }
-}
-
 /// `[desktop]`: what the tray app shows and how it is reached. The headless binary ignores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -243,82 +228,6 @@ impl Default for DesktopConfig {
             dial_shortcut: "CommandOrControl+Alt+C".into(),
             open_crm_on: OpenCrmOn::Never,
         }
-    }
-}
-
-/// HTTP method of a notification.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Method {
-    #[default]
-    #[serde(alias = "get")]
-    Get,
-    #[serde(alias = "post")]
-    Post,
-}
-
-/// One notification: VoipNow's per-event request row, of which Enreach's three URLs are the simple case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotificationRule {
-    /// Stable id, used in idempotency keys and the delivery log. Defaults to `{event}-{n}`.
-    #[serde(default)]
-    pub id: String,
-    pub event: CallEventKind,
-    /// Only calls of this direction; all directions when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<Direction>,
-    #[serde(default)]
-    pub method: Method,
-    pub url: UrlTemplate,
-    /// POST body; without it a POST sends the call as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Template>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, Template>,
-    #[serde(default = "yes")]
-    pub active: bool,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub note: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// A setting that is not valid, raised where it is checked: the setting's path as the JSON API shows the
-/// configuration (`listener.port`, `notification[2].url`, `provider.kazoo.api_url`), what is wrong, and
-/// the text that finds its line in a TOML file (by default the path itself, looked up as a key in its
-/// table).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Invalid {
-    pub field: String,
-    pub message: String,
-    needle: Option<String>,
-}
-
-impl Invalid {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Invalid {
-        let field = field.into();
-        Invalid { needle: Some(field.clone()), field, message: message.into() }
-    }
-
-    /// The same error, with its line in a file found by `needle` instead of by the path.
-    pub fn found_by(mut self, needle: impl Into<String>) -> Invalid {
-        self.needle = Some(needle.into());
-        self
-    }
-
-    /// The text a file's line is found by.
-    pub fn needle(&self) -> Option<&str> {
-        self.needle.as_deref()
-    }
-
-    /// The same error for a section nested under `prefix` (`lookup` makes `timeout_ms` `lookup.timeout_ms`).
-    pub fn under(mut self, prefix: &str) -> Invalid {
-        self.field = format!("{prefix}.{}", self.field);
-        self
     }
 }
 
@@ -543,6 +452,7 @@ fn line_of(text: &str, at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::template::Template;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(text, Path::new("test.toml"))

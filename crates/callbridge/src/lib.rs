@@ -24,6 +24,7 @@
 pub mod backoff;
 pub mod call;
 pub mod config;
+pub mod delivery;
 pub mod engine;
 pub mod listener;
 pub mod lookup;

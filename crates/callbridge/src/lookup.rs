@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::call::{Call, CallEvent, CallEventKind, Direction};
-use crate::config::{limits, Invalid, Method};
+use crate::config::invalid::Invalid;
+use crate::config::limits;
+use crate::config::notification::Method;
 use crate::notify::template::{Encoding, Placeholder, Template, UrlTemplate};
 use crate::number::{Country, PhoneNumber};
 use crate::secrets::{Secret, SecretStore};

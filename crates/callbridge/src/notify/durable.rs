@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 
 use super::{Attempt, Delivery, DeliveryLog, Outbox, Sender};
 use crate::backoff::Backoff;
-use crate::config::DeliveryConfig;
+use crate::config::notification::DeliveryConfig;
 use crate::store::deliveries::{Due, Lane, Next};
 use crate::store::writer::{Feed, Held};
 use crate::store::{now_ms, Commit, Store, Write};

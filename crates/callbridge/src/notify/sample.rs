@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{render, Attempt, Delivery, Sender};
 use crate::call::{Call, CallEvent, CallEventKind, CallState, Direction, Disposition};
-use crate::config::NotificationRule;
+use crate::config::notification::NotificationRule;
 
 /// The sample caller every test uses, so the CRM's side can recognise test requests.
 pub const SAMPLE_NUMBER: &str = "+442079460000";

@@ -24,7 +24,7 @@ use super::kazoo::config::KazooConfig;
 use super::simulator::{Simulator, SimulatorConfig};
 use super::telecmi::TelecmiConfig;
 use super::{baresip, kazoo, simulator, telecmi, Provider, ProviderContext};
-use crate::config::Invalid;
+use crate::config::invalid::Invalid;
 use crate::engine::Engine;
 
 /// Every provider, in the order the settings page lists them.

@@ -19,7 +19,8 @@ use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderEv
 use crate::call::{Call, CallId, CallState, Direction, Disposition};
 use super::forms::{self, ProviderForm};
 use super::registry::{ProviderConfig, ProviderKind, Registration, Start};
-use crate::config::{limits, Invalid};
+use crate::config::invalid::Invalid;
+use crate::config::limits;
 
 pub const NAME: &str = "simulator";
 

@@ -39,7 +39,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{limits, Invalid};
+use crate::config::invalid::Invalid;
+use crate::config::limits;
 use crate::number::PhoneNumber;
 use crate::secrets::SecretStore;
 use approval::{Approval, ApprovalRequest, DialApprover};

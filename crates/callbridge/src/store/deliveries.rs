@@ -13,10 +13,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::writer::Job;
 use super::{now_ms, to_datetime, Store, StoreError, Write};
 use crate::call::CallId;
-use crate::notify::{Attempt, Delivery};
+use crate::delivery::{Attempt, Delivery};
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -347,13 +346,6 @@ impl Store {
     /// commit: for code outside async contexts (the worker hands [`Write::Finish`] to [`Store::write`]).
     pub fn finish_attempt(&self, id: i64, attempt: u32, at: i64, outcome: &Attempt, next: Next) -> Result<(), StoreError> {
         self.write(vec![Write::Finish { id, attempt, at, outcome: outcome.clone(), next }]).wait_blocking()
-    }
-
-    /// Makes a pending or failed delivery due now, with a fresh maximum age, and tells the worker.
-    pub async fn retry_delivery(&self, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.send(Job::Retry { id, max_age_ms, reply })?;
-        rx.await.unwrap_or(Err(RetryError::Store(StoreError::WriterStopped)))
     }
 
     /// Deliveries, newest first: those with an id below `before` when given, of `status` when given.

@@ -87,10 +87,10 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     /// Checks what the types cannot; the error names the setting.
-    pub fn validate(&self) -> Result<(), crate::config::Invalid> {
+    pub fn validate(&self) -> Result<(), crate::config::invalid::Invalid> {
         crate::config::limits::HISTORY_DAYS.check(u64::from(self.history_days))?;
         if self.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            return Err(crate::config::Invalid::new("store.path", "store.path is empty; leave it out to use the platform's data directory"));
+            return Err(crate::config::invalid::Invalid::new("store.path", "store.path is empty; leave it out to use the platform's data directory"));
         }
         Ok(())
     }
@@ -485,7 +485,7 @@ fn migrate_to_lanes(conn: &Connection) -> Result<(), StoreError> {
         let rows = select.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))?;
         for row in rows {
             let (id, url) = row?;
-            update.execute(rusqlite::params![id, crate::notify::endpoint_of(&url)])?;
+            update.execute(rusqlite::params![id, crate::delivery::endpoint_of(&url)])?;
         }
     }
     tx.pragma_update(None, "user_version", 3)?;

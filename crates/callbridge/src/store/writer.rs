@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::deliveries::{self, DeliveryEntry, Due, Next, RetryError};
 use super::{now_ms, StoreError};
 use crate::call::Call;
-use crate::notify::{Attempt, Delivery};
+use crate::delivery::{Attempt, Delivery};
 
 /// Most jobs in one group: bounds how long a commit takes, and so the wait of the first in it.
 const MAX_GROUP: usize = 1_024;
@@ -91,6 +91,15 @@ pub(super) enum Job {
     /// A snapshot of at most `limit` pending deliveries, over the feed.
     Snapshot { limit: usize },
     Due { now: i64, held: Held, limit: usize, reply: oneshot::Sender<DueAnswer> },
+}
+
+impl super::Store {
+    /// Makes a pending or failed delivery due now, with a fresh maximum age, and tells the worker.
+    pub async fn retry_delivery(&self, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Retry { id, max_age_ms, reply })?;
+        rx.await.unwrap_or(Err(RetryError::Store(StoreError::WriterStopped)))
+    }
 }
 
 /// Counts the writer's commits (for tests and diagnostics).

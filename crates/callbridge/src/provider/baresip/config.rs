@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Invalid;
+use crate::config::invalid::Invalid;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
 use crate::provider::registry::ProviderConfig;
 

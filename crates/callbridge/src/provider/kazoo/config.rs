@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::Invalid;
+use crate::config::invalid::Invalid;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
 use crate::provider::registry::ProviderConfig;
 

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{limits, Invalid};
+use crate::config::invalid::Invalid;
+use crate::config::limits;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
 use crate::provider::registry::ProviderConfig;
 
