@@ -465,7 +465,7 @@ fn admin_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn admin_paths() -> Vec<(&'static str, String)> {
-    let entries = callbridge::provider::forms::secret_entries(&callbridge::Config::default());
+    let entries = callbridge::provider::registry::writable_secret_entries(&callbridge::Config::default().provider);
     ADMIN_ROUTES
         .iter()
         .flat_map(|(method, path)| {

@@ -36,7 +36,7 @@ use crate::config::{Config, NotificationRule, Segment, LIMITS};
 use crate::engine::Engine;
 use crate::notify::sample;
 use crate::notify::template::Placeholder;
-use crate::provider::forms;
+use crate::provider::registry;
 use crate::secrets::Secret;
 use crate::settings::{FieldError, SaveError, Settings};
 
@@ -111,7 +111,7 @@ async fn schema(State(engine): State<Engine>) -> Json<Value> {
         "segment_max_len": Segment::MAX_LEN,
         "limits": LIMITS,
         "current": config.provider.kind.as_str(),
-        "providers": forms::forms(&config),
+        "providers": registry::forms(&config.provider),
     }))
 }
 
@@ -228,12 +228,12 @@ async fn test_notification(State(engine): State<Engine>, body: Result<axum::body
 #[utoipa::path(get, path = "/providers", tag = "settings", responses((status = 200, description = "The forms", body = model::ProvidersAnswer)))]
 async fn providers(State(engine): State<Engine>) -> Json<Value> {
     let config = engine.config();
-    Json(json!({ "ok": true, "current": config.provider.kind.as_str(), "providers": forms::forms(&config) }))
+    Json(json!({ "ok": true, "current": config.provider.kind.as_str(), "providers": registry::forms(&config.provider) }))
 }
 
 /// The keyring entries the settings use: the phone systems' and the caller lookup's API key.
 fn secret_entries(engine: &Engine) -> Vec<String> {
-    let mut entries = forms::secret_entries(&engine.config());
+    let mut entries = registry::writable_secret_entries(&engine.config().provider);
     if let Some(entry) = &engine.config().lookup.secret_entry {
         if !entries.contains(entry) {
             entries.push(entry.clone());

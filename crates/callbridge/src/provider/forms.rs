@@ -1,7 +1,7 @@
 //! What the settings page shows for each phone system: its fields, described as data.
 //!
-//! The "Phone system" section of the settings page is drawn from [`forms`]: one [`ProviderForm`] per
-//! provider in [`PROVIDERS`], built by the provider's own module, each field naming its key under `[provider.<kind>]` in the config file and how to
+//! The "Phone system" section of the settings page is drawn from [`crate::provider::registry::forms`]: one [`ProviderForm`] per
+//! provider in [`crate::provider::registry::PROVIDERS`], built by the provider's own module, each field naming its key under `[provider.<kind>]` in the config file and how to
 //! edit it. Secret fields name the keyring entry the configuration says (`secret_entry`,
 //! `password_entry`) instead of a key: their value goes to the OS keyring through
 //! `PUT /api/v1/secrets/{entry}` and is never part of the config. Number fields take their range from
@@ -11,8 +11,6 @@
 use serde::Serialize;
 
 use crate::config::limits::Limit;
-use crate::config::Config;
-use crate::provider::registry::PROVIDERS;
 
 /// How a field is edited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,24 +54,6 @@ pub struct ProviderForm {
     pub fields: Vec<Field>,
 }
 
-/// Every provider's form for `config`, in the order the page lists them.
-pub fn forms(config: &Config) -> Vec<ProviderForm> {
-    PROVIDERS.iter().map(|provider| (provider.form)(&config.provider)).collect()
-}
-
-/// The keyring entries the settings page may write: those named by a secret field under `config`.
-pub fn secret_entries(config: &Config) -> Vec<String> {
-    let mut entries = Vec::new();
-    for field in forms(config).into_iter().flat_map(|f| f.fields) {
-        if let Input::Secret { entry, .. } = field.input {
-            if !entries.contains(&entry) {
-                entries.push(entry);
-            }
-        }
-    }
-    entries
-}
-
 pub fn text(key: &'static str, label: &'static str, required: bool, help: &'static str, placeholder: &'static str) -> Field {
     Field { key, label, input: Input::Text, required, help, placeholder }
 }
@@ -95,7 +75,9 @@ pub fn number(limit: Limit, label: &'static str, help: &'static str) -> Field {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::registry::{forms, writable_secret_entries as secret_entries};
     use crate::config::limits;
+    use crate::config::Config;
     use crate::provider::baresip::config::DEFAULT_PASSWORD_ENTRY as BARESIP_PASSWORD_ENTRY;
 
     #[test]
@@ -112,7 +94,7 @@ mod tests {
 
     #[test]
     fn every_provider_field_is_a_key_of_its_config_section() {
-        for form in forms(&Config::default()).into_iter().filter(|f| f.kind != "simulator") {
+        for form in forms(&Config::default().provider).into_iter().filter(|f| f.kind != "simulator") {
             for field in form.fields.iter().filter(|f| !matches!(f.input, Input::Secret { .. })) {
                 let known = crate::config::Config::from_toml(
                     &format!("[provider.{}]\n{} = {}\n", form.kind, field.key, sample(field)),
@@ -123,13 +105,13 @@ mod tests {
                 }
             }
         }
-        assert!(secret_entries(&Config::default()).contains(&"telecmi".to_owned()));
+        assert!(secret_entries(&Config::default().provider).contains(&"telecmi".to_owned()));
     }
 
     /// Each number field's range is its setting's limit, so the form and validation agree.
     #[test]
     fn number_fields_take_their_range_from_the_limits() {
-        for form in forms(&Config::default()) {
+        for form in forms(&Config::default().provider) {
             for field in form.fields {
                 if let Input::Number { min, max } = field.input {
                     let path = format!("provider.{}.{}", form.kind, field.key);
@@ -148,7 +130,7 @@ mod tests {
         config.provider.telecmi.password_entry = "acme-telecmi-login".into();
         config.provider.kazoo.secret_entry = "acme-kazoo".into();
         config.provider.baresip.password_entry = Some("acme-sip".into());
-        let entries: Vec<(String, String, &str)> = forms(&config)
+        let entries: Vec<(String, String, &str)> = forms(&config.provider)
             .into_iter()
             .flat_map(|f| f.fields.into_iter().map(move |field| (f.kind, field)))
             .filter_map(|(kind, field)| match field.input {
@@ -165,11 +147,11 @@ mod tests {
         let got: Vec<(&str, &str, &str)> = entries.iter().map(|(f, e, k)| (f.as_str(), e.as_str(), *k)).collect();
         assert_eq!(got, expected);
         for (_, entry, _) in &expected {
-            assert!(secret_entries(&config).contains(&(*entry).to_owned()), "{entry}");
+            assert!(secret_entries(&config.provider).contains(&(*entry).to_owned()), "{entry}");
         }
-        assert!(!secret_entries(&config).contains(&"telecmi".to_owned()), "the default entry is not writable once another is configured");
+        assert!(!secret_entries(&config.provider).contains(&"telecmi".to_owned()), "the default entry is not writable once another is configured");
         // Without a configured entry, the SIP password goes to the default one.
-        assert!(secret_entries(&Config::default()).contains(&BARESIP_PASSWORD_ENTRY.to_owned()));
+        assert!(secret_entries(&Config::default().provider).contains(&BARESIP_PASSWORD_ENTRY.to_owned()));
     }
 
     fn sample(field: &Field) -> String {

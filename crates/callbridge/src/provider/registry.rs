@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::baresip::config::BaresipConfig;
-use super::forms::ProviderForm;
+use super::forms::{Input, ProviderForm};
 use super::kazoo::config::KazooConfig;
 use super::simulator::{Simulator, SimulatorConfig};
 use super::telecmi::TelecmiConfig;
@@ -78,6 +78,24 @@ pub fn secret_entries(config: &ProviderConfig) -> Vec<String> {
     let mut entries = Vec::new();
     for registration in PROVIDERS {
         for entry in (registration.secrets)(config, config.kind == registration.kind) {
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+    }
+    entries
+}
+
+/// Every provider's settings form for `config`, in the order the page lists them.
+pub fn forms(config: &ProviderConfig) -> Vec<ProviderForm> {
+    PROVIDERS.iter().map(|provider| (provider.form)(config)).collect()
+}
+
+/// The keyring entries the settings page may write: those named by a secret field of a form.
+pub fn writable_secret_entries(config: &ProviderConfig) -> Vec<String> {
+    let mut entries = Vec::new();
+    for field in forms(config).into_iter().flat_map(|f| f.fields) {
+        if let Input::Secret { entry, .. } = field.input {
             if !entries.contains(&entry) {
                 entries.push(entry);
             }
@@ -240,7 +258,7 @@ mod tests {
             // settings page; every secret its form requires is among them.
             let reads = (registration.secrets)(&config.provider, true);
             let cli = secret_entries(&config.provider);
-            let writable = crate::provider::forms::secret_entries(&config);
+            let writable = writable_secret_entries(&config.provider);
             for entry in &reads {
                 assert!(cli.contains(entry), "{name} reads {entry:?}, which `callbridge secret status` does not list");
                 assert!(writable.contains(entry), "{name} reads {entry:?}, which the settings page cannot write");
