@@ -6,8 +6,11 @@
 //! `events` (the call events it produced), or `400` `bad_webhook` with what was wrong
 //! ([`payload::refused`]). Bodies are limited as for every request to the listener.
 //!
-//! The generic PBX route is always served; a provider's routes ([`telecmi()`], [`kazoo()`]) are mounted
-//! because its registration in [`crate::provider::registry`] names them.
+//! The generic PBX route is always served; a provider's routes ([`telecmi()`], [`kazoo()`]) are named
+//! by [`of_provider`], an exhaustive match over the providers' kinds (so a new provider does not compile
+//! until it says whether it takes webhooks), and mounted for every provider in
+//! [`crate::provider::registry::PROVIDERS`]. The handlers live here, above the engine they feed, so that
+//! the providers below know nothing of HTTP routing or the engine.
 
 mod generic;
 mod kazoo;
@@ -18,11 +21,22 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::engine::Engine;
+use crate::provider::registry::{ProviderKind, PROVIDERS};
 
 pub fn routes() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new()
-        .routes(routes!(generic::receive_get, generic::receive_post))
-        .merge(crate::provider::registry::webhook_routes())
+    PROVIDERS
+        .iter()
+        .filter_map(|provider| of_provider(provider.kind))
+        .fold(OpenApiRouter::new().routes(routes!(generic::receive_get, generic::receive_post)), |all, routes| all.merge(routes))
+}
+
+/// The webhook routes of a provider, served under `/webhooks/`, if it takes webhooks.
+pub fn of_provider(kind: ProviderKind) -> Option<OpenApiRouter<Engine>> {
+    match kind {
+        ProviderKind::Simulator | ProviderKind::Baresip => None,
+        ProviderKind::Telecmi => Some(telecmi()),
+        ProviderKind::Kazoo => Some(kazoo()),
+    }
 }
 
 /// `/kazoo`: Kazoo's channel webhooks.

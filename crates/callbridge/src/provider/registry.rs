@@ -1,22 +1,21 @@
 //! The phone systems CallBridge knows, in one list: [`PROVIDERS`].
 //!
 //! Each provider module says everything about itself in one [`Registration`]: its name, how its
-//! `[provider.<name>]` section is validated, its settings form, the keyring entries it reads, how it is
-//! started and the webhook routes it takes. The configuration, the engine, the settings page, the
+//! `[provider.<name>]` section is validated, its settings form, the keyring entries it reads and how it
+//! is started. The configuration, the engine, the settings page, the
 //! `callbridge secret` command and the listener read this list instead of naming providers, so adding a
 //! provider is a module plus one line here (see docs/development.md, "Adding a provider"). The config
 //! file's `kind` and sections need a variant and a field for serde; they live here too, and
 //! [`ProviderKind::registration`] is an exhaustive match, so the compiler catches a variant without a
 //! registration, and a test catches a registration missing from [`PROVIDERS`].
 //!
-//! This is where the parts are wired together, so it names two things above the providers: the
-//! [`Engine`] that webhook routes take as state, and the routes themselves, which live with the other
-//! HTTP handlers in `listener::webhooks`.
+//! A provider that takes webhooks (phone systems that push call events over HTTP) also names its
+//! routes in `listener::webhooks::of_provider`, an exhaustive match over [`ProviderKind`]: the handlers
+//! feed the engine, which sits above the providers, so they live with the listener.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use utoipa_axum::router::OpenApiRouter;
 
 use super::baresip::config::BaresipConfig;
 use super::forms::{Input, ProviderForm};
@@ -25,7 +24,6 @@ use super::simulator::{Simulator, SimulatorConfig};
 use super::telecmi::TelecmiConfig;
 use super::{baresip, kazoo, simulator, telecmi, Provider, ProviderContext};
 use crate::config::invalid::Invalid;
-use crate::engine::Engine;
 
 /// Every provider, in the order the settings page lists them.
 pub static PROVIDERS: &[&Registration] = &[
@@ -50,8 +48,6 @@ pub struct Registration {
     pub secrets: fn(config: &ProviderConfig, selected: bool) -> Vec<String>,
     /// Builds the running provider (inside a Tokio runtime).
     pub start: fn(config: &ProviderConfig, start: Start<'_>) -> Arc<dyn Provider>,
-    /// Its webhook routes, served under `/webhooks/`, if it takes webhooks.
-    pub webhooks: Option<fn() -> OpenApiRouter<Engine>>,
 }
 
 impl Registration {
@@ -102,14 +98,6 @@ pub fn writable_secret_entries(config: &ProviderConfig) -> Vec<String> {
         }
     }
     entries
-}
-
-/// Every provider's webhook routes.
-pub fn webhook_routes() -> OpenApiRouter<Engine> {
-    PROVIDERS
-        .iter()
-        .filter_map(|r| r.webhooks)
-        .fold(OpenApiRouter::new(), |routes, provider_routes| routes.merge(provider_routes()))
 }
 
 /// Which phone system places the calls, and each one's settings.
@@ -272,8 +260,8 @@ mod tests {
             }
 
             // Its webhook routes are mounted: each answers, if only to refuse the empty request.
-            if let Some(routes) = registration.webhooks {
-                let (_, doc) = routes().split_for_parts();
+            if let Some(routes) = crate::listener::webhooks::of_provider(registration.kind) {
+                let (_, doc) = routes.split_for_parts();
                 assert!(!doc.paths.paths.is_empty(), "{name} registers webhook routes but none are documented");
                 for (path, item) in &doc.paths.paths {
                     let methods = [(Method::GET, item.get.is_some()), (Method::POST, item.post.is_some())];

@@ -32,7 +32,6 @@ pub static REGISTRATION: Registration = Registration {
     form,
     secrets: |_, _| Vec::new(),
     start: |_, start: Start<'_>| Arc::clone(start.simulator) as Arc<dyn Provider>,
-    webhooks: None,
 };
 
 /// The simulated far end.

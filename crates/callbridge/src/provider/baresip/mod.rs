@@ -50,7 +50,6 @@ pub static REGISTRATION: Registration = Registration {
     form: config::form,
     secrets: |config, _| config.baresip.password_entry.clone().into_iter().collect(),
     start: |config, start| Arc::new(Baresip::start(config.baresip.clone(), start.context)),
-    webhooks: None,
 };
 
 /// How long a command may take. baresip answers at once; only a wedged process is slower.

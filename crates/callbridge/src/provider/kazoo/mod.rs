@@ -47,7 +47,6 @@ pub static REGISTRATION: Registration = Registration {
         false => Vec::new(),
     },
     start: |config, start| Arc::new(Kazoo::start(config.kazoo.clone(), start.context)),
-    webhooks: Some(crate::listener::webhooks::kazoo),
 };
 
 /// See the module documentation.

@@ -70,7 +70,6 @@ pub static REGISTRATION: Registration = Registration {
     form: config::form,
     secrets: |config, _| config.telecmi.secret_entries(),
     start: |config, start| Arc::new(TeleCmi::new(config.telecmi.clone(), start.context)),
-    webhooks: Some(crate::listener::webhooks::telecmi),
 };
 
 /// How long a keyring lookup may take before the dial gives up (a locked keyring may be prompting).
