@@ -137,7 +137,7 @@ fn missing_number(engine: &Engine) -> ApiError {
         (status = "4XX", description = "The phone system refused with this status (`provider_rejected`)"),
         (status = 501, description = "The phone system cannot answer calls (`not_supported`)"),
         (status = 502, description = "The phone system refused or could not be reached"),
-        (status = 503, description = "The phone system is not configured (`provider_not_configured`)"),
+        (status = 503, description = "The phone system is not configured (`provider_not_configured`), or the command was carried out but what it caused could not be saved (`not_saved`: disk full, …)"),
         (status = 504, description = "The phone system did not answer in time (`provider_timeout`)"),
         (status = "5XX", description = "The phone system failed with this status (`provider_rejected`)"),
     )
@@ -159,7 +159,7 @@ async fn answer(State(engine): State<Engine>) -> Result<Json<Done>, ApiError> {
         (status = "4XX", description = "The phone system refused with this status (`provider_rejected`)"),
         (status = 501, description = "The phone system cannot end calls (`not_supported`)"),
         (status = 502, description = "The phone system refused or could not be reached"),
-        (status = 503, description = "The phone system is not configured (`provider_not_configured`)"),
+        (status = 503, description = "The phone system is not configured (`provider_not_configured`), or the command was carried out but what it caused could not be saved (`not_saved`: disk full, …)"),
         (status = 504, description = "The phone system did not answer in time (`provider_timeout`)"),
         (status = "5XX", description = "The phone system failed with this status (`provider_rejected`)"),
     )

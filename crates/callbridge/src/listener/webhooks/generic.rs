@@ -54,6 +54,7 @@ pub const ELMA_EVENTS: &str = "NotifyStart, NotifyAnswer, NotifyEnd";
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
         (status = 400, description = "Not an event this route understands; the message says why (`bad_webhook`)"),
+        (status = 500, description = "The events could not be saved (`store_failed`: disk full, …); send them again"),
     )
 )]
 pub async fn receive_get(
@@ -79,6 +80,7 @@ pub async fn receive_get(
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::GenericAnswer),
         (status = 400, description = "Not an event this route understands; the message says why (`bad_webhook`)"),
+        (status = 500, description = "The events could not be saved (`store_failed`: disk full, …); send them again"),
     )
 )]
 pub async fn receive_post(

@@ -39,6 +39,7 @@ const WEBHOOK: &str = "kazoo";
     responses(
         (status = 200, description = "What was understood and the call events it produced, or why it was ignored", body = model::KazooAnswer),
         (status = 400, description = "Not a Kazoo channel webhook; the message says why (`bad_webhook`)"),
+        (status = 500, description = "The events could not be saved (`store_failed`: disk full, …); send them again"),
         (status = 409, description = "Another phone system is configured: nothing would keep the call's legs (`not_kazoo`)"),
     )
 )]

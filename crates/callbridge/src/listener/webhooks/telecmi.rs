@@ -35,6 +35,7 @@ const WEBHOOK: &str = "telecmi";
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::TelecmiAnswer),
         (status = 400, description = "Not a TeleCMI event; the message says why (`bad_webhook`)"),
+        (status = 500, description = "The events could not be saved (`store_failed`: disk full, …); send them again"),
     )
 )]
 pub async fn post(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
@@ -60,6 +61,7 @@ pub async fn post(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, bo
     responses(
         (status = 200, description = "What was understood and the call events it produced", body = model::TelecmiAnswer),
         (status = 400, description = "Not a TeleCMI event, or no query; the message says why (`bad_webhook`)"),
+        (status = 500, description = "The events could not be saved (`store_failed`: disk full, …); send them again"),
     )
 )]
 pub async fn get(State(engine): State<Engine>, uri: Uri, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
