@@ -28,7 +28,7 @@ pub mod invalid;
 pub mod limits;
 pub mod notification;
 pub use invalid::Invalid;
-pub use limits::{Limit, LIMITS};
+pub use limits::Limit;
 pub use notification::{DeliveryConfig, Method, NotificationRule};
 
 /// The version of the file format this build writes.

@@ -36,7 +36,7 @@ use crate::store::deliveries::{DeliveryEntry, RetryError};
 use crate::store::{Commit, Commits, Store, StoreError, Write};
 use crate::provider::simulator::{self, Simulator};
 use crate::provider::registry;
-use crate::provider::{Capabilities, EventSink, Support, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth};
+use crate::provider::{Capabilities, EventSink, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderHealth, Start, Support};
 use crate::tracker::CallTracker;
 
 /// Why a command was not carried out. Each maps to one HTTP status (see [`CommandError::status`]).
@@ -195,7 +195,8 @@ pub use crate::provider::ProviderContext;
 
 /// Builds the provider a configuration asks for (see [`crate::provider::registry`]).
 pub fn build_provider(config: &Config, context: ProviderContext, simulator: &Arc<Simulator>) -> Arc<dyn Provider> {
-    registry::start(&config.provider, registry::Start { context, simulator })
+    let simulator: Arc<dyn Provider> = Arc::clone(simulator) as Arc<dyn Provider>;
+    registry::start(&config.provider, Start { context, simulator: &simulator })
 }
 
 /// Refuses a command the provider says it cannot do, with its reason (HTTP 501).

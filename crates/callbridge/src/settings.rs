@@ -432,9 +432,9 @@ mod tests {
     /// Every numeric setting, with its bounds, from the one table validation, the forms and the page
     /// use: `None` when the low end is 0, which is valid. The walk in
     /// [`every_numeric_setting_is_bounded_in_the_file_and_over_the_api`] fails when a numeric setting
-    /// is missing from [`crate::config::LIMITS`], so a new one cannot go without a bound.
+    /// is missing from [`crate::provider::registry::limits`], so a new one cannot go without a bound.
     fn bounded() -> Vec<(&'static str, Option<u64>, u64)> {
-        crate::config::LIMITS.iter().map(|l| (l.field, (l.min > 0).then_some(l.min), l.max)).collect()
+        crate::provider::registry::limits(&Config::default().provider).iter().map(|l| (l.field, (l.min > 0).then_some(l.min), l.max)).collect()
     }
 
     /// A configuration whose every section is written out (provider sections are left out of JSON and

@@ -1,6 +1,8 @@
-//! The bounds of every numeric setting, in one table: validation checks against it, the provider
-//! forms take their minimum and maximum from it, and the settings page gets it from
-//! `GET /api/v1/settings/schema`, so the page and the engine cannot disagree about a range.
+//! The bounds of numeric settings: [`Limit`], and the table of the core settings' bounds, [`LIMITS`].
+//! Each provider keeps the bounds of its own section beside it and lists them in its
+//! `ProviderSection::limits`. Validation checks against these, the provider forms take their minimum
+//! and maximum from them, and the settings page gets all of them from `GET /api/v1/settings/schema`
+//! (`provider::registry::limits`), so the page and the engine cannot disagree about a range.
 
 use serde::Serialize;
 
@@ -23,8 +25,15 @@ pub struct Limit {
 }
 
 impl Limit {
-    const fn new(field: &'static str, min: u64, max: u64, hint: &'static str) -> Limit {
+    /// `field` (its path, `delivery.timeout_secs`) is between `min` and `max`; `hint` says the maximum
+    /// in words (" (an hour)") or what 0 means.
+    pub const fn new(field: &'static str, min: u64, max: u64, hint: &'static str) -> Limit {
         Limit { field, min, max, at_most: None, hint }
+    }
+
+    /// The value may not exceed the setting at `field` either.
+    pub const fn at_most(self, field: &'static str) -> Limit {
+        Limit { at_most: Some(field), ..self }
     }
 
     /// Whether `value` is within the range; on error the message names the setting and the range.
@@ -49,18 +58,6 @@ pub const DELIVERY_TIMEOUT: Limit = Limit::new("delivery.timeout_secs", 1, 300, 
 pub const DELIVERY_RETRY_INITIAL: Limit = Limit::new("delivery.retry_initial_ms", 1, 3_600_000, " (an hour)");
 pub const DELIVERY_RETRY_MAX: Limit = Limit::new("delivery.retry_max_delay_secs", 1, 86_400, " (a day)");
 pub const DELIVERY_MAX_AGE: Limit = Limit::new("delivery.max_age_hours", 1, 720, " (30 days)");
-pub const SIMULATOR_RING: Limit = Limit::new("provider.simulator.ring_after_ms", 0, 3_600_000, " (an hour)");
-pub const SIMULATOR_ANSWER: Limit = Limit::new("provider.simulator.answer_after_ms", 0, 3_600_000, " (an hour; 0 = never)");
-pub const SIMULATOR_HANGUP: Limit = Limit::new("provider.simulator.hangup_after_ms", 0, 3_600_000, " (an hour; 0 = never)");
-pub const TELECMI_CONNECT: Limit = Limit {
-    field: "provider.telecmi.connect_timeout_secs",
-    min: 1,
-    max: 300,
-    at_most: Some("provider.telecmi.timeout_secs"),
-    hint: " (5 minutes)",
-};
-pub const TELECMI_TIMEOUT: Limit = Limit::new("provider.telecmi.timeout_secs", 1, 300, " (5 minutes)");
-pub const TELECMI_SETTLE: Limit = Limit::new("provider.telecmi.hangup_settle_ms", 0, 30_000, " (30 s)");
 pub const DIALS_PER_MINUTE: Limit = Limit::new("security.dials_per_minute", 0, 10_000, " (0 turns the limit off)");
 pub const HISTORY_DAYS: Limit = Limit::new("store.history_days", 0, 36_500, " (100 years; 0 keeps history forever)");
 pub const LOOKUP_TIMEOUT: Limit = Limit::new("lookup.timeout_ms", 100, 10_000, " milliseconds");
@@ -68,7 +65,7 @@ pub const LOOKUP_CACHE_ENTRIES: Limit = Limit::new("lookup.cache_entries", 0, 10
 pub const LOOKUP_CACHE_TTL: Limit = Limit::new("lookup.cache_ttl_secs", 0, 86_400, " seconds (a day)");
 pub const LOOKUP_MISS_TTL: Limit = Limit::new("lookup.miss_ttl_secs", 0, 86_400, " seconds (a day)");
 
-/// Every numeric setting's bounds.
+/// The bounds of the numeric settings outside `[provider]`.
 pub const LIMITS: &[Limit] = &[
     VERSION,
     LISTENER_PORT,
@@ -76,12 +73,6 @@ pub const LIMITS: &[Limit] = &[
     DELIVERY_RETRY_INITIAL,
     DELIVERY_RETRY_MAX,
     DELIVERY_MAX_AGE,
-    SIMULATOR_RING,
-    SIMULATOR_ANSWER,
-    SIMULATOR_HANGUP,
-    TELECMI_CONNECT,
-    TELECMI_TIMEOUT,
-    TELECMI_SETTLE,
     DIALS_PER_MINUTE,
     HISTORY_DAYS,
     LOOKUP_TIMEOUT,
@@ -90,7 +81,3 @@ pub const LIMITS: &[Limit] = &[
     LOOKUP_MISS_TTL,
 ];
 
-/// The limit of the setting at `field`, if it is numeric.
-pub fn of(field: &str) -> Option<Limit> {
-    LIMITS.iter().copied().find(|l| l.field == field)
-}

@@ -32,7 +32,7 @@ use super::commands::path_param;
 use super::openapi::model;
 use super::ApiError;
 use crate::call::{CallEvent, CallEventKind, CallId};
-use crate::config::{Config, NotificationRule, Segment, LIMITS};
+use crate::config::{Config, NotificationRule, Segment};
 use crate::engine::Engine;
 use crate::notify::sample;
 use crate::notify::template::Placeholder;
@@ -109,7 +109,7 @@ async fn schema(State(engine): State<Engine>) -> Json<Value> {
         "placeholders": placeholders,
         "reserved_segments": Segment::RESERVED,
         "segment_max_len": Segment::MAX_LEN,
-        "limits": LIMITS,
+        "limits": registry::limits(&config.provider),
         "current": config.provider.kind.as_str(),
         "providers": registry::forms(&config.provider),
     }))

@@ -76,20 +76,19 @@ pub fn number(limit: Limit, label: &'static str, help: &'static str) -> Field {
 mod tests {
     use super::*;
     use crate::provider::registry::{forms, writable_secret_entries as secret_entries};
-    use crate::config::limits;
     use crate::config::Config;
     use crate::provider::baresip::config::DEFAULT_PASSWORD_ENTRY as BARESIP_PASSWORD_ENTRY;
 
     #[test]
     fn every_simulator_field_is_a_key_of_its_config_section() {
         let section = serde_json::to_value(crate::config::SimulatorConfig::default()).expect("json");
-        let form = (crate::provider::simulator::REGISTRATION.form)(&Config::default().provider);
+        let form = crate::provider::ProviderSection::form(&Config::default().provider.simulator);
         for field in &form.fields {
             assert!(section.get(field.key).is_some(), "{} is not a simulator setting", field.key);
         }
         let json = serde_json::to_value(&form).expect("json");
         assert_eq!(json["fields"][0]["type"], "number");
-        assert_eq!(json["fields"][0]["max"], limits::SIMULATOR_RING.max);
+        assert_eq!(json["fields"][0]["max"], crate::provider::simulator::RING_AFTER.max);
     }
 
     #[test]
@@ -115,7 +114,7 @@ mod tests {
             for field in form.fields {
                 if let Input::Number { min, max } = field.input {
                     let path = format!("provider.{}.{}", form.kind, field.key);
-                    let limit = limits::of(&path).unwrap_or_else(|| panic!("{path} has no limit"));
+                    let limit = crate::provider::registry::limits(&Config::default().provider).into_iter().find(|l| l.field == path).unwrap_or_else(|| panic!("{path} has no limit"));
                     assert_eq!((min, max), (limit.min, limit.max), "{path}");
                 }
             }

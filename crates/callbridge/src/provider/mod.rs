@@ -7,9 +7,10 @@
 //! [`EventSink`] it was built with; the [`crate::tracker::CallTracker`] turns those into calls and call
 //! events. Providers never emit notifications or touch the UI themselves.
 //!
-//! Each provider module registers itself (its config section's checks, its settings form, the keyring
-//! entries it reads, how it starts, its webhook routes) in [`registry::PROVIDERS`]; the rest of
-//! CallBridge reads that list rather than naming providers.
+//! Each provider module owns its section of the config file, `[provider.<name>]`, and implements
+//! [`ProviderSection`] for it: how the section is checked, the provider's settings form, the keyring
+//! entries it reads and how the provider starts. [`registry`] lists the providers, one line each; the
+//! rest of CallBridge reads that list rather than naming providers.
 
 pub mod baresip;
 pub mod forms;
@@ -26,7 +27,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::call::{Call, CallId, Direction, Disposition};
+use crate::config::invalid::Invalid;
+use crate::config::limits::Limit;
 use crate::secrets::SecretStore;
+use forms::ProviderForm;
 
 /// What a provider is built from.
 #[derive(Debug, Clone)]
@@ -34,6 +38,39 @@ pub struct ProviderContext {
     /// Where the provider reports what it observes.
     pub sink: EventSink,
     pub secrets: Arc<dyn SecretStore>,
+}
+
+/// A provider's section of the config file, `[provider.<name>]`, and what the rest of CallBridge asks
+/// of a provider through it. The section type is the provider's own; [`registry`] names it once.
+pub trait ProviderSection: Send + Sync + std::fmt::Debug {
+    /// Checks the section; `selected` says whether it is the configured provider (some settings are
+    /// required only to use it).
+    fn validate(&self, selected: bool) -> Result<(), Invalid>;
+    /// The provider's settings form, its secret fields naming the keyring entries the section names.
+    fn form(&self) -> ProviderForm;
+    /// The keyring entries the provider reads with these settings (`callbridge secret status` lists
+    /// them).
+    fn secret_entries(&self, selected: bool) -> Vec<String>;
+    /// Builds the running provider. Called inside the engine's Tokio runtime; must not fail: a
+    /// provider that lacks something says so in its `health` and refuses commands with
+    /// [`ProviderError::NotConfigured`].
+    fn start(&self, start: Start<'_>) -> Arc<dyn Provider>;
+    /// The bounds of the section's numeric settings (the settings page checks against them too).
+    fn limits(&self) -> &'static [Limit] {
+        &[]
+    }
+    /// Whether a saved config file leaves the section out (a section left at its defaults need not
+    /// be written).
+    fn is_untouched(&self) -> bool;
+}
+
+/// What a provider is started with.
+#[derive(Debug)]
+pub struct Start<'a> {
+    pub context: ProviderContext,
+    /// The engine's simulator, always running (simulated incoming calls need it whatever is
+    /// configured); the simulator provider is this one.
+    pub simulator: &'a Arc<dyn Provider>,
 }
 
 /// Whether a provider can carry out a command, and if not, why.

@@ -1,79 +1,110 @@
-//! The phone systems CallBridge knows, in one list: [`PROVIDERS`].
+//! The phone systems CallBridge knows, in one list: the [`providers!`] call below, one line per
+//! provider.
 //!
-//! Each provider module says everything about itself in one [`Registration`]: its name, how its
-//! `[provider.<name>]` section is validated, its settings form, the keyring entries it reads and how it
-//! is started. The configuration, the engine, the settings page, the
-//! `callbridge secret` command and the listener read this list instead of naming providers, so adding a
-//! provider is a module plus one line here (see docs/development.md, "Adding a provider"). The config
-//! file's `kind` and sections need a variant and a field for serde; they live here too, and
-//! [`ProviderKind::registration`] is an exhaustive match, so the compiler catches a variant without a
-//! registration, and a test catches a registration missing from [`PROVIDERS`].
+//! Each provider module owns its section of the config file and implements [`ProviderSection`] for it
+//! (how the section is checked, its settings form, the keyring entries it reads, how the provider
+//! starts). A line of the list names the provider's `kind` (the value of `[provider] kind` in the config
+//! file), the field of its section (`[provider.<field>]`) and the section's type; from that line come
+//! the [`ProviderKind`] variant, the [`ProviderConfig`] field and the entry of [`ProviderKind::ALL`].
+//! The configuration, the engine, the settings page, the `callbridge secret` command and the listener
+//! read those instead of naming providers, so adding a provider is a module plus one line here (see
+//! docs/development.md, "Adding a provider").
 //!
-//! A provider that takes webhooks (phone systems that push call events over HTTP) also names its
-//! routes in `listener::webhooks::of_provider`, an exhaustive match over [`ProviderKind`]: the handlers
-//! feed the engine, which sits above the providers, so they live with the listener.
+//! A provider that takes webhooks (phone systems that push call events over HTTP) reads their payloads
+//! in its module; the HTTP handlers that feed what it read to the engine sit above the engine, with the
+//! listener (`listener::webhooks::of_provider` names them).
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::baresip::config::BaresipConfig;
 use super::forms::{Input, ProviderForm};
-use super::kazoo::config::KazooConfig;
-use super::simulator::{Simulator, SimulatorConfig};
-use super::telecmi::TelecmiConfig;
-use super::{baresip, kazoo, simulator, telecmi, Provider, ProviderContext};
+use super::{baresip, kazoo, simulator, telecmi, Provider, ProviderSection, Start};
 use crate::config::invalid::Invalid;
+use crate::config::limits::{Limit, LIMITS};
 
-/// Every provider, in the order the settings page lists them.
-pub static PROVIDERS: &[&Registration] = &[
-    &simulator::REGISTRATION,
-    &telecmi::REGISTRATION,
-    &kazoo::REGISTRATION,
-    &baresip::REGISTRATION,
-];
+/// Defines, from one line per provider (`Variant => field: SectionType`, in the order the settings page
+/// lists them): the [`ProviderKind`] variant (its name in the config file is the field's name), the
+/// [`ProviderConfig`] field and the entry of [`ProviderKind::ALL`].
+macro_rules! providers {
+    ($( $(#[$doc:meta])* $variant:ident => $field:ident: $section:ty, )+) => {
+        /// The `kind` value in `[provider]`: which provider places the calls.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum ProviderKind {
+            $( $(#[$doc])* $variant, )+
+        }
 
-/// What a provider module tells the rest of CallBridge about itself. Each function gets the whole
-/// `[provider]` configuration and reads its own section.
-#[derive(Debug)]
-pub struct Registration {
-    /// The `kind` that selects it; its `as_str` is the provider's name.
-    pub kind: ProviderKind,
-    /// Checks its section; `selected` says whether it is the configured provider (some sections are
-    /// only checked then: their required settings are required only to use it).
-    pub validate: fn(config: &ProviderConfig, selected: bool) -> Result<(), Invalid>,
-    /// Its settings form, secret fields naming the keyring entries `config` names.
-    pub form: fn(config: &ProviderConfig) -> ProviderForm,
-    /// The keyring entries it reads under `config` (`callbridge secret status` lists them).
-    pub secrets: fn(config: &ProviderConfig, selected: bool) -> Vec<String>,
-    /// Builds the running provider (inside a Tokio runtime).
-    pub start: fn(config: &ProviderConfig, start: Start<'_>) -> Arc<dyn Provider>,
+        impl ProviderKind {
+            /// Every provider, in the order the settings page lists them.
+            pub const ALL: &[ProviderKind] = &[ $( ProviderKind::$variant, )+ ];
+
+            /// The provider's name: its `kind` in the config file and the name of its section.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( ProviderKind::$variant => stringify!($field), )+
+                }
+            }
+
+            /// The provider's section of `config`.
+            pub fn section(self, config: &ProviderConfig) -> &dyn ProviderSection {
+                match self {
+                    $( ProviderKind::$variant => &config.$field, )+
+                }
+            }
+        }
+
+        /// Which phone system places the calls, and each one's settings. A section whose
+        /// [`ProviderSection::is_untouched`] says so is left out of a saved file.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct ProviderConfig {
+            pub kind: ProviderKind,
+            $(
+                #[doc = concat!("`[provider.", stringify!($field), "]`")]
+                #[serde(skip_serializing_if = "untouched")]
+                pub $field: $section,
+            )+
+        }
+    };
 }
 
-impl Registration {
-    pub fn name(&self) -> &'static str {
-        self.kind.as_str()
+providers! {
+    /// The built-in simulator: no phone account needed.
+    Simulator => simulator: simulator::SimulatorConfig,
+    /// TeleCMI click2call (https://doc.telecmi.com/chub/docs/click-to-call-admin).
+    Telecmi => telecmi: telecmi::TelecmiConfig,
+    /// Kazoo (2600Hz) click-to-call (https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/clicktocall.md).
+    Kazoo => kazoo: kazoo::config::KazooConfig,
+    /// A local baresip softphone, driven over its ctrl_tcp socket.
+    Baresip => baresip: baresip::config::BaresipConfig,
+}
+
+
+impl Default for ProviderKind {
+    /// The simulator: it needs no phone account.
+    fn default() -> Self {
+        ProviderKind::Simulator
     }
 }
 
-/// What a provider is started with.
-#[derive(Debug)]
-pub struct Start<'a> {
-    pub context: ProviderContext,
-    /// The engine's simulator, always running (simulated incoming calls need it whatever is configured).
-    pub simulator: &'a Arc<Simulator>,
+/// Every provider, in the order the settings page lists them.
+pub static PROVIDERS: &[ProviderKind] = ProviderKind::ALL;
+
+fn untouched(section: &impl ProviderSection) -> bool {
+    section.is_untouched()
 }
 
 /// Starts the provider `config` selects.
 pub fn start(config: &ProviderConfig, start: Start<'_>) -> Arc<dyn Provider> {
-    (config.kind.registration().start)(config, start)
+    config.kind.section(config).start(start)
 }
 
 /// The keyring entries the configured providers read, without repeats, in the order of [`PROVIDERS`].
 pub fn secret_entries(config: &ProviderConfig) -> Vec<String> {
     let mut entries = Vec::new();
-    for registration in PROVIDERS {
-        for entry in (registration.secrets)(config, config.kind == registration.kind) {
+    for &kind in PROVIDERS {
+        for entry in kind.section(config).secret_entries(config.kind == kind) {
             if !entries.contains(&entry) {
                 entries.push(entry);
             }
@@ -82,9 +113,16 @@ pub fn secret_entries(config: &ProviderConfig) -> Vec<String> {
     entries
 }
 
+/// The bounds of every numeric setting: those outside `[provider]` and each provider's.
+pub fn limits(config: &ProviderConfig) -> Vec<Limit> {
+    let mut all = LIMITS.to_vec();
+    all.extend(PROVIDERS.iter().flat_map(|kind| kind.section(config).limits()));
+    all
+}
+
 /// Every provider's settings form for `config`, in the order the page lists them.
 pub fn forms(config: &ProviderConfig) -> Vec<ProviderForm> {
-    PROVIDERS.iter().map(|provider| (provider.form)(config)).collect()
+    PROVIDERS.iter().map(|kind| kind.section(config).form()).collect()
 }
 
 /// The keyring entries the settings page may write: those named by a secret field of a form.
@@ -100,64 +138,10 @@ pub fn writable_secret_entries(config: &ProviderConfig) -> Vec<String> {
     entries
 }
 
-/// Which phone system places the calls, and each one's settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProviderConfig {
-    pub kind: ProviderKind,
-    pub simulator: SimulatorConfig,
-    /// `[provider.telecmi]`: used when `kind = "telecmi"`.
-    #[serde(skip_serializing_if = "TelecmiConfig::is_default")]
-    pub telecmi: TelecmiConfig,
-    /// `[provider.baresip]`: a local SIP softphone (see `provider::baresip::config`).
-    #[serde(skip_serializing_if = "BaresipConfig::is_default")]
-    pub baresip: BaresipConfig,
-    /// `[provider.kazoo]`: Kazoo click-to-call (see `provider::kazoo::config`).
-    #[serde(skip_serializing_if = "KazooConfig::is_default")]
-    pub kazoo: KazooConfig,
-}
-
-/// The `kind` value in `[provider]`: one variant per entry of [`PROVIDERS`], named as the provider's
-/// [`Provider::name`] (a test checks the two agree).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// The built-in simulator: no phone account needed.
-    #[default]
-    Simulator,
-    /// TeleCMI click2call (https://doc.telecmi.com/chub/docs/click-to-call-admin).
-    Telecmi,
-    /// A local baresip softphone, driven over its ctrl_tcp socket.
-    Baresip,
-    /// Kazoo (2600Hz) click-to-call.
-    Kazoo,
-}
-
-impl ProviderKind {
-    /// The provider's registration.
-    pub fn registration(self) -> &'static Registration {
-        match self {
-            ProviderKind::Simulator => &simulator::REGISTRATION,
-            ProviderKind::Telecmi => &telecmi::REGISTRATION,
-            ProviderKind::Baresip => &baresip::REGISTRATION,
-            ProviderKind::Kazoo => &kazoo::REGISTRATION,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Simulator => "simulator",
-            ProviderKind::Telecmi => "telecmi",
-            ProviderKind::Baresip => "baresip",
-            ProviderKind::Kazoo => "kazoo",
-        }
-    }
-}
-
 impl ProviderConfig {
     /// Each provider checks its own section.
     pub fn validate(&self) -> Result<(), Invalid> {
-        PROVIDERS.iter().try_for_each(|r| (r.validate)(self, self.kind == r.kind))
+        PROVIDERS.iter().try_for_each(|&kind| kind.section(self).validate(self.kind == kind))
     }
 }
 
@@ -196,14 +180,14 @@ mod tests {
     #[test]
     fn the_list_holds_each_kind_once() {
         let mut accepted = kinds_the_config_accepts();
-        let mut listed: Vec<String> = PROVIDERS.iter().map(|r| r.name().to_owned()).collect();
+        let mut listed: Vec<String> = PROVIDERS.iter().map(|kind| kind.as_str().to_owned()).collect();
         accepted.sort();
         listed.sort();
         assert_eq!(listed, accepted, "PROVIDERS and the kinds [provider] kind accepts differ");
         for name in &accepted {
             let kind = kind_named(name);
             assert_eq!(kind.as_str(), name);
-            assert!(std::ptr::eq(kind.registration(), *PROVIDERS.iter().find(|r| r.kind == kind).expect("listed")));
+            assert!(PROVIDERS.contains(&kind));
         }
     }
 
@@ -219,7 +203,6 @@ mod tests {
     async fn every_kind_is_started_served_and_known() {
         for name in kinds_the_config_accepts() {
             let kind = kind_named(&name);
-            let registration = kind.registration();
             let mut config = Config::default();
             config.provider.kind = kind;
             config.security.dials_per_minute = 0;
@@ -244,7 +227,7 @@ mod tests {
 
             // The keyring entries it reads are listed by `callbridge secret status` and writable from the
             // settings page; every secret its form requires is among them.
-            let reads = (registration.secrets)(&config.provider, true);
+            let reads = kind.section(&config.provider).secret_entries(true);
             let cli = secret_entries(&config.provider);
             let writable = writable_secret_entries(&config.provider);
             for entry in &reads {
@@ -260,7 +243,7 @@ mod tests {
             }
 
             // Its webhook routes are mounted: each answers, if only to refuse the empty request.
-            if let Some(routes) = crate::listener::webhooks::of_provider(registration.kind) {
+            if let Some(routes) = crate::listener::webhooks::of_provider(kind) {
                 let (_, doc) = routes.split_for_parts();
                 assert!(!doc.paths.paths.is_empty(), "{name} registers webhook routes but none are documented");
                 for (path, item) in &doc.paths.paths {

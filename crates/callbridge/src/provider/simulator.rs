@@ -15,24 +15,18 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderEvent, ProviderEventKind, Support};
-use crate::call::{Call, CallId, CallState, Direction, Disposition};
 use super::forms::{self, ProviderForm};
-use super::registry::{ProviderConfig, ProviderKind, Registration, Start};
+use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderSection, Start, Support};
+use crate::call::{Call, CallId, CallState, Direction, Disposition};
 use crate::config::invalid::Invalid;
-use crate::config::limits;
+use crate::config::limits::Limit;
 
 pub const NAME: &str = "simulator";
 
-/// The simulator in the provider list. It is always running (simulated incoming calls need it);
-/// selecting it makes it the provider that dials too.
-pub static REGISTRATION: Registration = Registration {
-    kind: ProviderKind::Simulator,
-    validate: |config, _| config.simulator.validate(),
-    form,
-    secrets: |_, _| Vec::new(),
-    start: |_, start: Start<'_>| Arc::clone(start.simulator) as Arc<dyn Provider>,
-};
+/// The bounds of `[provider.simulator]`'s delays.
+pub const RING_AFTER: Limit = Limit::new("provider.simulator.ring_after_ms", 0, 3_600_000, " (an hour)");
+pub const ANSWER_AFTER: Limit = Limit::new("provider.simulator.answer_after_ms", 0, 3_600_000, " (an hour; 0 = never)");
+pub const HANGUP_AFTER: Limit = Limit::new("provider.simulator.hangup_after_ms", 0, 3_600_000, " (an hour; 0 = never)");
 
 /// The simulated far end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,27 +48,55 @@ impl Default for SimulatorConfig {
 
 impl SimulatorConfig {
     /// The longest simulated wait: an hour.
-    pub const MAX_DELAY_MS: u64 = limits::SIMULATOR_RING.max;
+    pub const MAX_DELAY_MS: u64 = RING_AFTER.max;
 
     /// Each delay is at most [`Self::MAX_DELAY_MS`].
     pub fn validate(&self) -> Result<(), Invalid> {
-        limits::SIMULATOR_RING.check(self.ring_after_ms)?;
-        limits::SIMULATOR_ANSWER.check(self.answer_after_ms)?;
-        limits::SIMULATOR_HANGUP.check(self.hangup_after_ms)
+        RING_AFTER.check(self.ring_after_ms)?;
+        ANSWER_AFTER.check(self.answer_after_ms)?;
+        HANGUP_AFTER.check(self.hangup_after_ms)
     }
 }
 
+/// The simulator in the provider list. It is always running (simulated incoming calls need it);
+/// selecting it makes it the provider that dials too.
+impl ProviderSection for SimulatorConfig {
+    fn validate(&self, _selected: bool) -> Result<(), Invalid> {
+        SimulatorConfig::validate(self)
+    }
 
-fn form(_: &ProviderConfig) -> ProviderForm {
+    fn form(&self) -> ProviderForm {
+        form()
+    }
+
+    fn secret_entries(&self, _selected: bool) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn start(&self, start: Start<'_>) -> Arc<dyn Provider> {
+        Arc::clone(start.simulator)
+    }
+
+    fn limits(&self) -> &'static [Limit] {
+        &[RING_AFTER, ANSWER_AFTER, HANGUP_AFTER]
+    }
+
+    /// Always written: the file shows the timings a simulated call takes.
+    fn is_untouched(&self) -> bool {
+        false
+    }
+}
+
+fn form() -> ProviderForm {
     ProviderForm {
         kind: NAME,
         label: "Simulator (no phone account)",
         description: "A pretend phone system built in: dialed calls ring, are answered and end on a timer, \
                       and incoming calls can be simulated. Use it to wire up the CRM before connecting a real one.",
         fields: vec![
-            forms::number(limits::SIMULATOR_RING, "Far end rings after (ms)", "Time from dialing until the far end rings."),
-            forms::number(limits::SIMULATOR_ANSWER, "Far end answers after (ms)", "Time from dialing until the far end answers; 0 = never."),
-            forms::number(limits::SIMULATOR_HANGUP, "Far end hangs up after (ms)", "Time from answering until the far end hangs up; 0 = never."),
+            forms::number(RING_AFTER, "Far end rings after (ms)", "Time from dialing until the far end rings."),
+            forms::number(ANSWER_AFTER, "Far end answers after (ms)", "Time from dialing until the far end answers; 0 = never."),
+            forms::number(HANGUP_AFTER, "Far end hangs up after (ms)", "Time from answering until the far end hangs up; 0 = never."),
         ],
     }
 }

@@ -11,7 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::provider::registry::{self, PROVIDERS};
 
 /// `in`, `out` or `internal`.
 #[derive(Debug, ToSchema)]
@@ -369,32 +373,52 @@ pub struct DeliveryConfig {
     pub max_age_hours: u32,
 }
 
-/// `simulator`, `telecmi`, `baresip` or `kazoo`.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Simulator,
-    Telecmi,
-    Baresip,
-    Kazoo,
+/// `[provider] kind`: the name of one of the providers CallBridge knows. The names come from the
+/// provider list, so a new provider is documented without a change here.
+#[derive(Debug)]
+pub struct ProviderKind;
+
+impl PartialSchema for ProviderKind {
+    fn schema() -> RefOr<Schema> {
+        let names: Vec<&str> = PROVIDERS.iter().map(|kind| kind.as_str()).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!("The phone system that places the calls: {}.", names.join(", "))))
+            .enum_values(Some(names))
+            .into()
+    }
 }
+
+impl ToSchema for ProviderKind {}
 
 /// `[provider]`: which phone system places the calls, and each one's settings. The tables of the
 /// phone systems other than the simulator are described on the settings page's forms
-/// (`GET /api/v1/providers`).
-#[derive(Debug, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    #[schema(required = false)]
-    pub kind: ProviderKind,
-    #[schema(required = false)]
-    pub simulator: SimulatorConfig,
-    #[schema(required = false, value_type = Object)]
-    pub telecmi: serde_json::Value,
-    #[schema(required = false, value_type = Object)]
-    pub baresip: serde_json::Value,
-    #[schema(required = false, value_type = Object)]
-    pub kazoo: serde_json::Value,
+/// (`GET /api/v1/providers`); here they are objects, one per provider in the provider list.
+#[derive(Debug)]
+pub struct ProviderConfig;
+
+impl PartialSchema for ProviderConfig {
+    fn schema() -> RefOr<Schema> {
+        let mut object = ObjectBuilder::new()
+            .description(Some("`[provider]`: which phone system places the calls, and each one's settings."))
+            .property("kind", Ref::from_schema_name(ProviderKind::name()))
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        for &kind in PROVIDERS {
+            object = match kind {
+                registry::ProviderKind::Simulator => object.property(kind.as_str(), Ref::from_schema_name(SimulatorConfig::name())),
+                _ => object.property(kind.as_str(), ObjectBuilder::new().schema_type(Type::Object)),
+            };
+        }
+        object.into()
+    }
+}
+
+impl ToSchema for ProviderConfig {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ProviderKind::name().into_owned(), ProviderKind::schema()));
+        schemas.push((SimulatorConfig::name().into_owned(), SimulatorConfig::schema()));
+        <SimulatorConfig as ToSchema>::schemas(schemas);
+    }
 }
 
 /// `[provider.simulator]`: milliseconds until the simulated far end rings, answers and hangs up.

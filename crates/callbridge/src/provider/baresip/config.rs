@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::invalid::Invalid;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
-use crate::provider::registry::ProviderConfig;
 
 /// The keyring entry of the SIP password when `password_entry` is not set (the settings page sets
 /// `password_entry` to it when a password is typed there).
@@ -224,8 +223,8 @@ impl BaresipConfig {
 }
 
 /// The settings page's baresip form.
-pub fn form(config: &ProviderConfig) -> ProviderForm {
-    let password_entry = config.baresip.password_entry.as_deref().map(str::trim).filter(|e| !e.is_empty());
+pub fn form(config: &BaresipConfig) -> ProviderForm {
+    let password_entry = config.password_entry.as_deref().map(str::trim).filter(|e| !e.is_empty());
     ProviderForm {
         kind: super::NAME,
         label: "baresip softphone",

@@ -34,9 +34,10 @@ use self::client::{Client, ClientError, Notice};
 use self::config::BaresipConfig;
 use self::message::{dialed_call_id, Response};
 use self::supervisor::Supervisor;
-use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderHealth, Support};
+use super::forms::ProviderForm;
+use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderHealth, ProviderSection, Start, Support};
 use crate::call::{Call, Direction};
-use super::registry::{ProviderKind, Registration};
+use crate::config::invalid::Invalid;
 use super::ProviderContext;
 use crate::secrets::SecretStore;
 
@@ -44,13 +45,31 @@ pub const NAME: &str = "baresip";
 
 /// baresip in the provider list: its section is checked when it is selected; it takes no webhooks
 /// (call events come over its control socket).
-pub static REGISTRATION: Registration = Registration {
-    kind: ProviderKind::Baresip,
-    validate: |config, selected| if selected { config.baresip.check() } else { Ok(()) },
-    form: config::form,
-    secrets: |config, _| config.baresip.password_entry.clone().into_iter().collect(),
-    start: |config, start| Arc::new(Baresip::start(config.baresip.clone(), start.context)),
-};
+impl ProviderSection for BaresipConfig {
+    fn validate(&self, selected: bool) -> Result<(), Invalid> {
+        if selected {
+            self.check()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn form(&self) -> ProviderForm {
+        config::form(self)
+    }
+
+    fn secret_entries(&self, _selected: bool) -> Vec<String> {
+        self.password_entry.clone().into_iter().collect()
+    }
+
+    fn start(&self, start: Start<'_>) -> Arc<dyn Provider> {
+        Arc::new(Baresip::start(self.clone(), start.context))
+    }
+
+    fn is_untouched(&self) -> bool {
+        self.is_default()
+    }
+}
 
 /// How long a command may take. baresip answers at once; only a wedged process is slower.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);

@@ -6,7 +6,6 @@ use url::Url;
 
 use crate::config::invalid::Invalid;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
-use crate::provider::registry::ProviderConfig;
 
 /// Crossbar's base URL, `https://kazoo.example.com:8443`. A trailing `/v2` is accepted and dropped:
 /// CallBridge adds the `/v2/...` paths itself.
@@ -181,7 +180,7 @@ impl KazooConfig {
 }
 
 /// The settings page's Kazoo form.
-pub fn form(config: &ProviderConfig) -> ProviderForm {
+pub fn form(config: &KazooConfig) -> ProviderForm {
     ProviderForm {
         kind: super::NAME,
         label: "Kazoo click-to-call",
@@ -192,7 +191,7 @@ pub fn form(config: &ProviderConfig) -> ProviderForm {
             forms::text("account_id", "Account id", true, "The 32-character account id.", ""),
             forms::text("clicktocall_id", "Click-to-call id", true, "The click-to-call to connect through.", ""),
             forms::choice("auth", "Sign in with", &["api_key", "user", "none"], "An API key, a user and password, or nothing (auth_required false)."),
-            forms::secret("secret", "API key or password", config.kazoo.secret_entry(), "secret_entry", false, "Kept in the OS keyring."),
+            forms::secret("secret", "API key or password", config.secret_entry(), "secret_entry", false, "Kept in the OS keyring."),
             forms::text("username", "User name", false, "For signing in with a user.", ""),
             forms::text("account_name", "Account name", false, "For signing in with a user.", ""),
             forms::text("websocket_url", "Blackhole websocket", false, "Where call events come from, e.g. ws://kazoo.example.com:5555.", ""),

@@ -29,25 +29,44 @@ use self::api::Crossbar;
 use self::config::{KazooAuth, KazooConfig};
 use self::dials::Dials;
 use self::events::{ChannelEvent, Legs};
-use super::{Capabilities, Placed, Provider, ProviderError, ProviderEvent, ProviderHealth, Support};
+use super::forms::ProviderForm;
+use super::{Capabilities, Placed, Provider, ProviderError, ProviderEvent, ProviderHealth, ProviderSection, Start, Support};
 use crate::call::Call;
-use super::registry::{ProviderKind, Registration};
+use crate::config::invalid::Invalid;
 use super::ProviderContext;
 
 pub const NAME: &str = "kazoo";
 
 /// Kazoo in the provider list: its section is checked when it is selected; its webhooks are served
 /// under `/webhooks/kazoo`.
-pub static REGISTRATION: Registration = Registration {
-    kind: ProviderKind::Kazoo,
-    validate: |config, selected| if selected { config.kazoo.check() } else { Ok(()) },
-    form: config::form,
-    secrets: |config, selected| match selected && config.kazoo.auth != KazooAuth::None {
-        true => vec![config.kazoo.secret_entry().to_owned()],
-        false => Vec::new(),
-    },
-    start: |config, start| Arc::new(Kazoo::start(config.kazoo.clone(), start.context)),
-};
+impl ProviderSection for KazooConfig {
+    fn validate(&self, selected: bool) -> Result<(), Invalid> {
+        if selected {
+            self.check()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn form(&self) -> ProviderForm {
+        config::form(self)
+    }
+
+    fn secret_entries(&self, selected: bool) -> Vec<String> {
+        match selected && self.auth != KazooAuth::None {
+            true => vec![self.secret_entry().to_owned()],
+            false => Vec::new(),
+        }
+    }
+
+    fn start(&self, start: Start<'_>) -> Arc<dyn Provider> {
+        Arc::new(Kazoo::start(self.clone(), start.context))
+    }
+
+    fn is_untouched(&self) -> bool {
+        self.is_default()
+    }
+}
 
 /// See the module documentation.
 #[derive(Debug)]

@@ -7,9 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::invalid::Invalid;
-use crate::config::limits;
+use crate::config::limits::Limit;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
-use crate::provider::registry::ProviderConfig;
 
 /// The public TeleCMI REST endpoint (https://doc.telecmi.com/chub/docs/click-to-call-admin).
 pub const DEFAULT_BASE_URL: &str = "https://rest.telecmi.com";
@@ -19,6 +18,13 @@ pub const DEFAULT_SECRET_ENTRY: &str = "telecmi";
 
 /// Keyring entry of the user's password unless the config names another.
 pub const DEFAULT_PASSWORD_ENTRY: &str = "telecmi-password";
+
+/// The bounds of `[provider.telecmi]`'s numbers.
+pub const CONNECT_TIMEOUT: Limit =
+    Limit::new("provider.telecmi.connect_timeout_secs", 1, 300, " (5 minutes)").at_most("provider.telecmi.timeout_secs");
+pub const TIMEOUT: Limit = Limit::new("provider.telecmi.timeout_secs", 1, 300, " (5 minutes)");
+pub const HANGUP_SETTLE: Limit = Limit::new("provider.telecmi.hangup_settle_ms", 0, 30_000, " (30 s)");
+pub const LIMITS: &[Limit] = &[CONNECT_TIMEOUT, TIMEOUT, HANGUP_SETTLE];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,7 +59,7 @@ pub struct TelecmiConfig {
 
 impl TelecmiConfig {
     /// The longest hold of a hangup: 30 s.
-    pub const MAX_HANGUP_SETTLE_MS: u64 = limits::TELECMI_SETTLE.max;
+    pub const MAX_HANGUP_SETTLE_MS: u64 = HANGUP_SETTLE.max;
 }
 
 impl Default for TelecmiConfig {
@@ -109,9 +115,9 @@ impl TelecmiConfig {
         if self.user_id.chars().any(char::is_whitespace) {
             return Err(key("user_id", format!("provider.telecmi.user_id {:?} contains spaces", self.user_id)));
         }
-        limits::TELECMI_TIMEOUT.check(self.timeout_secs)?;
-        limits::TELECMI_CONNECT.check_up_to(self.connect_timeout_secs, self.timeout_secs)?;
-        limits::TELECMI_SETTLE.check(self.hangup_settle_ms)?;
+        TIMEOUT.check(self.timeout_secs)?;
+        CONNECT_TIMEOUT.check_up_to(self.connect_timeout_secs, self.timeout_secs)?;
+        HANGUP_SETTLE.check(self.hangup_settle_ms)?;
         for (name, entry) in [("secret_entry", &self.secret_entry), ("password_entry", &self.password_entry)] {
             if entry.trim().is_empty() {
                 return Err(key(name, format!("provider.telecmi.{name} cannot be empty: it names a keyring entry")));
@@ -196,8 +202,8 @@ impl<'de> Deserialize<'de> for CallerId {
 }
 
 /// The settings page's TeleCMI form.
-pub fn form(config: &ProviderConfig) -> ProviderForm {
-    let telecmi = &config.telecmi;
+pub fn form(config: &TelecmiConfig) -> ProviderForm {
+    let telecmi = config;
     ProviderForm {
         kind: super::NAME,
         label: "TeleCMI click-to-call",
@@ -212,8 +218,8 @@ pub fn form(config: &ProviderConfig) -> ProviderForm {
             forms::secret("password", "Login password", &telecmi.password_entry, "password_entry", false, "Kept in the OS keyring."),
             Field { key: "base_url", label: "API address", input: Input::Url, required: true, help: "TeleCMI's REST API.", placeholder: "" },
             forms::choice("method", "Request form", &["post", "get"], "The documented JSON POST, or the GET form."),
-            forms::number(limits::TELECMI_CONNECT, "Connect timeout (s)", "How long to wait for a connection to TeleCMI; at most the request timeout."),
-            forms::number(limits::TELECMI_TIMEOUT, "Request timeout (s)", "How long one request to TeleCMI may take."),
+            forms::number(CONNECT_TIMEOUT, "Connect timeout (s)", "How long to wait for a connection to TeleCMI; at most the request timeout."),
+            forms::number(TIMEOUT, "Request timeout (s)", "How long one request to TeleCMI may take."),
         ],
     }
 }

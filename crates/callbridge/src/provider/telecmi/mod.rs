@@ -48,9 +48,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{Capabilities, Placed, Provider, ProviderError, ProviderHealth, Support};
+use super::forms::ProviderForm;
+use super::{Capabilities, Placed, Provider, ProviderError, ProviderHealth, ProviderSection, Start, Support};
 use crate::call::Call;
-use super::registry::{ProviderKind, Registration};
+use crate::config::invalid::Invalid;
+use crate::config::limits::Limit;
 use super::ProviderContext;
 use crate::secrets::{Secret, SecretStore};
 use client::{Click2Call, Client, HangupRefusal};
@@ -64,13 +66,31 @@ pub const NAME: &str = "telecmi";
 
 /// TeleCMI in the provider list: its section is checked whether or not it is selected; its webhooks
 /// are served under `/webhooks/telecmi`.
-pub static REGISTRATION: Registration = Registration {
-    kind: ProviderKind::Telecmi,
-    validate: |config, _| config.telecmi.validate(),
-    form: config::form,
-    secrets: |config, _| config.telecmi.secret_entries(),
-    start: |config, start| Arc::new(TeleCmi::new(config.telecmi.clone(), start.context)),
-};
+impl ProviderSection for TelecmiConfig {
+    fn validate(&self, _selected: bool) -> Result<(), Invalid> {
+        TelecmiConfig::validate(self)
+    }
+
+    fn form(&self) -> ProviderForm {
+        config::form(self)
+    }
+
+    fn secret_entries(&self, _selected: bool) -> Vec<String> {
+        TelecmiConfig::secret_entries(self)
+    }
+
+    fn start(&self, start: Start<'_>) -> Arc<dyn Provider> {
+        Arc::new(TeleCmi::new(self.clone(), start.context))
+    }
+
+    fn limits(&self) -> &'static [Limit] {
+        config::LIMITS
+    }
+
+    fn is_untouched(&self) -> bool {
+        self.is_default()
+    }
+}
 
 /// How long a keyring lookup may take before the dial gives up (a locked keyring may be prompting).
 const KEYRING_WAIT: Duration = Duration::from_secs(10);
