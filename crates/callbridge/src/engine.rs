@@ -499,7 +499,14 @@ impl Engine {
     fn publish(&self, events: &[CallEvent]) -> Commits {
         let mut commits = Commits::default();
         for event in events {
-            tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event");
+            // A call's arrival and its end at info (an outgoing call's start is the "dialing" line);
+            // the steps between at debug: one busy agent's day stays readable.
+            match event.kind {
+                CallEventKind::Incoming | CallEventKind::Ended => {
+                    tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event")
+                }
+                _ => tracing::debug!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event"),
+            }
             // The history row needs no waiting for: any notification's commit awaited below comes after
             // it, and readers of the history wait for the writer (`Store::settled`).
             self.record_history(&event.call).detach();
@@ -654,7 +661,7 @@ impl Engine {
                 let _ = self.trust_origin(&origin).await;
             }
         }
-        tracing::info!(number = %number.dial, ?caller, "dial command accepted");
+        tracing::debug!(number = %number.dial, ?caller, "dial command accepted");
         self.place(number).await
     }
 
