@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::forms::{Input, ProviderForm};
-use super::{baresip, kazoo, simulator, telecmi, Provider, ProviderSection, Start};
+use super::{Provider, ProviderSection, Start};
 use crate::config::invalid::Invalid;
 use crate::config::limits::{Limit, LIMITS};
 
@@ -71,13 +71,13 @@ macro_rules! providers {
 
 providers! {
     /// The built-in simulator: no phone account needed.
-    Simulator => simulator: simulator::SimulatorConfig,
+    Simulator => simulator: super::simulator::SimulatorConfig,
     /// TeleCMI click2call (https://doc.telecmi.com/chub/docs/click-to-call-admin).
-    Telecmi => telecmi: telecmi::TelecmiConfig,
+    Telecmi => telecmi: super::telecmi::TelecmiConfig,
     /// Kazoo (2600Hz) click-to-call (https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/clicktocall.md).
-    Kazoo => kazoo: kazoo::config::KazooConfig,
+    Kazoo => kazoo: super::kazoo::config::KazooConfig,
     /// A local baresip softphone, driven over its ctrl_tcp socket.
-    Baresip => baresip: baresip::config::BaresipConfig,
+    Baresip => baresip: super::baresip::config::BaresipConfig,
 }
 
 
