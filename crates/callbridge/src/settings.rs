@@ -437,14 +437,15 @@ mod tests {
         crate::provider::registry::limits(&Config::default().provider).iter().map(|l| (l.field, (l.min > 0).then_some(l.min), l.max)).collect()
     }
 
-    /// A configuration whose every section is written out (provider sections are left out of JSON and
-    /// TOML while they hold their defaults).
-    fn full_config() -> Config {
-        let mut c = Config::default();
-        c.provider.telecmi.user_id = "101_1111112".into();
-        c.provider.baresip.program = "/usr/bin/baresip".into();
-        c.provider.kazoo.username = "alice".into();
-        c
+    /// The default configuration as JSON with every section written out (a provider's section is left
+    /// out while it holds its defaults), every provider's included.
+    fn full_config() -> serde_json::Value {
+        let config = Config::default();
+        let mut json = serde_json::to_value(&config).expect("json");
+        for kind in crate::provider::registry::PROVIDERS {
+            json["provider"][kind.as_str()] = kind.section(&config.provider).to_json();
+        }
+        json
     }
 
     fn numeric_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
@@ -495,7 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_numeric_setting_is_bounded_in_the_file_and_over_the_api() {
-        let full = serde_json::to_value(full_config()).expect("json");
+        let full = full_config();
         let mut found = Vec::new();
         numeric_paths(&full, "", &mut found);
         found.sort();

@@ -121,15 +121,26 @@ mod tests {
         }
     }
 
-    /// Secret fields write to the entries the configuration names, not to the defaults.
+    /// Secret fields write to the entries the configuration names, not to the defaults: for every
+    /// provider's every secret field, a configuration naming another entry (in the setting the field
+    /// names) gets a form whose field writes there, and the page may write that entry.
     #[test]
     fn secret_fields_name_the_configured_entries() {
-        let mut config = Config::default();
-        config.provider.telecmi.secret_entry = "acme-telecmi-app".into();
-        config.provider.telecmi.password_entry = "acme-telecmi-login".into();
-        config.provider.kazoo.secret_entry = "acme-kazoo".into();
-        config.provider.baresip.password_entry = Some("acme-sip".into());
-        let entries: Vec<(String, String, &str)> = forms(&config.provider)
+        let defaults = Config::default().provider;
+        let mut json = serde_json::to_value(&defaults).expect("json");
+        let mut expected = Vec::new();
+        for form in forms(&defaults) {
+            for field in form.fields {
+                if let Input::Secret { entry_key, .. } = field.input {
+                    let entry = format!("custom-{}-{}", form.kind, field.key);
+                    json[form.kind][entry_key] = serde_json::Value::String(entry.clone());
+                    expected.push((format!("{}.{}", form.kind, field.key), entry, entry_key));
+                }
+            }
+        }
+        assert!(expected.len() >= 4, "the providers' secret fields: {expected:?}");
+        let config: crate::provider::registry::ProviderConfig = serde_json::from_value(json).expect("the entries are settings");
+        let got: Vec<(String, String, &str)> = forms(&config)
             .into_iter()
             .flat_map(|f| f.fields.into_iter().map(move |field| (f.kind, field)))
             .filter_map(|(kind, field)| match field.input {
@@ -137,20 +148,13 @@ mod tests {
                 _ => None,
             })
             .collect();
-        let expected = [
-            ("telecmi.app_secret", "acme-telecmi-app", "secret_entry"),
-            ("telecmi.password", "acme-telecmi-login", "password_entry"),
-            ("kazoo.secret", "acme-kazoo", "secret_entry"),
-            ("baresip.sip_password", "acme-sip", "password_entry"),
-        ];
-        let got: Vec<(&str, &str, &str)> = entries.iter().map(|(f, e, k)| (f.as_str(), e.as_str(), *k)).collect();
         assert_eq!(got, expected);
         for (_, entry, _) in &expected {
-            assert!(secret_entries(&config.provider).contains(&(*entry).to_owned()), "{entry}");
+            assert!(secret_entries(&config).contains(entry), "{entry}");
         }
-        assert!(!secret_entries(&config.provider).contains(&"telecmi".to_owned()), "the default entry is not writable once another is configured");
+        assert!(!secret_entries(&config).contains(&"telecmi".to_owned()), "the default entry is not writable once another is configured");
         // Without a configured entry, the SIP password goes to the default one.
-        assert!(secret_entries(&Config::default().provider).contains(&BARESIP_PASSWORD_ENTRY.to_owned()));
+        assert!(secret_entries(&defaults).contains(&BARESIP_PASSWORD_ENTRY.to_owned()));
     }
 
     fn sample(field: &Field) -> String {

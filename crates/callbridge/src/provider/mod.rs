@@ -42,7 +42,7 @@ pub struct ProviderContext {
 
 /// A provider's section of the config file, `[provider.<name>]`, and what the rest of CallBridge asks
 /// of a provider through it. The section type is the provider's own; [`registry`] names it once.
-pub trait ProviderSection: Send + Sync + std::fmt::Debug {
+pub trait ProviderSection: Send + Sync + std::fmt::Debug + SectionJson {
     /// Checks the section; `selected` says whether it is the configured provider (some settings are
     /// required only to use it).
     fn validate(&self, selected: bool) -> Result<(), Invalid>;
@@ -62,6 +62,18 @@ pub trait ProviderSection: Send + Sync + std::fmt::Debug {
     /// Whether a saved config file leaves the section out (a section left at its defaults need not
     /// be written).
     fn is_untouched(&self) -> bool;
+}
+
+/// A section as JSON, as `GET /api/v1/config` would show it, whether or not a saved file would leave
+/// it out. Every serializable section has it.
+pub trait SectionJson {
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<T: Serialize> SectionJson for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|e| serde_json::Value::String(format!("cannot be shown as JSON: {e}")))
+    }
 }
 
 /// What a provider is started with.
