@@ -28,11 +28,8 @@ pub mod invalid;
 pub mod limits;
 pub mod notification;
 pub use invalid::Invalid;
-pub use limits::Limit;
+pub use limits::{Limit, CONFIG_VERSION};
 pub use notification::{DeliveryConfig, Method, NotificationRule};
-
-/// The version of the file format this build writes.
-pub const CONFIG_VERSION: u32 = 1;
 
 /// The file name inside the platform's config directory.
 pub const FILE_NAME: &str = "callbridge.toml";

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::Invalid;
+use super::invalid::Invalid;
 
 /// The range of one numeric setting, named by its path in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,7 +52,10 @@ impl Limit {
     }
 }
 
-pub const VERSION: Limit = Limit::new("version", 0, super::CONFIG_VERSION as u64, " (files from a newer CallBridge are refused)");
+/// The config file format version this build writes; a file with a higher `version` is refused.
+pub const CONFIG_VERSION: u32 = 1;
+
+pub const VERSION: Limit = Limit::new("version", 0, CONFIG_VERSION as u64, " (files from a newer CallBridge are refused)");
 pub const LISTENER_PORT: Limit = Limit::new("listener.port", 1, 65_535, "");
 pub const DELIVERY_TIMEOUT: Limit = Limit::new("delivery.timeout_secs", 1, 300, " (5 minutes)");
 pub const DELIVERY_RETRY_INITIAL: Limit = Limit::new("delivery.retry_initial_ms", 1, 3_600_000, " (an hour)");

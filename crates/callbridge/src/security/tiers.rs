@@ -22,7 +22,36 @@
 
 use subtle::ConstantTimeEq;
 
-use super::Caller;
+/// Who sent a request, as far as the policy is concerned. The guard puts it into each request; what
+/// each kind may do is [`Caller::may`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A program on this machine (no browser headers) or the browser's address bar.
+    Local,
+    /// CallBridge's own page, proven by the per-start page key: the desktop's windows, `/ui/` pages.
+    OwnPage,
+    /// A page at the listener's own origin that did not present the page key (one loaded before a
+    /// restart, or a plain link to a command).
+    SameOrigin,
+    /// Anyone presenting the valid token (from another machine, or from a web page).
+    Token,
+    /// A page at a trusted origin.
+    Trusted { origin: String },
+    /// A page that is not trusted, let through because open mode is on.
+    Open { origin: Option<String> },
+    /// A page that is not trusted: it may only ask to dial.
+    Untrusted { origin: Option<String>, reason: String },
+}
+
+impl Caller {
+    /// The origin to answer with CORS headers, if this caller gets them.
+    pub fn cors_origin(&self) -> Option<&str> {
+        match self {
+            Caller::Trusted { origin } | Caller::Open { origin: Some(origin) } => Some(origin),
+            _ => None,
+        }
+    }
+}
 
 /// What a route lets its caller do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

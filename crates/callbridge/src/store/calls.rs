@@ -7,11 +7,11 @@
 //! (`[store] history_days`) has passed. Pages run newest first and are addressed by the `seq` of the
 //! last call seen, which stays valid while new calls arrive.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::{Store, StoreError, Write};
-use crate::call::{Call, CallId};
+use super::error::StoreError;
+use crate::call::Call;
 
 /// One page of history.
 #[derive(Debug, Clone, Serialize)]
@@ -46,52 +46,16 @@ pub(super) fn record(conn: &Connection, call: &Call, now: i64) -> Result<(), Sto
     Ok(())
 }
 
-impl Store {
-    /// Inserts `call`, or updates it, and waits for the commit: for code outside async contexts.
-    /// The engine hands [`Write::Call`] to [`Store::write`] instead.
-    pub fn record_call(&self, call: &Call) -> Result<(), StoreError> {
-        self.write(vec![Write::Call(Box::new(call.clone()))]).wait_blocking()
-    }
 
-    /// Up to `limit` calls, newest first, older than the cursor `before` when given.
-    pub fn calls_page(&self, before: Option<i64>, limit: usize) -> Result<CallPage, StoreError> {
-        let conn = self.read()?;
-        let mut select = conn.prepare_cached("SELECT seq, call FROM calls WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2")?;
-        // One more than asked tells whether there is a next page.
-        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let rows = select.query_map(params![before.unwrap_or(i64::MAX), fetch], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-        })?;
-        let mut calls = Vec::new();
-        let mut last_seq = None;
-        let mut more = false;
-        for row in rows {
-            let (seq, json) = row?;
-            if calls.len() == limit {
-                more = true;
-                break;
-            }
-            calls.push(parse_call(&json)?);
-            last_seq = Some(seq);
-        }
-        Ok(CallPage { calls, next_before: if more { last_seq } else { None } })
-    }
-
-    pub fn call(&self, id: &CallId) -> Result<Option<Call>, StoreError> {
-        let conn = self.read()?;
-        let json: Option<String> =
-            conn.query_row("SELECT call FROM calls WHERE id = ?1", [id.as_str()], |row| row.get(0)).optional()?;
-        json.map(|j| parse_call(&j)).transpose()
-    }
-}
-
-fn parse_call(json: &str) -> Result<Call, StoreError> {
+pub(super) fn parse_call(json: &str) -> Result<Call, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("a call in the history: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::CallId;
+    use crate::store::Store;
     use crate::call::{CallState, Direction, Disposition};
 
     #[test]

@@ -19,7 +19,7 @@ const WAL_PAGES: i32 = 1_000;
 
 /// Starts the checkpoint thread for the database at `path` and hooks it to `conn`, the store's
 /// connection (which, from now on, no longer checkpoints by itself).
-pub(super) fn start(conn: &mut Connection, path: &Path) -> Result<(), super::StoreError> {
+pub(super) fn start(conn: &mut Connection, path: &Path) -> Result<(), super::error::StoreError> {
     let own = Connection::open(path)?;
     // A checkpoint waits for readers and the writer only briefly; better late than failing.
     own.busy_timeout(Duration::from_secs(5))?;
@@ -27,7 +27,7 @@ pub(super) fn start(conn: &mut Connection, path: &Path) -> Result<(), super::Sto
     std::thread::Builder::new()
         .name("store-checkpoint".into())
         .spawn(move || run(&own, &woken))
-        .map_err(super::StoreError::CheckpointThread)?;
+        .map_err(super::error::StoreError::CheckpointThread)?;
     conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
         if pages >= WAL_PAGES {
             ask(&wake);

@@ -13,7 +13,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{now_ms, to_datetime, Store, StoreError, Write};
+use super::error::StoreError;
+use super::time::{now_ms, to_datetime};
 use crate::call::CallId;
 use crate::delivery::{Attempt, Delivery};
 
@@ -168,7 +169,7 @@ const NEXT_DUE: &str = "SELECT call_id, endpoint, next_attempt_at
 /// The columns [`due_from_row`] reads, in its order.
 const DUE_COLUMNS: &str = "id, attempts, expires_at, idempotency_key, call_id, event, rule_id, method, url, headers, body, endpoint, next_attempt_at";
 
-const ENTRY_COLUMNS: &str = "id, idempotency_key, call_id, event, rule_id, method, url, status, attempts, created_at, \
+pub(super) const ENTRY_COLUMNS: &str = "id, idempotency_key, call_id, event, rule_id, method, url, status, attempts, created_at, \
      expires_at, next_attempt_at, last_attempt_at, last_http_status, last_error, finished_at";
 
 /// Inserts `d` as pending, due now (`now`) and retried until `max_age_ms` after. Returns it as due,
@@ -312,90 +313,11 @@ pub(super) fn next_due_at(conn: &Connection, held: impl Fn(&str, &str) -> bool) 
     Ok(None)
 }
 
-fn entry(conn: &Connection, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
+pub(super) fn entry(conn: &Connection, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
     let entry = conn.query_row(&format!("SELECT {ENTRY_COLUMNS} FROM deliveries WHERE id = ?1"), [id], entry_from_row).optional()?;
     entry.transpose()
 }
 
-impl Store {
-    /// Writes `deliveries` as pending, all or none, and waits for the commit: for code outside
-    /// async contexts (the outbox hands [`Write::Deliveries`] to [`Store::write`]). A delivery whose
-    /// idempotency key is already stored is the same delivery and is not added twice.
-    pub fn enqueue(&self, deliveries: &[Delivery], max_age_ms: i64) -> Result<(), StoreError> {
-        self.write(vec![Write::Deliveries { deliveries: deliveries.to_vec(), max_age_ms }]).wait_blocking()
-    }
-
-    /// Up to `limit` deliveries due at `now`, the longest due first: for each [`Lane`], only its oldest
-    /// pending delivery, and none for which `held(call id, endpoint)` says so (the worker holds back
-    /// lanes with an attempt in flight, and endpoints with as many attempts in flight as they may have).
-    ///
-    /// Both this and [`Store::next_due_at`] walk the pending rows in due order through the
-    /// `deliveries_due` index and stop as soon as they have their answer, so the worker's cost per
-    /// attempt does not grow with the delivery log.
-    pub fn due(&self, now: i64, held: impl Fn(&str, &str) -> bool, limit: usize) -> Result<Vec<Due>, StoreError> {
-        due(&*self.read()?, now, held, limit)
-    }
-
-    /// When the next pending delivery that heads its lane falls due, if any, leaving out the lanes
-    /// `held(call id, endpoint)` holds back.
-    pub fn next_due_at(&self, held: impl Fn(&str, &str) -> bool) -> Result<Option<i64>, StoreError> {
-        next_due_at(&*self.read()?, held)
-    }
-
-    /// Records attempt number `attempt` of delivery `id` and what happens next, and waits for the
-    /// commit: for code outside async contexts (the worker hands [`Write::Finish`] to [`Store::write`]).
-    pub fn finish_attempt(&self, id: i64, attempt: u32, at: i64, outcome: &Attempt, next: Next) -> Result<(), StoreError> {
-        self.write(vec![Write::Finish { id, attempt, at, outcome: outcome.clone(), next }]).wait_blocking()
-    }
-
-    /// Deliveries, newest first: those with an id below `before` when given, of `status` when given.
-    pub fn deliveries(&self, before: Option<i64>, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<DeliveryEntry>, StoreError> {
-        let conn = self.read()?;
-        let mut select = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM deliveries
-             WHERE id < ?1 AND (?2 IS NULL OR status = ?2)
-             ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = select.query_map(params![before.unwrap_or(i64::MAX), status.map(DeliveryStatus::as_str), limit], entry_from_row)?;
-        rows.map(|r| r?).collect()
-    }
-
-    pub fn delivery(&self, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
-        entry(&*self.read()?, id)
-    }
-
-    /// Every attempt of delivery `id`, first first.
-    pub fn attempts(&self, id: i64) -> Result<Vec<AttemptEntry>, StoreError> {
-        let conn = self.read()?;
-        let mut select = conn.prepare_cached(
-            "SELECT attempt, at, http_status, error, response, elapsed_ms, retry_in_ms
-             FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY attempt",
-        )?;
-        let rows = select.query_map([id], |row| {
-            Ok(AttemptEntry {
-                attempt: row.get(0)?,
-                at: to_datetime(row.get(1)?),
-                http_status: row.get(2)?,
-                error: row.get(3)?,
-                response: row.get(4)?,
-                elapsed_ms: u64::try_from(row.get::<_, i64>(5)?).unwrap_or_default(),
-                retry_in_ms: row.get::<_, Option<i64>>(6)?.map(|ms| u64::try_from(ms).unwrap_or_default()),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// How many deliveries are in each status: (pending, delivered, failed).
-    pub fn delivery_counts(&self) -> Result<(u64, u64, u64), StoreError> {
-        let conn = self.read()?;
-        let count = |status: &str| -> Result<u64, StoreError> {
-            let n: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = ?1", [status], |row| row.get(0))?;
-            Ok(u64::try_from(n).unwrap_or_default())
-        };
-        Ok((count("pending")?, count("delivered")?, count("failed")?))
-    }
-}
 
 fn due_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Due, StoreError>> {
     let headers: String = row.get(9)?;
@@ -424,7 +346,7 @@ fn due_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Due, StoreError>> {
     }))
 }
 
-fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DeliveryEntry, StoreError>> {
+pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DeliveryEntry, StoreError>> {
     let status: String = row.get(7)?;
     let status = match DeliveryStatus::parse(&status) {
         Ok(s) => s,
@@ -453,6 +375,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DeliveryEntry, Store
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn delivery(call: &str, event: &str) -> Delivery {
         Delivery {

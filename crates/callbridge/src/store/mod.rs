@@ -26,6 +26,9 @@
 pub mod calls;
 mod checkpoint;
 pub mod deliveries;
+mod error;
+mod retention;
+mod time;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -33,10 +36,17 @@ use std::sync::mpsc::Sender as JobSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use self::calls::{parse_call, CallPage};
+use self::deliveries::{entry, entry_from_row, AttemptEntry, DeliveryEntry, DeliveryStatus, Due, Next, RetryError, ENTRY_COLUMNS};
+use crate::call::{Call, CallId};
+use crate::delivery::{Attempt, Delivery};
+pub use error::StoreError;
+pub use retention::PurgeReport;
+pub(crate) use time::{now_ms, to_datetime};
 pub use writer::{Commit, Commits, Write};
 use writer::{Feed, Held, Job, Stats};
 
@@ -111,34 +121,6 @@ pub fn default_path() -> Result<PathBuf, StoreError> {
         .ok_or(StoreError::NoDataDir)
 }
 
-/// Why the store could not be opened or used.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("no data directory is known for this user; set [store] path in the config or pass --store PATH")]
-    NoDataDir,
-    #[error("cannot create the directory for the store {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
-    #[error("the store {path} is in use by another CallBridge; stop that one first (only one may send its notifications)")]
-    Locked { path: PathBuf },
-    #[error("cannot lock {path}, which keeps a second CallBridge off the store: {source}")]
-    LockFile { path: PathBuf, source: std::io::Error },
-    #[error("the store {path} was written by a newer CallBridge (schema {found}); this one reads schema {SCHEMA_VERSION}")]
-    TooNew { path: PathBuf, found: i64 },
-    #[error("cannot open the store {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("the store failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the store holds a record it cannot read: {0}")]
-    Corrupt(String),
-    #[error("cannot start the store's checkpoint thread: {0}")]
-    CheckpointThread(std::io::Error),
-    #[error("cannot start the store's writer thread: {0}")]
-    WriterThread(std::io::Error),
-    #[error("could not save to the store: {0}")]
-    NotSaved(String),
-    #[error("the store's writer has stopped; nothing more can be saved until CallBridge restarts")]
-    WriterStopped,
-}
 
 #[derive(Debug)]
 struct Inner {
@@ -360,22 +342,6 @@ impl Store {
     }
 }
 
-/// Removes calls and finished deliveries last changed before `cutoff`.
-fn purge(conn: &Connection, cutoff: i64) -> Result<PurgeReport, StoreError> {
-    let tx = conn.unchecked_transaction()?;
-    let calls = tx.execute("DELETE FROM calls WHERE updated_at < ?1", [cutoff])?;
-    let deliveries = tx.execute("DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?1", [cutoff])?;
-    tx.commit()?;
-    Ok(PurgeReport { calls, deliveries })
-}
-
-/// What a purge removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PurgeReport {
-    pub calls: usize,
-    pub deliveries: usize,
-}
-
 /// Takes the lock that makes this process the store's only user: `PATH.lock` beside the store, locked
 /// for as long as the returned file is open (the OS lets go of it if the process dies).
 fn lock_owner(path: &Path) -> Result<std::fs::File, StoreError> {
@@ -399,7 +365,7 @@ fn lock_owner(path: &Path) -> Result<std::fs::File, StoreError> {
 fn migrate(conn: &Connection, path: Option<&Path>) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError::TooNew { path: path.map(Path::to_owned).unwrap_or_default(), found: version });
+        return Err(StoreError::TooNew { path: path.map(Path::to_owned).unwrap_or_default(), found: version, reads: SCHEMA_VERSION });
     }
     if version < 1 {
         conn.execute_batch(
@@ -493,14 +459,135 @@ fn migrate_to_lanes(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch, the store's clock.
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// The call history (`calls`).
+impl Store {
+    /// Inserts `call`, or updates it, and waits for the commit: for code outside async contexts.
+    /// The engine hands [`Write::Call`] to [`Store::write`] instead.
+    pub fn record_call(&self, call: &Call) -> Result<(), StoreError> {
+        self.write(vec![Write::Call(Box::new(call.clone()))]).wait_blocking()
+    }
+
+    /// Up to `limit` calls, newest first, older than the cursor `before` when given.
+    pub fn calls_page(&self, before: Option<i64>, limit: usize) -> Result<CallPage, StoreError> {
+        let conn = self.read()?;
+        let mut select = conn.prepare_cached("SELECT seq, call FROM calls WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2")?;
+        // One more than asked tells whether there is a next page.
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows = select.query_map(params![before.unwrap_or(i64::MAX), fetch], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut calls = Vec::new();
+        let mut last_seq = None;
+        let mut more = false;
+        for row in rows {
+            let (seq, json) = row?;
+            if calls.len() == limit {
+                more = true;
+                break;
+            }
+            calls.push(parse_call(&json)?);
+            last_seq = Some(seq);
+        }
+        Ok(CallPage { calls, next_before: if more { last_seq } else { None } })
+    }
+
+    pub fn call(&self, id: &CallId) -> Result<Option<Call>, StoreError> {
+        let conn = self.read()?;
+        let json: Option<String> =
+            conn.query_row("SELECT call FROM calls WHERE id = ?1", [id.as_str()], |row| row.get(0)).optional()?;
+        json.map(|j| parse_call(&j)).transpose()
+    }
 }
 
-/// A store timestamp as a UTC date-time for the API.
-pub(crate) fn to_datetime(ms: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+/// The outbox and the delivery log (`deliveries`).
+impl Store {
+    /// Writes `deliveries` as pending, all or none, and waits for the commit: for code outside
+    /// async contexts (the outbox hands [`Write::Deliveries`] to [`Store::write`]). A delivery whose
+    /// idempotency key is already stored is the same delivery and is not added twice.
+    pub fn enqueue(&self, deliveries: &[Delivery], max_age_ms: i64) -> Result<(), StoreError> {
+        self.write(vec![Write::Deliveries { deliveries: deliveries.to_vec(), max_age_ms }]).wait_blocking()
+    }
+
+    /// Up to `limit` deliveries due at `now`, the longest due first: for each [`Lane`], only its oldest
+    /// pending delivery, and none for which `held(call id, endpoint)` says so (the worker holds back
+    /// lanes with an attempt in flight, and endpoints with as many attempts in flight as they may have).
+    ///
+    /// Both this and [`Store::next_due_at`] walk the pending rows in due order through the
+    /// `deliveries_due` index and stop as soon as they have their answer, so the worker's cost per
+    /// attempt does not grow with the delivery log.
+    pub fn due(&self, now: i64, held: impl Fn(&str, &str) -> bool, limit: usize) -> Result<Vec<Due>, StoreError> {
+        deliveries::due(&*self.read()?, now, held, limit)
+    }
+
+    /// When the next pending delivery that heads its lane falls due, if any, leaving out the lanes
+    /// `held(call id, endpoint)` holds back.
+    pub fn next_due_at(&self, held: impl Fn(&str, &str) -> bool) -> Result<Option<i64>, StoreError> {
+        deliveries::next_due_at(&*self.read()?, held)
+    }
+
+    /// Records attempt number `attempt` of delivery `id` and what happens next, and waits for the
+    /// commit: for code outside async contexts (the worker hands [`Write::Finish`] to [`Store::write`]).
+    pub fn finish_attempt(&self, id: i64, attempt: u32, at: i64, outcome: &Attempt, next: Next) -> Result<(), StoreError> {
+        self.write(vec![Write::Finish { id, attempt, at, outcome: outcome.clone(), next }]).wait_blocking()
+    }
+
+    /// Deliveries, newest first: those with an id below `before` when given, of `status` when given.
+    pub fn deliveries(&self, before: Option<i64>, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<DeliveryEntry>, StoreError> {
+        let conn = self.read()?;
+        let mut select = conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM deliveries
+             WHERE id < ?1 AND (?2 IS NULL OR status = ?2)
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = select.query_map(params![before.unwrap_or(i64::MAX), status.map(DeliveryStatus::as_str), limit], entry_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    pub fn delivery(&self, id: i64) -> Result<Option<DeliveryEntry>, StoreError> {
+        entry(&*self.read()?, id)
+    }
+
+    /// Every attempt of delivery `id`, first first.
+    pub fn attempts(&self, id: i64) -> Result<Vec<AttemptEntry>, StoreError> {
+        let conn = self.read()?;
+        let mut select = conn.prepare_cached(
+            "SELECT attempt, at, http_status, error, response, elapsed_ms, retry_in_ms
+             FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY attempt",
+        )?;
+        let rows = select.query_map([id], |row| {
+            Ok(AttemptEntry {
+                attempt: row.get(0)?,
+                at: to_datetime(row.get(1)?),
+                http_status: row.get(2)?,
+                error: row.get(3)?,
+                response: row.get(4)?,
+                elapsed_ms: u64::try_from(row.get::<_, i64>(5)?).unwrap_or_default(),
+                retry_in_ms: row.get::<_, Option<i64>>(6)?.map(|ms| u64::try_from(ms).unwrap_or_default()),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many deliveries are in each status: (pending, delivered, failed).
+    pub fn delivery_counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let conn = self.read()?;
+        let count = |status: &str| -> Result<u64, StoreError> {
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = ?1", [status], |row| row.get(0))?;
+            Ok(u64::try_from(n).unwrap_or_default())
+        };
+        Ok((count("pending")?, count("delivered")?, count("failed")?))
+    }
+}
+
+/// Retrying a delivery (through the writer, which tells the outbox worker).
+impl Store {
+    /// Makes a pending or failed delivery due now, with a fresh maximum age, and tells the worker.
+    pub async fn retry_delivery(&self, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Retry { id, max_age_ms, reply })?;
+        rx.await.unwrap_or(Err(RetryError::Store(StoreError::WriterStopped)))
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::deliveries::{self, DeliveryEntry, Due, Next, RetryError};
-use super::{now_ms, StoreError};
+use super::error::StoreError;
+use super::retention::{self, PurgeReport};
+use super::time::now_ms;
 use crate::call::Call;
 use crate::delivery::{Attempt, Delivery};
 
@@ -85,21 +87,12 @@ pub type Then = Box<dyn FnOnce() + Send>;
 pub(super) enum Job {
     Write { writes: Vec<Write>, done: Option<oneshot::Sender<Result<(), StoreError>>>, then: Option<Then> },
     Retry { id: i64, max_age_ms: i64, reply: oneshot::Sender<Result<DeliveryEntry, RetryError>> },
-    Purge { cutoff: i64, reply: oneshot::Sender<Result<super::PurgeReport, StoreError>> },
+    Purge { cutoff: i64, reply: oneshot::Sender<Result<PurgeReport, StoreError>> },
     /// From now on, tell `feed` of every committed delivery, starting with a snapshot of at most `limit`.
     Attach { feed: mpsc::UnboundedSender<Feed>, limit: usize },
     /// A snapshot of at most `limit` pending deliveries, over the feed.
     Snapshot { limit: usize },
     Due { now: i64, held: Held, limit: usize, reply: oneshot::Sender<DueAnswer> },
-}
-
-impl super::Store {
-    /// Makes a pending or failed delivery due now, with a fresh maximum age, and tells the worker.
-    pub async fn retry_delivery(&self, id: i64, max_age_ms: i64) -> Result<DeliveryEntry, RetryError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Retry { id, max_age_ms, reply })?;
-        rx.await.unwrap_or(Err(RetryError::Store(StoreError::WriterStopped)))
-    }
 }
 
 /// Counts the writer's commits (for tests and diagnostics).
@@ -343,7 +336,7 @@ impl Writer {
                 let _ = reply.send(result);
             }
             Job::Purge { cutoff, reply } => {
-                let result = super::purge(conn, cutoff);
+                let result = retention::purge(conn, cutoff);
                 let _ = reply.send(result);
             }
             Job::Attach { feed, limit } => {

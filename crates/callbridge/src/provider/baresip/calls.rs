@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::message::{user_of, Event, Signal};
-use super::NAME;
+use super::config::NAME;
 use crate::call::{Call, CallId, Direction, Disposition};
 use crate::provider::{ProviderEvent, ProviderEventKind};
 

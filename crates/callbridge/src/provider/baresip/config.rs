@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::invalid::Invalid;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
 
+/// The provider's name: its `kind` in the config file and in calls, logs and errors.
+pub const NAME: &str = "baresip";
+
 /// The keyring entry of the SIP password when `password_entry` is not set (the settings page sets
 /// `password_entry` to it when a password is typed there).
 pub const DEFAULT_PASSWORD_ENTRY: &str = "baresip";
@@ -226,7 +229,7 @@ impl BaresipConfig {
 pub fn form(config: &BaresipConfig) -> ProviderForm {
     let password_entry = config.password_entry.as_deref().map(str::trim).filter(|e| !e.is_empty());
     ProviderForm {
-        kind: super::NAME,
+        kind: NAME,
         label: "baresip softphone",
         description: "A SIP softphone on this computer, controlled over its ctrl_tcp socket on loopback. CallBridge can run it for you.",
         fields: vec![

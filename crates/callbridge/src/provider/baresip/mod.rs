@@ -41,7 +41,7 @@ use crate::config::invalid::Invalid;
 use super::ProviderContext;
 use crate::secrets::SecretStore;
 
-pub const NAME: &str = "baresip";
+pub use self::config::NAME;
 
 /// baresip in the provider list: its section is checked when it is selected; it takes no webhooks
 /// (call events come over its control socket).

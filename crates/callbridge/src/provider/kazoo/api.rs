@@ -12,8 +12,7 @@ use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::config::{ApiUrl, KazooAuth, KazooConfig, KazooId};
-use super::NAME;
+use super::config::{ApiUrl, KazooAuth, KazooConfig, KazooId, NAME};
 use crate::provider::ProviderError;
 use crate::secrets::{Secret, SecretStore};
 

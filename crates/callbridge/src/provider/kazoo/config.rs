@@ -7,6 +7,9 @@ use url::Url;
 use crate::config::invalid::Invalid;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
 
+/// The provider's name: its `kind` in the config file and in calls, logs and errors.
+pub const NAME: &str = "kazoo";
+
 /// Crossbar's base URL, `https://kazoo.example.com:8443`. A trailing `/v2` is accepted and dropped:
 /// CallBridge adds the `/v2/...` paths itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -182,7 +185,7 @@ impl KazooConfig {
 /// The settings page's Kazoo form.
 pub fn form(config: &KazooConfig) -> ProviderForm {
     ProviderForm {
-        kind: super::NAME,
+        kind: NAME,
         label: "Kazoo click-to-call",
         description: "A Kazoo (2600Hz) click-to-call rings your extension, then the number; call events come from the \
                       blackhole websocket or the /webhooks/kazoo URL.",

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::call::{Direction, Disposition};
 use crate::provider::{ProviderEvent, ProviderEventKind};
 
-use super::NAME;
+use super::config::NAME;
 
 /// Seconds from 0000-01-01 (Kazoo's Gregorian seconds) to the Unix epoch.
 pub const GREGORIAN_OFFSET: i64 = 62_167_219_200;

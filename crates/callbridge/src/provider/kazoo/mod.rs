@@ -35,7 +35,7 @@ use crate::call::Call;
 use crate::config::invalid::Invalid;
 use super::ProviderContext;
 
-pub const NAME: &str = "kazoo";
+pub use self::config::NAME;
 
 /// Kazoo in the provider list: its section is checked when it is selected; its webhooks are served
 /// under `/webhooks/kazoo`.
