@@ -57,7 +57,7 @@ impl Desktop {
         let engine = Engine::start_with(config, services);
         // Read the listener token from the keyring once, so the first request does not wait for it.
         let _ = engine.listener_token().await;
-        let settings = Settings::new(engine, Some(path), Some(Box::new(shortcut::check)));
+        let settings = Settings::new(engine, Some(path), Some(Box::new(shortcut::check)), callbridge::listener::router);
         if let Err(e) = settings.start_listener().await {
             tracing::warn!(error = %e, "starting without a listener");
         }

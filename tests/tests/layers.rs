@@ -2,8 +2,8 @@
 //! knowing only the layers below it (docs/architecture.md draws them).
 //!
 //! The check reads the source of `crates/callbridge/src` (tests left out): every path that names
-//! another module of the crate — `crate::…`, `super::…`, `self::…`, in `use` declarations (with their
-//! `{…}` groups) and inline in the code — is an edge from the module it is written in to the module it
+//! another module of the crate — `crate::…`, `super::…`, `self::…` or a child module's name, in `use`
+//! declarations (with their `{…}` groups) and inline in the code — is an edge from the module it is written in to the module it
 //! names. A child naming its parent counts too: `store::writer` using `super::StoreError` while
 //! `store` uses the writer is a cycle. A cycle fails the test with its modules and edges.
 //!
@@ -142,6 +142,31 @@ fn named_modules(module: &str, code: &str, known: &BTreeMap<String, PathBuf>) ->
             }
         }
     }
+    // A child module named without `self::` (`use writer::Commit;`, `api::routes()`).
+    let chars: Vec<(usize, char)> = code.char_indices().collect();
+    for (n, &(at, c)) in chars.iter().enumerate() {
+        let starts_ident = is_ident(c) && !c.is_ascii_digit() && (n == 0 || !is_ident(chars[n - 1].1));
+        if !starts_ident || code[..at].ends_with("::") {
+            continue;
+        }
+        let ident: String = code[at..].chars().take_while(|&c| is_ident(c)).collect();
+        let rest = at + ident.len();
+        if !code[rest..].starts_with("::") || matches!(ident.as_str(), "crate" | "super" | "self") {
+            continue;
+        }
+        let child: Vec<String> = here.iter().cloned().chain([ident]).collect();
+        if !known.contains_key(&child.join("::")) {
+            continue;
+        }
+        for tail in paths_at(code, rest + 2) {
+            let full: Vec<String> = child.iter().chain(tail.iter()).cloned().collect();
+            if let Some(target) = (0..=full.len()).rev().map(|n| full[..n].join("::")).find(|p| known.contains_key(p)) {
+                if target != module {
+                    named.insert(target);
+                }
+            }
+        }
+    }
     named
 }
 
@@ -241,8 +266,10 @@ fn the_check_finds_cycles_of_every_kind() {
         std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
         std::fs::write(file, text).expect("write");
     };
-    write("lib.rs", "pub mod a;\npub mod b;\npub mod c;\npub mod d;\n");
+    write("lib.rs", "pub mod a;\npub mod b;\npub mod c;\npub mod d;\npub mod e;\n");
     write("a/mod.rs", "pub mod child;\nuse self::child::Thing;\n");
+    write("e/mod.rs", "pub mod part;\npub use part::Piece;\nfn k() { std::mem::drop(1); }\n");
+    write("e/part.rs", "fn p() { let _ = super::k; }\n");
     write("a/child.rs", "// use crate::b::X; in a comment is not an edge\nuse super::Other;\n");
     write("b.rs", "use crate::{c::{Y}, d};\n");
     write("c.rs", "fn f() { let _ = crate::b::Z::new(); }\n");
@@ -253,6 +280,8 @@ fn the_check_finds_cycles_of_every_kind() {
     assert_eq!(graph["a::child"], BTreeSet::from(["a".to_owned()]));
     assert_eq!(graph["b"], BTreeSet::from(["c".to_owned(), "d".to_owned()]));
     assert_eq!(graph["d::inner::deep"], BTreeSet::from(["d".to_owned()]), "super::super:: climbs; tests are left out");
+    assert_eq!(graph["e"], BTreeSet::from(["e::part".to_owned()]), "a child named without self::; std is not a module of the crate");
     let found = cycles(&graph);
-    assert_eq!(found, vec![vec!["a".to_owned(), "a::child".to_owned()], vec!["b".to_owned(), "c".to_owned()]]);
+    let expected = [vec!["a", "a::child"], vec!["b", "c"], vec!["e", "e::part"]];
+    assert_eq!(found, expected.map(|c| c.into_iter().map(str::to_owned).collect::<Vec<_>>()));
 }

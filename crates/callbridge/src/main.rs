@@ -164,7 +164,7 @@ async fn serve(path: &std::path::Path, port: Option<u16>, store: Option<PathBuf>
     // The engine keeps its own copy of the token (read again from the keyring when it changes).
     let _ = engine.listener_token().await;
     // Settings own the listener, so the settings page (/ui/) can save and move it while running.
-    let settings = Settings::new(engine.clone(), Some(path.to_owned()), None);
+    let settings = Settings::new(engine.clone(), Some(path.to_owned()), None, callbridge::listener::router);
     let actual = settings
         .start_listener()
         .await

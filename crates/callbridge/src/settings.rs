@@ -27,7 +27,11 @@ use tokio::sync::{watch, Mutex};
 
 use crate::config::{Config, ConfigError, Invalid};
 use crate::engine::Engine;
-use crate::listener::{self, RunningListener};
+use crate::listener::serve::RunningListener;
+
+/// Builds the application router for an engine: `listener::router`. The listener's routes use the
+/// settings (to save them), so the settings are handed the router rather than naming the listener.
+pub type AppRouter = fn(Engine) -> Router;
 
 /// An extra check a front end adds to validation (the tray app checks its shortcut syntax).
 pub type Check = Box<dyn Fn(&Config) -> Result<(), FieldError> + Send + Sync>;
@@ -110,6 +114,7 @@ struct Inner {
     listener: Mutex<Option<RunningListener>>,
     state: watch::Sender<SettingsState>,
     check: Option<Check>,
+    app: AppRouter,
 }
 
 /// See the module documentation. Cheap to clone; clones share the listener and the state.
@@ -125,12 +130,13 @@ impl fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// Settings for `engine`, saved to `path` (none: changes apply but are not written anywhere).
-    /// Nothing listens until [`Self::start_listener`].
-    pub fn new(engine: Engine, path: Option<PathBuf>, check: Option<Check>) -> Settings {
+    /// Settings for `engine`, saved to `path` (none: changes apply but are not written anywhere), whose
+    /// listener serves the router `app` makes (`listener::router`). Nothing listens until
+    /// [`Self::start_listener`].
+    pub fn new(engine: Engine, path: Option<PathBuf>, check: Option<Check>, app: AppRouter) -> Settings {
         let initial = SettingsState { config_revision: engine.config_revision(), ..SettingsState::default() };
         let (state, _) = watch::channel(initial);
-        let settings = Settings { inner: Arc::new(Inner { engine, path, listener: Mutex::new(None), state, check }) };
+        let settings = Settings { inner: Arc::new(Inner { engine, path, listener: Mutex::new(None), state, check, app }) };
         // Every configuration applied, whoever applied it, is announced with its revision.
         let weak = Arc::downgrade(&settings.inner);
         settings.inner.engine.on_config_applied(Box::new(move |config| {
@@ -165,7 +171,7 @@ impl Settings {
     /// The application router with these settings available to the API (`PUT /api/v1/config`…). The
     /// tray app also sends its pages' API calls through it, in process.
     pub fn router(&self) -> Router {
-        listener::router(self.inner.engine.clone()).layer(Extension(self.clone()))
+        (self.inner.app)(self.inner.engine.clone()).layer(Extension(self.clone()))
     }
 
     /// Starts listening where the configuration says. On failure nothing listens, the problem is kept
@@ -370,7 +376,7 @@ mod tests {
     async fn a_new_port_is_served_and_written_and_the_old_one_freed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("callbridge.toml");
-        let settings = Settings::new(engine(0), Some(path.clone()), None);
+        let settings = Settings::new(engine(0), Some(path.clone()), None, crate::listener::router);
         let first = settings.start_listener().await.expect("listens");
         assert_eq!(settings.engine().config().listener.port, first.port(), "port 0 became the effective port");
 
@@ -388,7 +394,7 @@ mod tests {
     async fn a_taken_port_changes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("callbridge.toml");
-        let settings = Settings::new(engine(0), Some(path.clone()), None);
+        let settings = Settings::new(engine(0), Some(path.clone()), None, crate::listener::router);
         let first = settings.start_listener().await.expect("listens");
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("squat");
         let mut new = (*settings.engine().config()).clone();
@@ -405,7 +411,7 @@ mod tests {
     #[tokio::test]
     async fn a_taken_port_at_start_is_a_problem_that_a_save_fixes() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("squat");
-        let settings = Settings::new(engine(taken.local_addr().expect("addr").port()), None, None);
+        let settings = Settings::new(engine(taken.local_addr().expect("addr").port()), None, None, crate::listener::router);
         assert!(settings.start_listener().await.is_err());
         let problem = settings.listener_state().problem.unwrap_or_default();
         assert!(problem.contains("another program"), "{problem}");
@@ -419,7 +425,7 @@ mod tests {
 
     #[tokio::test]
     async fn new_segments_take_effect_on_the_same_port() {
-        let settings = Settings::new(engine(0), None, None);
+        let settings = Settings::new(engine(0), None, None, crate::listener::router);
         let addr = settings.start_listener().await.expect("listens");
         let mut new = (*settings.engine().config()).clone();
         new.listener.make = crate::config::Segment::parse("dial").expect("segment");
@@ -505,7 +511,7 @@ mod tests {
         listed.sort();
         assert_eq!(found, listed, "every numeric setting needs a bound (and a row in BOUNDED and docs/configuration.md)");
 
-        let settings = Settings::new(engine(0), None, None);
+        let settings = Settings::new(engine(0), None, None, crate::listener::router);
         let addr = settings.start_listener().await.expect("listens");
         let mut base = full.clone();
         set_path(&mut base, "listener.port", serde_json::json!(addr.port()));
@@ -554,7 +560,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_test_rule_that_is_not_an_object_is_refused_not_a_crash() {
-        let settings = Settings::new(engine(0), None, None);
+        let settings = Settings::new(engine(0), None, None, crate::listener::router);
         let addr = settings.start_listener().await.expect("listens");
         let client = reqwest::Client::new();
         for rule in [serde_json::json!(5), serde_json::json!("x"), serde_json::json!([1]), serde_json::json!(null)] {
@@ -575,7 +581,7 @@ mod tests {
     /// the engine accepts, the reserved segments the engine refuses, and every limit.
     #[tokio::test]
     async fn the_schema_serves_what_the_engine_checks() {
-        let settings = Settings::new(engine(0), None, None);
+        let settings = Settings::new(engine(0), None, None, crate::listener::router);
         let addr = settings.start_listener().await.expect("listens");
         let schema: serde_json::Value =
             reqwest::get(format!("http://{addr}/api/v1/settings/schema")).await.expect("answered").json().await.expect("json");
@@ -609,7 +615,7 @@ mod tests {
         let mut services = Services::with_secrets(&config, Arc::new(MemorySecrets::default()));
         services.config_file = Some(path.clone());
         let engine = Engine::start_with(config, services);
-        let settings = Settings::new(engine.clone(), Some(path.clone()), None);
+        let settings = Settings::new(engine.clone(), Some(path.clone()), None, crate::listener::router);
         let mut watch = settings.watch();
         let page_copy = (*engine.config()).clone();
         let page_revision = engine.config_revision();
@@ -666,7 +672,7 @@ mod tests {
                 Ok(())
             }
         });
-        let settings = Settings::new(engine(0), None, Some(check));
+        let settings = Settings::new(engine(0), None, Some(check), crate::listener::router);
         let mut new = (*settings.engine().config()).clone();
         new.listener.port = 0;
         match settings.save(new.clone()).await {

@@ -384,7 +384,7 @@ fn admin_router() -> &'static (tokio::runtime::Runtime, axum::Router) {
             let mut config = Config::default();
             config.security.dials_per_minute = 0;
             let services = Services::with_secrets(&config, Arc::new(MemorySecrets::default()));
-            Settings::new(Engine::start_with(config, services), Some(dir.join("callbridge.toml")), None).router()
+            Settings::new(Engine::start_with(config, services), Some(dir.join("callbridge.toml")), None, callbridge::listener::router).router()
         });
         (runtime, router)
     })

@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use super::commands::{done, path_param, Done};
 use super::openapi::model;
-use super::ApiError;
+use super::error::ApiError;
 use crate::call::{Call, CallId};
 use crate::engine::{Engine, Status};
 use crate::security::tiers::Tier;

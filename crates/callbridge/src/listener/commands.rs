@@ -15,7 +15,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use super::openapi::model;
-use super::ApiError;
+use super::error::ApiError;
 use crate::call::{Call, CallId};
 use crate::config::ListenerConfig;
 use crate::engine::Engine;

@@ -18,7 +18,8 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{serve, ApiError};
+use super::error::ApiError;
+use super::serve;
 use crate::config::ListenerConfig;
 use crate::engine::Engine;
 use crate::security::tiers::{Tier, PAGE_KEY_HEADER};

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 use super::openapi::model;
 use super::settings_api::{invalid, parse};
-use super::ApiError;
+use super::error::ApiError;
 use crate::settings::FieldError;
 use crate::engine::Engine;
 use crate::lookup::LookupConfig;

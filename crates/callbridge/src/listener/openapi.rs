@@ -436,7 +436,7 @@ mod tests {
             }
         }
         // A save from a stale copy, on a router that can change its settings.
-        let settings = crate::settings::Settings::new(Engine::start_with(Config::default(), Services::with_secrets(&Config::default(), Arc::new(MemorySecrets::default()))), None, None);
+        let settings = crate::settings::Settings::new(Engine::start_with(Config::default(), Services::with_secrets(&Config::default(), Arc::new(MemorySecrets::default()))), None, None, crate::listener::router);
         let (status, _, answer) = send(&settings.router(), &Method::PUT, "/api/v1/config", Some(json!({"revision": "0000000000000000"}))).await;
         assert_eq!((status.as_u16(), answer["error"].as_str()), (409, Some("stale")), "{answer}");
         let schema = response_schema(&doc, "/api/v1/config", &Method::PUT, 409).expect("409 documented");

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tower_http::timeout::TimeoutBody;
 
 /// How long a client may take to send a request's headers.
@@ -79,4 +80,44 @@ pub fn is_local(peer: Option<SocketAddr>) -> bool {
         std::net::IpAddr::V4(ip) => ip.is_loopback(),
         std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     })
+}
+
+/// A listener serving in the background.
+#[derive(Debug)]
+pub struct RunningListener {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningListener {
+    /// Serves `app` on an already bound socket (so a caller can find out that a port is taken before
+    /// changing anything else).
+    pub fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<RunningListener> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, app, stopped));
+        tracing::info!(%addr, "listening");
+        Ok(RunningListener { addr, stop: Some(stop), task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits until the port is free. A request
+    /// that does not finish within [`Self::DRAIN`] (a stream nobody closed) is cut off.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(Self::DRAIN, &mut self.task).await.is_err() {
+            tracing::warn!(addr = %self.addr, "requests still open after {:?}; closing the listener anyway", Self::DRAIN);
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
+    }
+
+    /// How long [`Self::stop`] waits for requests in flight.
+    pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 }

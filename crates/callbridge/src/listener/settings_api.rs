@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use super::commands::path_param;
 use super::openapi::model;
-use super::ApiError;
+use super::error::ApiError;
 use crate::call::{CallEvent, CallEventKind, CallId};
 use crate::config::{Config, NotificationRule, Segment};
 use crate::engine::Engine;

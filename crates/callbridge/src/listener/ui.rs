@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::commands::path_param;
-use super::ApiError;
+use super::error::ApiError;
 use crate::engine::Engine;
 
 /// Every file of `ui/`: name, content type, bytes.

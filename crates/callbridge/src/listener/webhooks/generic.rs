@@ -23,7 +23,7 @@ use super::payload::{self, Payload};
 use crate::call::{Direction, Disposition};
 use crate::engine::Engine;
 use crate::listener::openapi::model;
-use crate::listener::ApiError;
+use crate::listener::error::ApiError;
 use crate::provider::{ProviderEvent, ProviderEventKind};
 
 pub const PROVIDER: &str = "generic";

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::payload;
 use crate::engine::Engine;
 use crate::listener::openapi::model;
-use crate::listener::ApiError;
+use crate::listener::error::ApiError;
 use crate::provider::kazoo::events::parse_webhook;
 use crate::provider::kazoo::Kazoo;
 

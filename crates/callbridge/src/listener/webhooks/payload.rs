@@ -11,7 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::listener::ApiError;
+use crate::listener::error::ApiError;
 
 /// The error code of every webhook request that cannot be taken (400).
 pub const BAD_WEBHOOK: &str = "bad_webhook";

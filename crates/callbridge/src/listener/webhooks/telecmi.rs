@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::payload;
 use crate::engine::Engine;
 use crate::listener::openapi::model;
-use crate::listener::ApiError;
+use crate::listener::error::ApiError;
 use crate::provider::telecmi::webhook::parse_all;
 use crate::provider::telecmi::TeleCmi;
 

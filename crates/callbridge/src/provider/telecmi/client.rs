@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::config::{RequestMethod, TelecmiConfig};
-use super::NAME;
+use super::config::NAME;
 use crate::provider::ProviderError;
 use crate::secrets::Secret;
 

@@ -10,6 +10,9 @@ use crate::config::invalid::Invalid;
 use crate::config::limits::Limit;
 use crate::provider::forms::{self, Field, Input, ProviderForm};
 
+/// The provider's name: its `kind` in the config file and in calls, logs and errors.
+pub const NAME: &str = "telecmi";
+
 /// The public TeleCMI REST endpoint (https://doc.telecmi.com/chub/docs/click-to-call-admin).
 pub const DEFAULT_BASE_URL: &str = "https://rest.telecmi.com";
 
@@ -205,7 +208,7 @@ impl<'de> Deserialize<'de> for CallerId {
 pub fn form(config: &TelecmiConfig) -> ProviderForm {
     let telecmi = config;
     ProviderForm {
-        kind: super::NAME,
+        kind: NAME,
         label: "TeleCMI click-to-call",
         description: "TeleCMI rings your softphone or mobile first, then the number. You answer and hang up on that device; \
                       with your TeleCMI login, /end hangs up too.",

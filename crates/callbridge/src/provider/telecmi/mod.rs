@@ -62,7 +62,7 @@ use settle::HangupSettler;
 use token::TokenCache;
 pub use webhook::CALL_ID_PARAM;
 
-pub const NAME: &str = "telecmi";
+pub use self::config::NAME;
 
 /// TeleCMI in the provider list: its section is checked whether or not it is selected; its webhooks
 /// are served under `/webhooks/telecmi`.

@@ -21,7 +21,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
-use super::NAME;
+use super::config::NAME;
 use crate::call::{CallId, Direction, Disposition};
 use crate::provider::{ProviderEvent, ProviderEventKind};
 
