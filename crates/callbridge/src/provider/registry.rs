@@ -80,7 +80,6 @@ providers! {
     Baresip => baresip: super::baresip::config::BaresipConfig,
 }
 
-
 impl Default for ProviderKind {
     /// The simulator: it needs no phone account.
     fn default() -> Self {
