@@ -5,13 +5,14 @@
 //! window host, see [`crate::windows`]) showing the site and the number; the page reads its request
 //! and sends the answer back with the `approval_request` / `approval_answer` commands, which the
 //! window host hands to [`request`] and [`answer`] here, in the tray process, where the waiting
-//! requests are kept. No answer in time, the window closed, or the wait
-//! abandoned (the engine gave up, the browser went away): the call is refused and the window goes.
+//! requests are kept. No answer in time, the window closed (or lost with a window host that died), or
+//! the wait abandoned (the engine gave up, the browser went away): the call is refused and the window
+//! goes.
 //!
 //! A web page decides when the dialog appears, so it could time it to catch a click or a key press
 //! meant for another window. The window is therefore created hidden and without focus; the page shows
-//! and focuses it (`approval_shown`) once its content is in place, and keeps its buttons disabled for
-//! the first second on screen (`ui/approve.js`).
+//! and focuses it (`approval_shown`, done by the window host) once its content is in place, and keeps
+//! its buttons disabled for the first second on screen (`ui/approve.js`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
