@@ -168,9 +168,16 @@ pub struct WindowHost {
 
 #[derive(Debug, Default)]
 struct HostState {
-    /// The running host, if any.
-    running: Option<Running>,
-    /// How many hosts were started: tells a host's messages from a previous host's.
+    /// The running host's stdin, if a host runs.
+    stdin: Option<ChildStdin>,
+    book: Book,
+}
+
+/// What the tray process knows of its window hosts: which one runs and which windows it has.
+#[derive(Debug, Default)]
+struct Book {
+    /// The running host, by its serial number (how many hosts were started when it was).
+    running: Option<u64>,
     started: u64,
     /// How many windows were asked for: a quit planned before the latest request is called off.
     requests: u64,
@@ -180,10 +187,72 @@ struct HostState {
     asked: HashMap<String, (Instant, bool)>,
 }
 
-#[derive(Debug)]
-struct Running {
-    serial: u64,
-    stdin: ChildStdin,
+/// What a window closing leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterClose {
+    /// The message came from a host that no longer runs.
+    Stale,
+    /// Other windows are open or asked for.
+    Busy,
+    /// No window is left: the host may end after the grace period if no window is asked for by then
+    /// (`requests` is the count of requests now).
+    Idle { requests: u64 },
+}
+
+impl Book {
+    /// Window `label` is asked for; true when no host runs (one is started for it).
+    fn ask(&mut self, label: &str) -> bool {
+        self.requests += 1;
+        self.open.insert(label.to_owned());
+        let cold = self.running.is_none();
+        self.asked.entry(label.to_owned()).or_insert((Instant::now(), cold));
+        cold
+    }
+
+    /// A new host runs; returns its serial number.
+    fn start(&mut self) -> u64 {
+        self.started += 1;
+        self.running = Some(self.started);
+        self.started
+    }
+
+    fn runs(&self, serial: u64) -> bool {
+        self.running == Some(serial)
+    }
+
+    fn closed(&mut self, serial: u64, label: &str) -> AfterClose {
+        if !self.runs(serial) {
+            return AfterClose::Stale;
+        }
+        self.open.remove(label);
+        self.asked.remove(label);
+        if self.open.is_empty() {
+            AfterClose::Idle { requests: self.requests }
+        } else {
+            AfterClose::Busy
+        }
+    }
+
+    /// Whether host `serial` is to end: still running, idle since `requests`, nothing asked for since.
+    fn quit_due(&self, serial: u64, requests: u64) -> bool {
+        self.runs(serial) && self.requests == requests && self.open.is_empty()
+    }
+
+    /// The running host is gone (ended, or its pipe broke): returns the windows it had.
+    fn lose(&mut self) -> Vec<String> {
+        self.running = None;
+        self.asked.clear();
+        self.open.drain().collect()
+    }
+
+    /// Host `serial` painted window `label`: how long since it was asked for, and whether a host was
+    /// started for it. Only the first paint after asking counts.
+    fn painted(&mut self, serial: u64, label: &str) -> Option<(Duration, bool)> {
+        if !self.runs(serial) {
+            return None;
+        }
+        self.asked.remove(label).map(|(asked, cold)| (asked.elapsed(), cold))
+    }
 }
 
 impl WindowHost {
@@ -195,28 +264,27 @@ impl WindowHost {
         let label = spec.label.clone();
         let message = ToHost::Open { window: spec, prefill };
         let mut state = self.lock();
-        state.requests += 1;
-        state.open.insert(label.clone());
-        let cold = state.running.is_none();
-        state.asked.entry(label).or_insert((Instant::now(), cold));
-        if let Some(running) = &mut state.running {
-            if write(&mut running.stdin, &message).is_ok() {
+        state.book.ask(&label);
+        if let Some(stdin) = &mut state.stdin {
+            if write(stdin, &message).is_ok() {
                 return Ok(());
             }
             tracing::warn!("the window host's pipe broke; starting a new one");
-            let lost = lose(&mut state);
+            state.stdin = None;
+            let lost = state.book.lose();
             drop(state);
-            closed_all(app, lost);
+            closed_all(app, lost.into_iter().filter(|l| *l != label));
             state = self.lock();
+            state.book.ask(&label);
         }
-        let running = start(app, &mut state)?;
-        write(&mut running.stdin, &message).map_err(|e| format!("cannot talk to the window host: {e}"))
+        let stdin = start(app, &mut state)?;
+        write(stdin, &message).map_err(|e| format!("cannot talk to the window host: {e}"))
     }
 
     fn send_if_running(&self, message: &ToHost) {
         let mut state = self.lock();
-        if let Some(running) = &mut state.running {
-            if let Err(e) = write(&mut running.stdin, message) {
+        if let Some(stdin) = &mut state.stdin {
+            if let Err(e) = write(stdin, message) {
                 tracing::warn!(error = %e, "the window host's pipe broke");
             }
         }
@@ -225,29 +293,25 @@ impl WindowHost {
     /// Sends `message` to host `serial` if it is still the running one.
     fn send_to(&self, serial: u64, message: &ToHost) {
         let mut state = self.lock();
-        match &mut state.running {
-            Some(running) if running.serial == serial => {
-                if let Err(e) = write(&mut running.stdin, message) {
-                    tracing::warn!(error = %e, "the window host's pipe broke");
-                }
+        if !state.book.runs(serial) {
+            tracing::debug!("an answer for a window host that has ended; dropped");
+            return;
+        }
+        if let Some(stdin) = &mut state.stdin {
+            if let Err(e) = write(stdin, message) {
+                tracing::warn!(error = %e, "the window host's pipe broke");
             }
-            _ => tracing::debug!("an answer for a window host that has ended; dropped"),
         }
     }
 
     /// Host `serial` reported window `label` gone; with no window left, its end is planned.
     fn closed(&self, app: &AppHandle, serial: u64, label: &str) {
-        let mut state = self.lock();
-        if state.running.as_ref().is_none_or(|r| r.serial != serial) {
+        let after = self.lock().book.closed(serial, label);
+        if after == AfterClose::Stale {
             return;
         }
-        state.open.remove(label);
-        state.asked.remove(label);
-        let idle = state.open.is_empty();
-        let requests = state.requests;
-        drop(state);
         crate::approval::window_closed(app, label);
-        if idle {
+        if let AfterClose::Idle { requests } = after {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
                 tokio::time::sleep(GRACE).await;
@@ -261,26 +325,21 @@ impl WindowHost {
     /// Ends host `serial` if no window was asked for since it went idle.
     fn quit_if_idle(&self, serial: u64, requests: u64) {
         let mut state = self.lock();
-        let same = state.running.as_ref().is_some_and(|r| r.serial == serial);
-        if !same || state.requests != requests || !state.open.is_empty() {
+        if !state.book.quit_due(serial, requests) {
             return;
         }
-        if let Some(mut running) = state.running.take() {
-            tracing::info!("no window left: ending the window host");
+        tracing::info!("no window left: ending the window host");
+        state.book.lose();
+        if let Some(mut stdin) = state.stdin.take() {
             // A broken pipe here means the host is already gone, which is what was wanted.
-            let _ = write(&mut running.stdin, &ToHost::Quit);
+            let _ = write(&mut stdin, &ToHost::Quit);
         }
-        state.asked.clear();
     }
 
-    /// Host `serial` painted window `label` for the first time: log how long it took since asked.
+    /// Host `serial` painted window `label`: logs how long that took since the window was asked for.
     fn painted(&self, serial: u64, label: &str) {
-        let mut state = self.lock();
-        if state.running.as_ref().is_none_or(|r| r.serial != serial) {
-            return;
-        }
-        if let Some((asked, cold)) = state.asked.remove(label) {
-            let ms = asked.elapsed().as_millis();
+        if let Some((took, cold)) = self.lock().book.painted(serial, label) {
+            let ms = took.as_millis();
             let host = if cold { "started for it" } else { "already running" };
             tracing::info!(window = label, ms, host, "window first paint {ms} ms after it was asked for");
         }
@@ -289,31 +348,25 @@ impl WindowHost {
     /// Host `serial`'s pipe closed: it has ended. Its windows are gone.
     fn ended(&self, app: &AppHandle, serial: u64) {
         let mut state = self.lock();
-        if state.running.as_ref().is_none_or(|r| r.serial != serial) {
+        if !state.book.runs(serial) {
             return;
         }
         tracing::warn!("the window host ended unexpectedly; a new one starts with the next window");
-        let lost = lose(&mut state);
+        state.stdin = None;
+        let lost = state.book.lose();
         drop(state);
         closed_all(app, lost);
     }
 }
 
-/// Forgets the running host and returns the windows it had.
-fn lose(state: &mut HostState) -> Vec<String> {
-    state.running = None;
-    state.asked.clear();
-    state.open.drain().collect()
-}
-
-fn closed_all(app: &AppHandle, labels: Vec<String>) {
+fn closed_all(app: &AppHandle, labels: impl IntoIterator<Item = String>) {
     for label in labels {
         crate::approval::window_closed(app, &label);
     }
 }
 
-/// Starts a window host and the thread that reads what it says.
-fn start<'s>(app: &AppHandle, state: &'s mut HostState) -> Result<&'s mut Running, String> {
+/// Starts a window host and the thread that reads what it says; returns its stdin.
+fn start<'s>(app: &AppHandle, state: &'s mut HostState) -> Result<&'s mut ChildStdin, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find CallBridge's own executable: {e}"))?;
     let mut child = Command::new(exe)
         .arg(HOST_ARG)
@@ -327,16 +380,16 @@ fn start<'s>(app: &AppHandle, state: &'s mut HostState) -> Result<&'s mut Runnin
         let _ = child.wait();
         return Err("the window host has no pipe".to_owned());
     };
-    state.started += 1;
-    let serial = state.started;
+    let serial = state.book.start();
     tracing::info!(pid = child.id(), "window host started");
     let app = app.clone();
     let reader = std::thread::Builder::new().name("window-host".into()).spawn(move || listen(app, serial, stdout, child));
     if let Err(e) = reader {
-        // Without its reader the host could not be answered; its stdin closes below and it ends.
+        // Without its reader the host could not be answered; its stdin closes here and it ends.
+        state.book.lose();
         return Err(format!("cannot follow the window host: {e}"));
     }
-    Ok(state.running.insert(Running { serial, stdin }))
+    Ok(state.stdin.insert(stdin))
 }
 
 /// Reads host `serial`'s messages until its pipe closes (blocked in `read` in between: no polling),
@@ -389,4 +442,52 @@ fn write(stdin: &mut ChildStdin, message: &ToHost) -> std::io::Result<()> {
     line.push('\n');
     stdin.write_all(line.as_bytes())?;
     stdin.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_ends_only_when_no_window_was_asked_for_in_the_grace_period() {
+        let mut book = Book::default();
+        assert!(book.ask(SETTINGS), "no host runs: one is started for the first window");
+        let host = book.start();
+        assert!(!book.ask(DIAL), "the host runs");
+        assert_eq!(book.closed(host, DIAL), AfterClose::Busy);
+        let AfterClose::Idle { requests } = book.closed(host, SETTINGS) else { panic!("idle") };
+        assert!(book.quit_due(host, requests), "nothing asked for since");
+        book.ask(SETTINGS);
+        assert!(!book.quit_due(host, requests), "a window asked for in the grace period keeps the host");
+    }
+
+    #[test]
+    fn a_window_asked_for_while_the_host_reported_its_last_close_keeps_it() {
+        let mut book = Book::default();
+        book.ask(SETTINGS);
+        let host = book.start();
+        // The dial popup is asked for; the host, not having read that yet, reports settings closed.
+        book.ask(DIAL);
+        assert_eq!(book.closed(host, SETTINGS), AfterClose::Busy);
+        assert!(!book.quit_due(host, book.requests));
+    }
+
+    #[test]
+    fn an_ended_host_loses_its_windows_and_its_late_messages_are_ignored() {
+        let mut book = Book::default();
+        book.ask("approve-1");
+        let old = book.start();
+        book.ask("incoming-a");
+        let mut lost = book.lose();
+        lost.sort();
+        assert_eq!(lost, ["approve-1", "incoming-a"], "its windows count as closed");
+        assert!(book.ask(SETTINGS), "the next window starts a new host");
+        let new = book.start();
+        assert_ne!(old, new);
+        assert_eq!(book.closed(old, SETTINGS), AfterClose::Stale);
+        assert_eq!(book.painted(old, SETTINGS), None);
+        assert!(!book.quit_due(old, book.requests));
+        assert!(book.painted(new, SETTINGS).is_some_and(|(_, cold)| cold), "timed once, as started for it");
+        assert_eq!(book.painted(new, SETTINGS), None, "only the first paint counts");
+    }
 }

@@ -479,11 +479,27 @@ fn close_window(display: &str, title: &str) -> Result<(), Box<dyn std::error::Er
                 .is_some_and(|r| r.value == title.as_bytes())
         })
     };
-    let windows = conn.query_tree(root)?.reply()?.children;
-    let window = windows.into_iter().find(|w| titled(*w)).ok_or("no window has that title")?;
-    let event = ClientMessageEvent::new(32, window, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
-    conn.send_event(false, window, EventMask::NO_EVENT, event)?;
-    conn.flush()?;
+    // Every window on the display, parents first (windows come and go meanwhile: skip vanished ones).
+    let mut windows = vec![root];
+    let mut i = 0;
+    while let Some(&window) = windows.get(i) {
+        if let Ok(tree) = conn.query_tree(window).map_err(|e| e.to_string()).and_then(|c| c.reply().map_err(|e| e.to_string())) {
+            windows.extend(tree.children);
+        }
+        i += 1;
+    }
+    let titled: Vec<u32> = windows.into_iter().filter(|w| titled(*w)).collect();
+    if titled.is_empty() {
+        return Err("no window has that title".into());
+    }
+    for &window in &titled {
+        let event = ClientMessageEvent::new(32, window, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+        conn.send_event(false, window, EventMask::NO_EVENT, event)?;
+    }
+    // A round trip, so the server has handled the messages before this connection closes (a flush
+    // alone left the window open now and then).
+    x11rb::wrapper::ConnectionExt::sync(&conn)?;
+    eprintln!("[harness] WM_DELETE_WINDOW sent to {} window(s) titled {title:?}: {titled:?}", titled.len());
     Ok(())
 }
 
