@@ -161,6 +161,7 @@ fn act(app: &AppHandle, message: ToHost) {
 fn open(app: &AppHandle, spec: WindowSpec, prefill: Option<&str>) {
     if !host_protocol::valid_label(&spec.label) {
         tracing::warn!(label = %spec.label, "not a window label; ignored");
+        tell(&FromHost::Closed { label: spec.label });
         return;
     }
     if let Some(window) = app.get_webview_window(&spec.label) {

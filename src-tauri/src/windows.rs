@@ -277,7 +277,14 @@ impl WindowHost {
             state = self.lock();
             state.book.ask(&label);
         }
-        let stdin = start(app, &mut state)?;
+        let stdin = match start(app, &mut state) {
+            Ok(stdin) => stdin,
+            Err(e) => {
+                // Not open anywhere: forgotten, or it would keep the next host from ever ending.
+                state.book.lose();
+                return Err(e);
+            }
+        };
         write(stdin, &message).map_err(|e| format!("cannot talk to the window host: {e}"))
     }
 
