@@ -1,6 +1,6 @@
-//! The Tauri application: plugins (single instance first, so a second launch never starts a second
-//! engine), the engine and tray at setup, the commands, and an event loop that keeps running with no
-//! window open.
+//! The Tauri application of the tray process: plugins (single instance first, so a second launch never
+//! starts a second engine), the engine and tray at setup, and an event loop that keeps running with no
+//! window open. Its windows are in the window host ([`crate::windows`]).
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use tauri_plugin_deep_link::DeepLinkExt;
 
 use crate::args::{Args, Page};
 use crate::desktop::Desktop;
-use crate::{alerts, approval, follow, ipc, links, missed, shortcut, tray, windows};
+use crate::{alerts, approval, follow, links, missed, shortcut, tray, windows};
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = match args.config.clone() {
@@ -39,19 +39,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })
             .build(),
     );
+    // No command handler: this process has no webview; the pages' commands reach it through the
+    // window host (`windows`, `ipc`).
     let app = builder
-        .invoke_handler(tauri::generate_handler![
-            ipc::api,
-            ipc::close_window,
-            ipc::open_crm,
-            ipc::autostart_enabled,
-            ipc::set_autostart,
-            approval::approval_request,
-            approval::approval_shown,
-            approval::approval_answer
-        ])
         .setup(move |app| {
             let handle = app.handle().clone();
+            app.manage(windows::WindowHost::default());
             let approvals = approval::Approvals::default();
             app.manage(approvals.clone());
             let approver = Arc::new(approval::WindowApprover::new(handle.clone(), approvals));
@@ -67,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             act_on(&handle, &args);
             Ok(())
         })
-        .build(tauri::generate_context!())
+        .build(context())
         .context("cannot start the desktop app")?;
 
     app.run(|app, event| match event {
@@ -77,6 +70,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         _ => {}
     });
     Ok(())
+}
+
+/// The app's config, pages and icons, as built in: the tray process and the window host share them.
+pub fn context() -> tauri::Context<tauri::Wry> {
+    tauri::generate_context!()
 }
 
 /// A second `callbridge-desktop` hands its arguments to this one and exits. Links were already

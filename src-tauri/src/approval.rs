@@ -1,15 +1,18 @@
 //! The Call / Block / Always allow dialog: the desktop's [`DialApprover`].
 //!
 //! When a web page that is not trusted asks CallBridge to dial, the engine asks this approver. Each
-//! request gets its own small always-on-top window (`ui/approve.html`, label `approve-{n}`) showing the
-//! site and the number; the page reads its request and sends the answer back with the
-//! `approval_request` / `approval_answer` commands. No answer in time, the window closed, or the wait
-//! abandoned (the engine gave up, the browser went away): the call is refused and the window goes.
+//! request gets its own small always-on-top window (`ui/approve.html`, label `approve-{n}`, in the
+//! window host, see [`crate::windows`]) showing the site and the number; the page reads its request
+//! and sends the answer back with the `approval_request` / `approval_answer` commands, which the
+//! window host hands to [`request`] and [`answer`] here, in the tray process, where the waiting
+//! requests are kept. No answer in time, the window closed (or lost with a window host that died), or
+//! the wait abandoned (the engine gave up, the browser went away): the call is refused and the window
+//! goes.
 //!
 //! A web page decides when the dialog appears, so it could time it to catch a click or a key press
 //! meant for another window. The window is therefore created hidden and without focus; the page shows
-//! and focuses it (`approval_shown`) once its content is in place, and keeps its buttons disabled for
-//! the first second on screen (`ui/approve.js`).
+//! and focuses it (`approval_shown`, done by the window host) once its content is in place, and keeps
+//! its buttons disabled for the first second on screen (`ui/approve.js`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,15 +22,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use callbridge::security::approval::{Approval, ApprovalRequest, DialApprover};
 use callbridge::security::APPROVAL_TIMEOUT;
-use tauri::{AppHandle, Manager, State, WebviewUrl, WebviewWindow, WebviewWindowBuilder, WindowEvent};
+use tauri::{AppHandle, Manager};
 use tokio::sync::oneshot;
+
+use crate::windows;
 
 const LABEL_PREFIX: &str = "approve-";
 
 /// Answer before the engine's own deadline, so the refusal is ours and the window is closed by us.
 const WAIT: Duration = APPROVAL_TIMEOUT.saturating_sub(Duration::from_secs(2));
 
-/// The requests waiting for the user, by number. Managed by Tauri and shared with the approver.
+/// The requests waiting for the user, by number. Managed by Tauri (in the tray process) and shared
+/// with the approver.
 #[derive(Debug, Clone, Default)]
 pub struct Approvals {
     pending: Arc<Mutex<HashMap<u64, Pending>>>,
@@ -89,7 +95,7 @@ impl DialApprover for WindowApprover {
         let (id, answer) = self.approvals.add(request.clone());
         // Whatever ends the wait — answer, timeout, or this future being dropped — closes the window.
         let _window = OpenWindow { app: self.app.clone(), approvals: self.approvals.clone(), id };
-        if let Err(e) = open(&self.app, &self.approvals, id, request) {
+        if let Err(e) = open(&self.app, id, request) {
             tracing::error!(error = %e, "cannot open the approval window; refusing the call");
             return Approval::Deny;
         }
@@ -120,9 +126,7 @@ struct OpenWindow {
 impl Drop for OpenWindow {
     fn drop(&mut self) {
         self.approvals.forget(self.id);
-        if let Some(window) = self.app.get_webview_window(&label(self.id)) {
-            let _ = window.close();
-        }
+        windows::close(&self.app, &label(self.id));
     }
 }
 
@@ -130,60 +134,45 @@ fn label(id: u64) -> String {
     format!("{LABEL_PREFIX}{id}")
 }
 
-fn open(app: &AppHandle, approvals: &Approvals, id: u64, request: &ApprovalRequest) -> tauri::Result<()> {
+fn open(app: &AppHandle, id: u64, request: &ApprovalRequest) -> Result<(), String> {
     let title = match &request.origin {
         Some(origin) => format!("Allow {origin} to call {}? — CallBridge", request.number),
         None => format!("Allow a web page to call {}? — CallBridge", request.number),
     };
-    let window = WebviewWindowBuilder::new(app, label(id), WebviewUrl::App(format!("approve.html?id={id}").into()))
-        .title(title)
-        .inner_size(440.0, 300.0)
-        .resizable(false)
-        .always_on_top(true)
-        // Neither seen nor focused before its content is there: `approval_shown` does both.
-        .visible(false)
-        .focused(false)
-        .center()
-        .build()?;
-    // Closing the window is Block.
-    let approvals = approvals.clone();
-    window.on_window_event(move |event| {
-        if matches!(event, WindowEvent::CloseRequested { .. } | WindowEvent::Destroyed) {
-            approvals.answer(id, Approval::Deny);
-        }
-    });
-    Ok(())
+    // Neither seen nor focused before its content is there: the page shows it (`approval_shown`).
+    windows::open_approval(app, &label(id), format!("approve.html?id={id}"), title)
+}
+
+/// Window `label` is gone: when it was an approval dialog still waiting, closing it is Block.
+pub fn window_closed(app: &AppHandle, label: &str) {
+    if let (Ok(id), Some(approvals)) = (own_id(label), app.try_state::<Approvals>()) {
+        approvals.answer(id, Approval::Deny);
+    }
+}
+
+/// Whether window `label` is an approval dialog (the window host shows only those on request).
+pub fn is_approval_window(label: &str) -> bool {
+    own_id(label).is_ok()
 }
 
 /// The id of the request an approval window is for (`approve-7` → 7).
-fn own_id(window: &WebviewWindow) -> Result<u64, String> {
-    window
-        .label()
+fn own_id(label: &str) -> Result<u64, String> {
+    label
         .strip_prefix(LABEL_PREFIX)
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| "only an approval window can answer an approval".to_owned())
 }
 
-/// What the approval window asks about.
-#[tauri::command]
-pub fn approval_request(window: WebviewWindow, approvals: State<'_, Approvals>) -> Result<ApprovalRequest, String> {
-    let id = own_id(&window)?;
+/// What approval window `label` asks about.
+pub fn request(approvals: &Approvals, label: &str) -> Result<ApprovalRequest, String> {
+    let id = own_id(label)?;
     approvals.request(id).ok_or_else(|| "this request was already answered or has expired".to_owned())
 }
 
-/// Shows and focuses the approval window the page is in, once the page has put its content in place.
-#[tauri::command]
-pub fn approval_shown(window: WebviewWindow) -> Result<(), String> {
-    own_id(&window)?;
-    window.show().map_err(|e| format!("cannot show the approval window: {e}"))?;
-    window.set_focus().map_err(|e| format!("cannot focus the approval window: {e}"))
-}
-
-/// The user's answer from the approval window: `allow`, `allow_always` or `deny`.
-#[tauri::command]
-pub fn approval_answer(window: WebviewWindow, approvals: State<'_, Approvals>, answer: String) -> Result<(), String> {
-    let id = own_id(&window)?;
-    let approval = match answer.as_str() {
+/// The user's answer from approval window `label`: `allow`, `allow_always` or `deny`.
+pub fn answer(approvals: &Approvals, label: &str, answer: &str) -> Result<(), String> {
+    let id = own_id(label)?;
+    let approval = match answer {
         "allow" => Approval::Allow,
         "allow_always" => Approval::AllowAlways,
         "deny" => Approval::Deny,

@@ -19,6 +19,10 @@ pub struct Args {
     pub open: Option<Page>,
     /// A `tel:` or `callto:` link: the dial popup opens with its number.
     pub link: Option<String>,
+    /// Run as the window host of a tray process (which starts it so, with a pipe on stdin and
+    /// stdout; see `window_host`). Not for people.
+    #[arg(long, hide = true)]
+    pub window_host: bool,
 }
 
 /// A window that can be opened from the command line.

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use callbridge::call::{CallEvent, CallEventKind, CallId, Direction};
-use tauri::{AppHandle, Emitter, Manager};
+use tauri::{AppHandle, Manager};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::desktop::Desktop;
@@ -49,7 +49,7 @@ pub fn spawn(app: AppHandle) {
                         break;
                     }
                     let state = settings.borrow_and_update().clone();
-                    let _ = app.emit(SETTINGS_EVENT, &state);
+                    windows::emit(&app, SETTINGS_EVENT, &state);
                     let config = app.state::<Desktop>().engine().config();
                     if config.desktop.dial_shortcut != shortcut_now {
                         shortcut_now = config.desktop.dial_shortcut.clone();
@@ -81,7 +81,7 @@ impl ScreenPops {
 }
 
 fn on_call(app: &AppHandle, event: &CallEvent, popped: &mut ScreenPops) {
-    let _ = app.emit(CALL_EVENT, event);
+    windows::emit(app, CALL_EVENT, event);
     let config = app.state::<Desktop>().engine().config();
     let quiet = config.desktop.do_not_disturb;
     let call = &event.call;
@@ -120,7 +120,7 @@ fn open_crm(app: &AppHandle, id: CallId) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         app.state::<Desktop>().engine().lookup_done(&id).await;
-        if let Err(e) = crate::ipc::open_crm(app.clone(), app.state::<Desktop>(), id.to_string()).await {
+        if let Err(e) = crate::ipc::open_crm(&app, id.as_str()).await {
             tracing::warn!(call = %id, error = %e, "cannot open the CRM page of the call");
         }
     });

@@ -2,18 +2,22 @@
 //!
 //! A thin Tauri 2 shell over the `callbridge` engine, which runs in process: the tray shows the state
 //! (idle, ringing, in call, a problem) and every action; windows (settings, dial, incoming call) are
-//! created when opened and destroyed when closed; `tel:`/`callto:` links and a second launch are
+//! created when opened and destroyed when closed, in a window host process of their own that ends
+//! with the last of them, so that WebKit's memory is given back; `tel:`/`callto:` links and a second launch are
 //! handed to the running instance. No telephony logic lives here.
 //!
 //! * [`args`] — the command line (`--config`, `--open`, a `tel:` link).
 //! * [`alerts`] — native notifications: a call rings, a call was missed (a click calls back).
 //! * [`approval`] — the Call / Block / Always allow dialog for dials from untrusted web pages.
 //! * [`desktop`] — the running engine, its settings and listener, shared by everything below.
-//! * [`ipc`] — the commands the pages call: the API (in process), window and desktop actions.
+//! * [`ipc`] — what the pages ask of CallBridge (the API in process, the CRM, Start at login),
+//!   answered in the tray process.
 //! * [`follow`] — engine events turned into tray updates, popups, notifications and page events.
 //! * [`missed`] — the missed calls the user has not looked at yet, counted in the tray.
 //! * [`tray`] — the tray icon and menu.
-//! * [`windows`] — opening and closing the pages.
+//! * [`windows`] — opening and closing the pages, which live in the window host.
+//! * [`host_protocol`] — the private pipe between the tray process and the window host.
+//! * [`window_host`] — `--window-host`: the process that holds the windows and ends with the last one.
 //! * [`links`] — `tel:` and `callto:` links read into numbers.
 //! * [`shortcut`] — the global shortcut that opens the dial popup.
 //! * [`app`] — the Tauri application: plugins, setup, the event loop.
@@ -27,11 +31,13 @@ mod approval;
 mod args;
 mod desktop;
 mod follow;
+mod host_protocol;
 mod ipc;
 mod links;
 mod missed;
 mod shortcut;
 mod tray;
+mod window_host;
 mod windows;
 
 fn main() -> std::process::ExitCode {
@@ -41,7 +47,8 @@ fn main() -> std::process::ExitCode {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
     callbridge::panics::install_hook();
-    match app::run(args) {
+    let run = if args.window_host { window_host::run() } else { app::run(args) };
+    match run {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callbridge-desktop: {e:#}");

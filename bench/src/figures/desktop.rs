@@ -1,6 +1,6 @@
 //! Figures 3 and 4 for the desktop app: start-up, idle memory and wake-ups of all its processes
-//! together (the Tauri shell and any WebKit children), and memory after the settings window was opened
-//! and closed.
+//! together (the Tauri shell, its window host and WebKit's processes), memory after the settings window
+//! was opened and closed, and how soon an incoming-call popup is painted after the call rings.
 //!
 //! The app is measured as "a process tree started by a command": it is started in a private home with a
 //! config whose listener port is known, start-up is timed to its listener's first `/health` answer, and
@@ -10,6 +10,8 @@
 //! user does: launching the app again with `--open settings` (the running instance opens the window),
 //! and the window's close button (`close-window.py` sends WM_DELETE_WINDOW to the window titled
 //! "CallBridge Settings"); `--desktop-open-settings` and `--desktop-close-settings` replace them.
+//! The popup is rung through the simulator (`/api/v1/simulate/incoming`) and timed by the app itself:
+//! it logs each page's first paint and the time since the window was asked for.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -40,6 +42,15 @@ const WINDOW_WAIT: Duration = Duration::from_secs(20);
 /// WebKitGTK's web content process, as `/proc/PID/comm` shows it (15 bytes of `WebKitWebProcess`).
 const WEBVIEW_PROCESS: &str = "WebKitWebProces";
 
+/// Any of WebKitGTK's processes (`WebKitWebProcess`, `WebKitNetworkProcess`).
+const WEBKIT: &str = "WebKit";
+
+/// The desktop app's window host (`callbridge-desktop --window-host`), as `/proc/PID/comm` shows it.
+const WINDOW_HOST: &str = "callbridge-desk";
+
+/// How long the incoming popup gets to be painted.
+const POPUP_WAIT: Duration = Duration::from_secs(20);
+
 pub fn rows(plan: &Plan, programs: &Programs) -> Vec<Row> {
     let Some(desktop) = programs.desktop.as_deref() else {
         let why = if plan.quick {
@@ -51,6 +62,7 @@ pub fn rows(plan: &Plan, programs: &Programs) -> Vec<Row> {
             Row::absent("3", "desktop idle RSS, all processes", why, "≤ 130 MiB"),
             Row::absent("3", "desktop idle private dirty, all processes", why, "≤ 35 MiB"),
             Row::absent("3", "desktop after opening and closing settings", why, "RSS within 10 MiB of idle, no webview process left"),
+            Row::absent("3", "desktop incoming popup first paint after the event", why, "≤ 500 ms"),
             Row::absent("3", "desktop wake-ups at idle", why, "≤ 1/s"),
             Row::absent("4", "desktop start-up: exec → listener answers", why, "≤ 1 s"),
         ];
@@ -122,6 +134,63 @@ fn children(pid: u32) -> Vec<String> {
     pids.iter().skip(1).filter_map(|p| procfs::name(*p).ok()).collect()
 }
 
+/// Whether a window host or any WebKit process runs below the app.
+fn windowing(pid: u32) -> bool {
+    children(pid).iter().any(|n| n.starts_with(WEBKIT) || n.starts_with(WINDOW_HOST))
+}
+
+/// The incoming popup's first paint after the engine's incoming event, in ms, as the app logs it
+/// (`window first paint N ms after it was asked for window="incoming-…"`): first with no window host
+/// running (one is started for the popup), then for a second call while the first popup is open.
+/// Both calls are ended afterwards.
+fn popup_first_paint(app: &Running) -> Result<(u64, u64)> {
+    anyhow::ensure!(!windowing(app.pid()), "a window host still runs: {:?}", children(app.pid()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = reqwest::Client::new();
+    // `Launch` sends the program's stdout and stderr to `program.log` in its home.
+    let log = app.home.join("program.log");
+    let mut calls = Vec::new();
+    let mut paints = Vec::new();
+    for number in ["+442079460001", "+442079460002"] {
+        let rang = rt.block_on(post(&client, format!("{}/api/v1/simulate/incoming", app.url()), serde_json::json!({ "number": number })))?;
+        let id = rang["call_id"].as_str().context("no call_id from /simulate/incoming")?.to_owned();
+        calls.push(id.clone());
+        paints.push(wait_for_paint(&log, &id)?);
+    }
+    for id in calls {
+        rt.block_on(post(&client, format!("{}/api/v1/hangup", app.url()), serde_json::json!({ "call_id": id })))?;
+    }
+    Ok((paints[0], paints[1]))
+}
+
+async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) -> Result<serde_json::Value> {
+    let response = client.post(&url).json(&body).send().await.with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let json: serde_json::Value = response.json().await.with_context(|| format!("POST {url}: not JSON"))?;
+    anyhow::ensure!(status.is_success(), "POST {url}: {status} {json}");
+    Ok(json)
+}
+
+/// Waits for the app's log line on call `id`'s popup first paint and returns its ms.
+fn wait_for_paint(log: &Path, id: &str) -> Result<u64> {
+    let window = format!("window=\"incoming-{id}\"");
+    let deadline = std::time::Instant::now() + POPUP_WAIT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found = text.lines().filter(|l| l.contains(&window)).find_map(|l| {
+            let after = l.split_once("window first paint ")?.1;
+            after.split_whitespace().next()?.parse::<u64>().ok()
+        });
+        if let Some(ms) = found {
+            return Ok(ms);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no first paint of the popup of call {id} logged within {POPUP_WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>> {
     let (display, _xvfb) = display()?;
     let port = free_port()?;
@@ -152,11 +221,12 @@ fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>>
     std::thread::sleep(WINDOW_SETTLE);
     let (open_mem, open_procs) = procfs::tree_memory(app.pid())?;
     run_hook(&close, &app, desktop, &display)?;
-    wait_until(|| !webview(app.pid()));
+    // The window host outlives its last window by a grace period; WebKit's processes end with it.
+    wait_until(|| !windowing(app.pid()));
     std::thread::sleep(WINDOW_SETTLE);
     let (after, procs) = procfs::tree_memory(app.pid())?;
     let left = children(app.pid());
-    let webview_left = left.iter().any(|n| n.starts_with(WEBVIEW_PROCESS));
+    let webview_left = left.iter().any(|n| n.starts_with(WEBKIT));
     let grew = after.rss_kib.saturating_sub(at_idle.memory.rss_kib);
     let dirty_grew = after.private_dirty_kib.saturating_sub(at_idle.memory.private_dirty_kib);
     let left = if left.is_empty() { "none".to_owned() } else { left.join(", ") };
@@ -174,6 +244,16 @@ fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>>
         ))
         .target("RSS within 10 MiB of idle, no webview process left", grew <= 10 * 1024 && !webview_left),
     );
+    rows.push(match popup_first_paint(&app) {
+        Ok((cold, warm)) => Row::new(
+            "3",
+            "desktop incoming popup first paint after the event",
+            format!("{cold} ms with no window host running (started for it), {warm} ms with one running"),
+        )
+        .compared("as the app logs it: from the engine's incoming event to two animation frames after the page's load")
+        .target("≤ 500 ms", cold <= 500 && warm <= 500),
+        Err(e) => Row::failed("3", "desktop incoming popup first paint after the event", &e),
+    });
     rows.push(
         Row::new("3", format!("desktop wake-ups at idle, all processes (over {} s)", plan.idle_window.as_secs_f64()), format!("{:.2}/s", at_idle.wakeups_per_sec))
             .target("≤ 1/s", at_idle.wakeups_per_sec <= 1.0),

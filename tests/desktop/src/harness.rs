@@ -335,6 +335,28 @@ impl DesktopApp {
         Some(path)
     }
 
+    /// The command names (`/proc/PID/comm`, 15 bytes at most) of the processes below the app's own
+    /// process: its window host and WebKit's processes while a window is open.
+    pub fn app_children(&self) -> Vec<String> {
+        let Some(app) = self.app_pid() else { return Vec::new() };
+        descendants(app).into_iter().filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok()).map(|c| c.trim().to_owned()).collect()
+    }
+
+    /// The app's own process (the tray process WebKitWebDriver started), found below tauri-driver.
+    pub fn app_pid(&self) -> Option<u32> {
+        let driver = self.processes.last()?.id();
+        let comm = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        let below = descendants(driver);
+        below.iter().copied().find(|p| comm(*p).starts_with("callbridge-desk") && !below.iter().any(|q| comm(*q).starts_with("callbridge-desk") && descendants(*q).contains(p)))
+    }
+
+    /// Closes the window titled `title` as its close button does: a WM_DELETE_WINDOW message from the
+    /// X server (no window manager runs on the test's display to ask). Panics when no window has it.
+    pub fn close_window_titled(&self, title: &str) {
+        let display = self.env.iter().find(|(k, _)| k == "DISPLAY").map(|(_, v)| v.clone()).expect("DISPLAY");
+        close_window(&display, title).unwrap_or_else(|e| panic!("cannot close the window {title:?}: {e}"));
+    }
+
     /// Ends the WebDriver session and stops everything.
     pub async fn quit(mut self) {
         let driver = self.driver.clone();
@@ -439,6 +461,46 @@ fn api_url(config: &str) -> String {
         .find_map(|l| l.trim().strip_prefix("port = ").and_then(|p| p.trim().parse::<u16>().ok()))
         .expect("test configs set [listener] port");
     format!("http://127.0.0.1:{port}")
+}
+
+/// Sends WM_DELETE_WINDOW to the top-level window titled `title` on `display`.
+fn close_window(display: &str, title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask};
+    let (conn, screen) = x11rb::connect(Some(display))?;
+    let root = conn.setup().roots.get(screen).ok_or("no screen")?.root;
+    let atom = |name: &str| -> Result<u32, Box<dyn std::error::Error>> { Ok(conn.intern_atom(false, name.as_bytes())?.reply()?.atom) };
+    let (protocols, delete, net_name, utf8) = (atom("WM_PROTOCOLS")?, atom("WM_DELETE_WINDOW")?, atom("_NET_WM_NAME")?, atom("UTF8_STRING")?);
+    let titled = |window: u32| -> bool {
+        [(net_name, utf8), (u32::from(AtomEnum::WM_NAME), u32::from(AtomEnum::STRING))].into_iter().any(|(property, kind)| {
+            conn.get_property(false, window, property, kind, 0, 1024)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|r| r.value == title.as_bytes())
+        })
+    };
+    // Every window on the display, parents first (windows come and go meanwhile: skip vanished ones).
+    let mut windows = vec![root];
+    let mut i = 0;
+    while let Some(&window) = windows.get(i) {
+        if let Ok(tree) = conn.query_tree(window).map_err(|e| e.to_string()).and_then(|c| c.reply().map_err(|e| e.to_string())) {
+            windows.extend(tree.children);
+        }
+        i += 1;
+    }
+    let titled: Vec<u32> = windows.into_iter().filter(|w| titled(*w)).collect();
+    if titled.is_empty() {
+        return Err("no window has that title".into());
+    }
+    for &window in &titled {
+        let event = ClientMessageEvent::new(32, window, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+        conn.send_event(false, window, EventMask::NO_EVENT, event)?;
+    }
+    // A round trip, so the server has handled the messages before this connection closes (a flush
+    // alone left the window open now and then).
+    x11rb::wrapper::ConnectionExt::sync(&conn)?;
+    eprintln!("[harness] WM_DELETE_WINDOW sent to {} window(s) titled {title:?}: {titled:?}", titled.len());
+    Ok(())
 }
 
 /// The area `[x, y, width, height]` of the X display's root window as a PNG.

@@ -320,6 +320,41 @@ async fn the_incoming_popup_answers_and_opens_the_crm() {
     app.quit().await;
 }
 
+/// Closing the last window gives WebKit's memory back: the windows live in a window host process that
+/// ends a few seconds after its last window closed, taking WebKit's web and network processes with it,
+/// while the tray app keeps serving. The next window starts a new host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_last_window_leaves_no_webkit_process() {
+    let port = free_port();
+    let app = DesktopApp::launch(&config(port, ""), &["--open", "settings"]).await;
+    SettingsPage::ready(&app.driver).await;
+    let windowing = |names: &[String]| names.iter().filter(|n| n.starts_with("WebKit") || n.starts_with("callbridge-desk")).cloned().collect::<Vec<_>>();
+    let open = windowing(&app.app_children());
+    assert!(open.iter().any(|n| n.starts_with("WebKitWebProces")) && open.iter().any(|n| n.starts_with("callbridge-desk")), "{open:?}");
+
+    // The close button. The WebDriver session ends with the host, whose window it drove.
+    app.close_window_titled("CallBridge Settings");
+    eventually(Duration::from_secs(30), "the window host and WebKit to end after the grace period", || {
+        windowing(&app.app_children()).is_empty().then_some(())
+    })
+    .await;
+    assert!(reachable(&format!("http://127.0.0.1:{port}/health")).await, "the app keeps serving");
+    assert!(app.app_pid().is_some(), "the app is still running");
+
+    // Opening settings again (a relaunch hands it to the running app) starts a new host.
+    assert!(app.launch_again(&["--open", "settings"]).success());
+    eventually(WAIT, "a new window host with its WebKit process", || {
+        windowing(&app.app_children()).iter().any(|n| n.starts_with("WebKitWebProces")).then_some(())
+    })
+    .await;
+    eventually(WAIT, "the reopened page to report its first paint", || {
+        (app.logs().matches("window first paint").count() >= 2).then_some(())
+    })
+    .await;
+    // No `quit`: the session's browser has gone; dropping the app stops everything.
+    drop(app);
+}
+
 /// Done-when 4: "Start at login" creates and removes the autostart entry (on Linux
 /// `~/.config/autostart/CallBridge.desktop`, pointing at the app).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,252 @@
+//! The window host: `callbridge-desktop --window-host`, the process that holds the app's windows.
+//!
+//! The tray process starts it for its first window and talks to it over its stdin and stdout
+//! ([`crate::host_protocol`]); see [`crate::windows`] for why the windows live in a process of their
+//! own. The host opens, focuses and closes windows as told, hands the tray's events to the open pages,
+//! and does for the pages only what is a window matter (close the window, show the approval dialog);
+//! every other command the pages call (`api`, `open_crm`, Start at login, the approval's request and
+//! answer) is handed up the pipe and the tray process's answer handed back, so the pages see the same
+//! commands as ever. It holds no engine, tray, shortcut, link handler or single-instance lock.
+//!
+//! It reports each window that goes away, and each page's first paint (for the popup timing the
+//! tray process logs). It ends when the tray process says so ([`ToHost::Quit`]) or goes away (its
+//! stdin closes).
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use anyhow::Context;
+use serde_json::Value;
+use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWindow, WebviewWindowBuilder, WindowEvent};
+use tokio::sync::oneshot;
+
+use crate::host_protocol::{self, Command, FromHost, ToHost, WindowSpec};
+use crate::windows::{DIAL, PREFILL_EVENT};
+
+/// Reports the page's first paint: two animation frames after `load`, the page is on screen.
+const FIRST_PAINT_SCRIPT: &str = r#"if (window.top === window) {
+  window.addEventListener("load", () => requestAnimationFrame(() => requestAnimationFrame(() => {
+    window.__TAURI_INTERNALS__.invoke("painted").catch(() => {});
+  })), { once: true });
+}"#;
+
+/// Runs the window host until the tray process ends it.
+pub fn run() -> anyhow::Result<()> {
+    let app = tauri::Builder::default()
+        .manage(Host::default())
+        .invoke_handler(tauri::generate_handler![
+            api,
+            close_window,
+            open_crm,
+            autostart_enabled,
+            set_autostart,
+            approval_request,
+            approval_shown,
+            approval_answer,
+            painted
+        ])
+        .on_window_event(|window, event| {
+            if matches!(event, WindowEvent::Destroyed) {
+                tell(&FromHost::Closed { label: window.label().to_owned() });
+            }
+        })
+        .setup(|app| {
+            let handle = app.handle().clone();
+            std::thread::Builder::new().name("tray-pipe".into()).spawn(move || listen(handle))?;
+            Ok(())
+        })
+        .build(crate::app::context())
+        .context("cannot start the window host")?;
+    app.run(|_, event| {
+        // The last window closed: the tray process decides when the host ends (after a grace period).
+        if let RunEvent::ExitRequested { api, code: None, .. } = event {
+            api.prevent_exit();
+        }
+    });
+    Ok(())
+}
+
+/// The requests sent up the pipe and waiting for their answer (managed by Tauri).
+#[derive(Debug, Default)]
+struct Host {
+    pending: Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>,
+    next: AtomicU64,
+}
+
+impl Host {
+    /// Asks the tray process for `command` on behalf of window `label` and waits for its answer.
+    async fn ask(&self, label: &str, command: Command) -> Result<Value, String> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let (answer, receiver) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, answer);
+        if !tell(&FromHost::Request { id, label: label.to_owned(), command }) {
+            self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            return Err("CallBridge is not answering".to_owned());
+        }
+        receiver.await.map_err(|_| "CallBridge did not answer".to_owned())?
+    }
+
+    fn answered(&self, id: u64, result: Result<Value, String>) {
+        match self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id) {
+            // The page may have gone meanwhile: nobody waits for the answer any more.
+            Some(waiting) => drop(waiting.send(result)),
+            None => tracing::warn!(id, "an answer to no request; ignored"),
+        }
+    }
+}
+
+/// Writes one message up the pipe; false when the tray process can no longer hear it.
+fn tell(message: &FromHost) -> bool {
+    let mut line = host_protocol::encode(message);
+    line.push('\n');
+    let mut out = std::io::stdout().lock();
+    match out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot write to the tray process");
+            false
+        }
+    }
+}
+
+/// Reads the tray process's messages until it says to quit or goes away, then ends the host.
+fn listen(app: AppHandle) {
+    for line in std::io::stdin().lock().lines() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read from the tray process");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match host_protocol::decode::<ToHost>(&line) {
+            Ok(ToHost::Quit) => break,
+            Ok(message) => act(&app, message),
+            Err(e) => tracing::warn!("ignored from the tray process: {e}"),
+        }
+    }
+    tracing::debug!("window host ending");
+    app.exit(0);
+}
+
+fn act(app: &AppHandle, message: ToHost) {
+    match message {
+        ToHost::Open { window, prefill } => open(app, window, prefill.as_deref()),
+        ToHost::Close { label } => {
+            if let Some(window) = app.get_webview_window(&label) {
+                let _ = window.close();
+            }
+        }
+        ToHost::Emit { event, payload } => {
+            if let Err(e) = app.emit(&event, payload) {
+                tracing::warn!(%event, error = %e, "cannot emit to the pages");
+            }
+        }
+        ToHost::Reply { id, result } => {
+            if let Some(host) = app.try_state::<Host>() {
+                host.answered(id, result);
+            }
+        }
+        ToHost::Quit => {}
+    }
+}
+
+/// Opens `spec`, or brings the window with its label to the front (an open dial popup gets
+/// `prefill`). A window that cannot be opened is reported closed.
+fn open(app: &AppHandle, spec: WindowSpec, prefill: Option<&str>) {
+    if !host_protocol::valid_label(&spec.label) {
+        tracing::warn!(label = %spec.label, "not a window label; ignored");
+        tell(&FromHost::Closed { label: spec.label });
+        return;
+    }
+    if let Some(window) = app.get_webview_window(&spec.label) {
+        if let (Some(number), true) = (prefill, spec.label == DIAL) {
+            let _ = window.emit_to(DIAL, PREFILL_EVENT, number);
+        }
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+        return;
+    }
+    let mut builder = WebviewWindowBuilder::new(app, &spec.label, WebviewUrl::App(spec.page.into()))
+        .title(spec.title)
+        .inner_size(spec.width, spec.height)
+        .resizable(spec.resizable)
+        .always_on_top(spec.always_on_top)
+        .initialization_script(FIRST_PAINT_SCRIPT)
+        .center();
+    if let Some((width, height)) = spec.min_size {
+        builder = builder.min_inner_size(width, height);
+    }
+    if spec.hidden {
+        builder = builder.visible(false).focused(false);
+    }
+    match builder.build() {
+        Ok(_) => tracing::debug!(window = %spec.label, "window opened"),
+        Err(e) => {
+            tracing::error!(window = %spec.label, error = %e, "cannot open the window");
+            tell(&FromHost::Closed { label: spec.label });
+        }
+    }
+}
+
+/// One call of the JSON API, answered by the tray process's router.
+#[tauri::command]
+async fn api(window: WebviewWindow, host: State<'_, Host>, method: String, path: String, body: Option<Value>) -> Result<Value, String> {
+    host.ask(window.label(), Command::Api { method, path, body }).await
+}
+
+/// Closes (and so destroys) the window the page is in.
+#[tauri::command]
+fn close_window(window: WebviewWindow) -> Result<(), String> {
+    window.close().map_err(|e| e.to_string())
+}
+
+/// Opens the CRM page for a call in the default browser (done by the tray process); returns the URL.
+#[tauri::command]
+async fn open_crm(window: WebviewWindow, host: State<'_, Host>, call_id: String) -> Result<Value, String> {
+    host.ask(window.label(), Command::OpenCrm { call_id }).await
+}
+
+#[tauri::command]
+async fn autostart_enabled(window: WebviewWindow, host: State<'_, Host>) -> Result<Value, String> {
+    host.ask(window.label(), Command::AutostartEnabled).await
+}
+
+/// Switches Start at login and returns the new state.
+#[tauri::command]
+async fn set_autostart(window: WebviewWindow, host: State<'_, Host>, enabled: bool) -> Result<Value, String> {
+    host.ask(window.label(), Command::SetAutostart { enabled }).await
+}
+
+/// What the approval window asks about.
+#[tauri::command]
+async fn approval_request(window: WebviewWindow, host: State<'_, Host>) -> Result<Value, String> {
+    host.ask(window.label(), Command::ApprovalRequest).await
+}
+
+/// Shows and focuses the approval window the page is in, once the page has put its content in place.
+#[tauri::command]
+fn approval_shown(window: WebviewWindow) -> Result<(), String> {
+    if !crate::approval::is_approval_window(window.label()) {
+        return Err("only an approval window can be shown this way".to_owned());
+    }
+    window.show().map_err(|e| format!("cannot show the approval window: {e}"))?;
+    window.set_focus().map_err(|e| format!("cannot focus the approval window: {e}"))
+}
+
+/// The user's answer from the approval window: `allow`, `allow_always` or `deny`.
+#[tauri::command]
+async fn approval_answer(window: WebviewWindow, host: State<'_, Host>, answer: String) -> Result<Value, String> {
+    host.ask(window.label(), Command::ApprovalAnswer { answer }).await
+}
+
+/// The page has been painted (see [`FIRST_PAINT_SCRIPT`]).
+#[tauri::command]
+fn painted(window: WebviewWindow) {
+    tell(&FromHost::Painted { label: window.label().to_owned() });
+}
