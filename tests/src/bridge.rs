@@ -124,6 +124,8 @@ pub struct Bridge {
     pub config_path: PathBuf,
     /// Everything the process wrote to stderr (its logs), collected in the background.
     logs: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread collecting [`Self::logs`]; it ends when the process's stderr closes.
+    log_reader: Option<std::thread::JoinHandle<()>>,
     _home: Option<tempfile::TempDir>,
 }
 
@@ -160,9 +162,10 @@ impl Bridge {
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
         let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut log_reader = None;
         if let Some(stderr) = child.stderr.take() {
             let logs = std::sync::Arc::clone(&logs);
-            std::thread::spawn(move || {
+            log_reader = Some(std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     eprintln!("[callbridge] {line}");
                     if let Ok(mut l) = logs.lock() {
@@ -170,7 +173,7 @@ impl Bridge {
                         l.push('\n');
                     }
                 }
-            });
+            }));
         }
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -188,7 +191,7 @@ impl Bridge {
             panic!("callbridge exited before listening ({status:?}); logs:\n{}", logs.lock().map(|l| l.clone()).unwrap_or_default());
         };
         let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in URL");
-        Bridge { child: Some(child), url, port, dir: dir.to_owned(), config_path, logs, _home: None }
+        Bridge { child: Some(child), url, port, dir: dir.to_owned(), config_path, logs, log_reader, _home: None }
     }
 
     /// The process id, while it runs.
@@ -242,12 +245,26 @@ impl Bridge {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                self.read_last_logs();
                 return status.success();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         false
+    }
+
+    /// Once the process has exited, waits (a few seconds at most) until the last lines it wrote to
+    /// stderr are in [`Self::logs`]: the reader thread may still be behind the exit.
+    fn read_last_logs(&mut self) {
+        let Some(reader) = self.log_reader.take() else { return };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !reader.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if reader.is_finished() {
+            let _ = reader.join();
+        }
     }
 }
 
