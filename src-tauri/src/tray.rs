@@ -274,6 +274,6 @@ mod tests {
         let decline = MenuCommand::parse(&format!("hangup:{}", waiting.id)).expect("a command");
         let declined = run_call_command(&engine, &decline).await.expect("declined").expect("a call");
         assert_eq!((declined.id, declined.state), (waiting.id, CallState::Ended));
-        assert_eq!(engine.call(&first.id).map(|c| c.state), Some(CallState::Active));
+        assert_eq!(engine.call(&first.id).await.map(|c| c.state), Some(CallState::Active));
     }
 }

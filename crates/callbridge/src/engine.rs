@@ -507,9 +507,10 @@ impl Engine {
                 }
                 _ => tracing::debug!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event"),
             }
-            // The history row needs no waiting for: any notification's commit awaited below comes after
-            // it, and readers of the history wait for the writer (`Store::settled`).
-            self.record_history(&event.call).detach();
+            // The history row is noted, not awaited: the writer writes a call's latest state within
+            // a moment, with the call's notifications if it has any, and readers of the history
+            // settle it first (`Store::settled`).
+            self.inner.store.note_call(event.call.clone());
             let starts = event.kind == CallEventKind::start_for(event.call.direction);
             if starts && self.inner.lookup.wants(&event.call) {
                 self.start_lookup(&event.call);
@@ -524,11 +525,14 @@ impl Engine {
                     }
                 }
             }
-            // Subscribers hear of the event once its history and notifications are committed.
-            let (subscribers, event) = (self.inner.events.clone(), event.clone());
-            self.inner.store.after_commit(Box::new(move || {
-                let _ = subscribers.send(event);
-            }));
+            // Subscribers hear of the event once its notifications are committed. With none
+            // subscribed now there is no one to tell: a later subscriber hears of later events.
+            if self.inner.events.receiver_count() > 0 {
+                let (subscribers, event) = (self.inner.events.clone(), event.clone());
+                self.inner.store.after_commit(Box::new(move || {
+                    let _ = subscribers.send(event);
+                }));
+            }
         }
         commits
     }
@@ -568,7 +572,7 @@ impl Engine {
         }
         if let Some(call) = updated {
             tracing::info!(call = %call.id, name = ?call.remote_name, company = ?call.company, "call updated from the caller lookup");
-            self.record_history(&call).detach();
+            self.inner.store.note_call(call.clone());
             let _ = self.inner.events.send(CallEvent { kind: CallEventKind::Updated, at: chrono::Utc::now(), call });
         }
         drop(tracker);
@@ -597,13 +601,20 @@ impl Engine {
         self.tracker().calls().cloned().collect()
     }
 
-    /// A live or recent call, else one from the history.
-    pub fn call(&self, id: &CallId) -> Option<Call> {
+    /// A live or recent call, else one from the history (once what was handed to the store is in it).
+    pub async fn call(&self, id: &CallId) -> Option<Call> {
         let live = self.tracker().get(id).cloned();
-        live.or_else(|| self.inner.store.call(id).unwrap_or_else(|e| {
+        if live.is_some() {
+            return live;
+        }
+        let read = async {
+            self.inner.store.settled().wait().await?;
+            self.inner.store.call(id)
+        };
+        read.await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the call history");
             None
-        }))
+        })
     }
 
     pub fn status(&self) -> Status {

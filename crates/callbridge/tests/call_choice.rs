@@ -27,12 +27,12 @@ async fn declining_a_waiting_call_by_id_keeps_the_conversation() {
     let declined = engine.hangup(Some(&waiting.id)).await.expect("declined");
     assert_eq!(declined.id, waiting.id);
     assert_eq!(declined.state, CallState::Ended);
-    let still = engine.call(&conversation.id).expect("the conversation is known");
+    let still = engine.call(&conversation.id).await.expect("the conversation is known");
     assert_eq!(still.state, CallState::Active, "declining the waiting call must not end the conversation");
 
     // Without an id, "the current call" is the conversation: which is why the shell always names one.
     let third = engine.simulate_incoming("+442079460003", None).await.expect("third call rings");
     let ended = engine.hangup(None).await.expect("ended");
     assert_eq!(ended.id, conversation.id);
-    assert_eq!(engine.call(&third.id).map(|c| c.state), Some(CallState::Ringing));
+    assert_eq!(engine.call(&third.id).await.map(|c| c.state), Some(CallState::Ringing));
 }

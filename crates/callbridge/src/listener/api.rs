@@ -178,6 +178,7 @@ async fn call(State(engine): State<Engine>, id: Result<Path<String>, PathRejecti
     let id = CallId::from(path_param(id)?);
     let call = engine
         .call(&id)
+        .await
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_call", format!("no call with id {id}")))?;
     Ok(Json(CallAnswer { ok: true, call }))
 }

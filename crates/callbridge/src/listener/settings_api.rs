@@ -367,6 +367,7 @@ async fn crm_url(State(engine): State<Engine>, id: Result<Path<String>, PathReje
     let id = CallId::from(path_param(id)?);
     let call = engine
         .call(&id)
+        .await
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_call", format!("no call with id {id}")))?;
     if let Some(url) = &call.record_url {
         return Ok(Json(json!({ "ok": true, "url": url, "source": "lookup" })));

@@ -299,10 +299,23 @@ impl Store {
         }
     }
 
-    /// Waits until every write handed over before is committed (or failed): for readers that must
-    /// see them (the history API after a command whose history row was not awaited).
+    /// Hands the writer `call`'s new state for the history, to be written within
+    /// [`writer::NOTE_WITHIN`] together with the call's later changes, or with its notifications
+    /// (see [`writer`]). If the writer is gone, the state is not written, as for a failed write.
+    pub fn note_call(&self, call: Call) {
+        if self.send(Job::Note { call: Box::new(call) }).is_err() {
+            tracing::error!("the store's writer has stopped; a call's history row is not written");
+        }
+    }
+
+    /// Waits until every write handed over before is committed (or failed), noted calls included:
+    /// for readers that must see them (the history API).
     pub fn settled(&self) -> Commit {
-        self.write(Vec::new())
+        let (done, rx) = oneshot::channel();
+        match self.send(Job::Settle { done }) {
+            Ok(()) => Commit::pending(rx),
+            Err(e) => Commit::failed(e),
+        }
     }
 
     /// Where the outbox worker hears of committed deliveries: first a snapshot of the pending ones

@@ -14,15 +14,24 @@
 //! written again before its next group (and every [`RESAVE_EVERY`] while there are some), so a full
 //! disk delays them rather than losing them — unless CallBridge stops before the disk has room again.
 //!
+//! A call's history row is not worth a commit of its own each time the call changes: a dialed call
+//! changes three or four times in its first seconds. [`Job::Note`] hands the writer a call's new state
+//! to be written within [`NOTE_WITHIN`]; the writer keeps only each call's latest state until then and
+//! writes them all in one commit once that time is up (or once [`MAX_NOTED`] calls wait, when a
+//! reader asks for the history to be settled, and when the store closes). A call's notifications take
+//! its noted state into their own commit, so a call the CRM was told of is in the history as it was
+//! told. A crash can therefore lose the last [`NOTE_WITHIN`] of changes to calls that had no
+//! notifications — never a notification: those are written before their request is answered.
+//!
 //! The outbox worker is told of every delivery the moment it is committed, over its feed ([`Feed`]):
 //! first a snapshot of what is pending, then each commit's new deliveries, in the order of the
 //! commits. A job panicking (a bug) is caught and logged, and the thread goes on with the next group.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +40,7 @@ use super::deliveries::{self, DeliveryEntry, Due, Next, RetryError};
 use super::error::StoreError;
 use super::retention::{self, PurgeReport};
 use super::time::now_ms;
-use crate::call::Call;
+use crate::call::{Call, CallId};
 use crate::delivery::{Attempt, Delivery};
 
 /// Most jobs in one group: bounds how long a commit takes, and so the wait of the first in it.
@@ -39,6 +48,12 @@ const MAX_GROUP: usize = 1_024;
 
 /// How often notifications that could not be written are tried again while nothing else comes.
 pub const RESAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// A noted call's state is in the history within this long (see the module documentation).
+pub const NOTE_WITHIN: Duration = Duration::from_millis(200);
+
+/// Most calls whose noted state waits to be written; one more is written with them at once.
+const MAX_NOTED: usize = 1_024;
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -86,6 +101,10 @@ pub type Then = Box<dyn FnOnce() + Send>;
 
 pub(super) enum Job {
     Write { writes: Vec<Write>, done: Option<oneshot::Sender<Result<(), StoreError>>>, then: Option<Then> },
+    /// The call's latest state, for the history within [`NOTE_WITHIN`].
+    Note { call: Box<Call> },
+    /// Writes the noted calls now, with everything handed over before, then tells `done`.
+    Settle { done: oneshot::Sender<Result<(), StoreError>> },
     Retry { id: i64, max_age_ms: i64, reply: oneshot::Sender<Result<DeliveryEntry, RetryError>> },
     Purge { cutoff: i64, reply: oneshot::Sender<Result<PurgeReport, StoreError>> },
     /// From now on, tell `feed` of every committed delivery, starting with a snapshot of at most `limit`.
@@ -170,24 +189,91 @@ struct Writer {
     feed: Option<mpsc::UnboundedSender<Feed>>,
     /// Notifications whose write failed, to be written again.
     unsaved: Vec<Write>,
+    /// The latest noted state of each call not yet written, and since when the oldest waits.
+    noted: Noted,
     stats: Arc<Stats>,
 }
 
-/// Runs the writer until every sender of `jobs` is gone.
+/// Calls' noted states waiting to be written (see [`Job::Note`]).
+#[derive(Default)]
+struct Noted {
+    calls: HashMap<CallId, Box<Call>>,
+    since: Option<Instant>,
+}
+
+impl Noted {
+    fn note(&mut self, call: Box<Call>) {
+        if self.calls.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        self.calls.insert(call.id.clone(), call);
+    }
+
+    /// Settles what `writes` touch: a write of a call supersedes its noted, older state, and a call's
+    /// notifications take its noted state into their commit — a call the CRM hears of is in the
+    /// history as the CRM heard of it.
+    fn settle_for(&mut self, writes: &mut Vec<Write>) {
+        if self.calls.is_empty() {
+            return;
+        }
+        let mut taken = Vec::new();
+        for write in writes.iter() {
+            match write {
+                Write::Call(call) => {
+                    self.calls.remove(&call.id);
+                }
+                Write::Deliveries { deliveries, .. } => {
+                    for delivery in deliveries {
+                        if let Some(call) = self.calls.remove(&delivery.call_id) {
+                            taken.push(Write::Call(call));
+                        }
+                    }
+                }
+                Write::Finish { .. } => {}
+            }
+        }
+        writes.extend(taken);
+    }
+
+    /// When the noted calls must be written, if any wait.
+    fn due_at(&self) -> Option<Instant> {
+        self.since.filter(|_| !self.calls.is_empty()).map(|since| since + NOTE_WITHIN)
+    }
+
+    fn is_due(&self) -> bool {
+        self.calls.len() >= MAX_NOTED || self.due_at().is_some_and(|due| Instant::now() >= due)
+    }
+
+    /// Every noted call, as writes, and nothing noted any more.
+    fn take(&mut self) -> Option<Waiting> {
+        self.since = None;
+        if self.calls.is_empty() {
+            return None;
+        }
+        let writes = self.calls.drain().map(|(_, call)| Write::Call(call)).collect();
+        Some(Waiting { writes, done: None, then: None })
+    }
+}
+
+/// Runs the writer until every sender of `jobs` is gone; noted calls are written before it returns.
 pub(super) fn run(conn: Arc<Mutex<Connection>>, jobs: &Receiver<Job>, stats: Arc<Stats>) {
-    let mut writer = Writer { conn, feed: None, unsaved: Vec::new(), stats };
+    let mut writer = Writer { conn, feed: None, unsaved: Vec::new(), noted: Noted::default(), stats };
     loop {
-        let first = if writer.unsaved.is_empty() {
-            match jobs.recv() {
+        let resave = (!writer.unsaved.is_empty()).then(|| Instant::now() + RESAVE_EVERY);
+        let wake = match (resave, writer.noted.due_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let first = match wake {
+            None => match jobs.recv() {
                 Ok(job) => Some(job),
                 Err(_) => break,
-            }
-        } else {
-            match jobs.recv_timeout(RESAVE_EVERY) {
+            },
+            Some(at) => match jobs.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(job) => Some(job),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
+            },
         };
         let conn = Arc::clone(&writer.conn);
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -203,6 +289,11 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, jobs: &Receiver<Job>, stats: Arc
         if outcome.is_err() {
             tracing::error!("the store's writer failed on a group of writes (a bug); their waiters are told, and it goes on");
         }
+    }
+    let conn = Arc::clone(&writer.conn);
+    let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(noted) = writer.noted.take() {
+        writer.commit(&conn, vec![noted]);
     }
     if !writer.unsaved.is_empty() {
         tracing::error!(count = writer.unsaved.len(), "the store closed with notifications it could not write; they are lost");
@@ -237,19 +328,36 @@ impl Writer {
         }
         for job in group {
             match job {
-                Job::Write { writes: w, done, then } => writes.push(Waiting { writes: w, done, then }),
+                Job::Write { writes: mut w, done, then } => {
+                    self.noted.settle_for(&mut w);
+                    writes.push(Waiting { writes: w, done, then });
+                }
+                Job::Note { call } => self.noted.note(call),
+                Job::Settle { done } => {
+                    writes.extend(self.noted.take());
+                    writes.push(Waiting { writes: Vec::new(), done: Some(done), then: None });
+                }
                 other => {
                     self.commit(conn, std::mem::take(&mut writes));
                     self.other(conn, other);
                 }
             }
         }
+        // Noted calls go with this commit when their time is up; they come last, after any write
+        // of the same call they superseded.
+        if self.noted.is_due() {
+            writes.extend(self.noted.take());
+        }
         self.commit(conn, writes);
     }
 
     /// Commits `jobs` together; if that fails, each on its own, so only the failing ones fail.
     fn commit(&mut self, conn: &Connection, jobs: Vec<Waiting>) {
-        if jobs.is_empty() {
+        if jobs.iter().all(|job| job.writes.is_empty()) {
+            // Nothing to write: those waiting only wait for what came before, which is committed.
+            for job in jobs {
+                job.answer(Ok(()));
+            }
             return;
         }
         match self.transaction(conn, &jobs) {
@@ -322,7 +430,7 @@ impl Writer {
 
     fn other(&mut self, conn: &Connection, job: Job) {
         match job {
-            Job::Write { .. } => {}
+            Job::Write { .. } | Job::Note { .. } | Job::Settle { .. } => {}
             Job::Retry { id, max_age_ms, reply } => {
                 let result = deliveries::retry(conn, id, max_age_ms);
                 if result.is_ok() {
@@ -442,6 +550,88 @@ mod tests {
         assert_eq!(store.delivery_counts().expect("counts"), (21, 0, 0));
         // The history rows of the failed writes are not kept: the error said so to their waiters.
         assert_eq!(store.calls_page(None, 100).expect("history").calls.len(), 0);
+    }
+
+    fn state(call: &Call, state: crate::call::CallState) -> Call {
+        Call { state, ..call.clone() }
+    }
+
+    #[test]
+    fn a_call_noted_many_times_is_written_once_in_its_latest_state() {
+        use crate::call::CallState;
+        let store = Store::in_memory();
+        let commits = || store.stats().commits.load(Ordering::Relaxed);
+        let before = commits();
+        let calls: Vec<Call> = (0..20).map(|i| Call::new(Direction::Out, format!("+4420794600{i:02}"), "simulator")).collect();
+        for call in &calls {
+            for s in [CallState::Dialing, CallState::Ringing, CallState::Active, CallState::Ended] {
+                store.note_call(state(call, s));
+            }
+        }
+        store.settled().wait_blocking().expect("settled");
+        assert_eq!(commits() - before, 1, "80 noted states of 20 calls are one commit");
+        let page = store.calls_page(None, 100).expect("history").calls;
+        assert_eq!(page.len(), 20);
+        assert!(page.iter().all(|c| c.state == CallState::Ended), "{page:?}");
+    }
+
+    #[test]
+    fn noted_calls_are_written_in_time_without_anyone_asking() {
+        use crate::call::CallState;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.sqlite3"), crate::store::Durability::Crash).expect("open");
+        let call = Call::new(Direction::In, "+442079460000", "simulator");
+        store.note_call(state(&call, CallState::Ringing));
+        // Read through the reader's own connection, which sees only what is committed.
+        let deadline = std::time::Instant::now() + super::NOTE_WITHIN * 50;
+        while store.call(&call.id).expect("read").is_none() {
+            assert!(std::time::Instant::now() < deadline, "a noted call was never written");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_write_supersedes_an_older_note_and_a_later_note_supersedes_the_write() {
+        use crate::call::CallState;
+        let store = Store::in_memory();
+        let call = Call::new(Direction::In, "+442079460000", "simulator");
+        store.note_call(state(&call, CallState::Ringing));
+        store.record_call(&state(&call, CallState::Active)).expect("written");
+        store.settled().wait_blocking().expect("settled");
+        assert_eq!(store.call(&call.id).expect("read").map(|c| c.state), Some(CallState::Active), "the older note came back");
+        store.note_call(state(&call, CallState::Ended));
+        store.settled().wait_blocking().expect("settled");
+        assert_eq!(store.call(&call.id).expect("read").map(|c| c.state), Some(CallState::Ended));
+    }
+
+    #[test]
+    fn a_calls_notifications_take_its_noted_state_into_their_commit() {
+        use crate::call::CallState;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sqlite3");
+        let store = Store::open(&path, crate::store::Durability::Crash).expect("open");
+        let mut call = Call::new(Direction::In, "+442079460000", "simulator");
+        call.id = CallId::from("c1".to_owned());
+        store.note_call(state(&call, CallState::Ended));
+        store.write(vec![Write::Deliveries { deliveries: vec![delivery(1)], max_age_ms: 86_400_000 }]).wait_blocking().expect("committed");
+        // Another connection sees the call as soon as its notification is committed, not a moment later.
+        let other = rusqlite::Connection::open(&path).expect("open");
+        let state: String = other.query_row("SELECT state FROM calls WHERE id = 'c1'", [], |r| r.get(0)).expect("the call is in the history");
+        assert_eq!(state, CallState::Ended.as_str());
+    }
+
+    #[test]
+    fn noted_calls_are_written_when_the_store_closes() {
+        use crate::call::CallState;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sqlite3");
+        let call = Call::new(Direction::In, "+442079460000", "simulator");
+        {
+            let store = Store::open(&path, crate::store::Durability::Crash).expect("open");
+            store.note_call(state(&call, CallState::Ended));
+        }
+        let store = Store::open(&path, crate::store::Durability::Crash).expect("reopen");
+        assert_eq!(store.call(&call.id).expect("read").map(|c| c.state), Some(CallState::Ended));
     }
 
     #[test]
