@@ -46,6 +46,8 @@ pub struct CallTracker {
     order: VecDeque<CallId>,
     by_provider_id: HashMap<(String, String), CallId>,
     by_request_id: HashMap<String, CallId>,
+    /// How many of `calls` are over: kept up to date so eviction need not count them.
+    ended: usize,
 }
 
 impl CallTracker {
@@ -72,6 +74,9 @@ impl CallTracker {
     /// hears nothing of a call that never existed.
     pub fn failed(&mut self, id: &CallId) -> Option<Call> {
         let tracked = self.calls.get_mut(id)?;
+        if tracked.call.state.is_live() {
+            self.ended += 1;
+        }
         tracked.call.state = CallState::Ended;
         tracked.call.disposition = Some(Disposition::Failed);
         tracked.call.ended_at = Some(Utc::now());
@@ -125,13 +130,20 @@ impl CallTracker {
         };
         self.index(&id, &event);
         let Some(tracked) = self.calls.get_mut(&id) else { return Vec::new() };
+        let was_live = tracked.call.state.is_live();
         let events = apply(tracked, &event, at);
+        if was_live && !tracked.call.state.is_live() {
+            self.ended += 1;
+        }
         self.evict_old();
         events
     }
 
     fn insert(&mut self, call: Call) -> CallId {
         let id = call.id.clone();
+        if !call.state.is_live() {
+            self.ended += 1;
+        }
         if let Some(pid) = &call.provider_call_id {
             self.by_provider_id.insert((call.provider.clone(), pid.clone()), id.clone());
         }
@@ -139,7 +151,11 @@ impl CallTracker {
             self.by_request_id.insert(rid.clone(), id.clone());
         }
         self.order.push_back(id.clone());
-        self.calls.insert(id.clone(), Tracked { call, emitted: Vec::new() });
+        if let Some(replaced) = self.calls.insert(id.clone(), Tracked { call, emitted: Vec::new() }) {
+            if !replaced.call.state.is_live() {
+                self.ended -= 1;
+            }
+        }
         id
     }
 
@@ -202,8 +218,8 @@ impl CallTracker {
     /// front of `order` (where old ended calls are) rather than every call; index entries of dropped
     /// calls are ignored by [`Self::find`] and swept out once they outnumber the calls.
     fn evict_old(&mut self) {
-        let ended = self.calls.values().filter(|t| !t.call.state.is_live()).count();
-        let mut to_drop = ended.saturating_sub(KEEP_ENDED);
+        debug_assert_eq!(self.ended, self.calls.values().filter(|t| !t.call.state.is_live()).count());
+        let mut to_drop = self.ended.saturating_sub(KEEP_ENDED);
         let mut live_at_front = Vec::new();
         while to_drop > 0 {
             let Some(id) = self.order.pop_front() else { break };
@@ -211,6 +227,7 @@ impl CallTracker {
                 Some(t) if t.call.state.is_live() => live_at_front.push(id),
                 Some(_) => {
                     self.calls.remove(&id);
+                    self.ended -= 1;
                     to_drop -= 1;
                 }
                 None => {}

@@ -48,7 +48,7 @@ pub use error::StoreError;
 pub use retention::PurgeReport;
 pub(crate) use time::{now_ms, to_datetime};
 pub use writer::{Commit, Commits, Write};
-use writer::{Feed, Held, Job, Stats};
+use writer::{Feed, Held, Job, Noted, Stats};
 
 /// The file name inside the platform's data directory.
 pub const FILE_NAME: &str = "callbridge.sqlite3";
@@ -132,6 +132,8 @@ struct Inner {
     read: Reader,
     /// The writer thread's queue; `None` once the store is closing.
     jobs: Option<JobSender<Job>>,
+    /// Calls' history rows waiting to be written (see [`Store::note_call`]).
+    noted: Arc<Mutex<Noted>>,
     writer: Option<std::thread::JoinHandle<()>>,
     stats: Arc<Stats>,
     /// Held locked while the store is open: one process owns the outbox. `None` in memory.
@@ -220,14 +222,15 @@ impl Store {
         let read = if own_reader { Reader::Own(Mutex::new(None)) } else { Reader::Writer(Arc::clone(&write)) };
         let stats = Arc::new(Stats::default());
         let (jobs, queue) = std::sync::mpsc::channel();
+        let noted = Arc::new(Mutex::new(Noted::default()));
         let writer = {
-            let (conn, stats) = (Arc::clone(&write), Arc::clone(&stats));
+            let (conn, noted, stats) = (Arc::clone(&write), Arc::clone(&noted), Arc::clone(&stats));
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || writer::run(conn, &queue, stats))
+                .spawn(move || writer::run(conn, &queue, noted, stats))
                 .map_err(StoreError::WriterThread)?
         };
-        Ok(Store { inner: Arc::new(Inner { write, read, jobs: Some(jobs), writer: Some(writer), stats, _owner: owner, path }) })
+        Ok(Store { inner: Arc::new(Inner { write, read, jobs: Some(jobs), noted, writer: Some(writer), stats, _owner: owner, path }) })
     }
 
     /// The file, or `None` in memory.
@@ -274,9 +277,14 @@ impl Store {
 
     /// Hands `writes` to the writer, to be committed together (and with whatever else is waiting).
     /// Never blocks; await the [`Commit`] to know they are durable.
-    pub fn write(&self, writes: Vec<Write>) -> Commit {
+    pub fn write(&self, mut writes: Vec<Write>) -> Commit {
         let (done, rx) = oneshot::channel();
-        match self.send(Job::Write { writes, done: Some(done), then: None }) {
+        // Settled and sent under the lock of the noted calls (see `writer::Noted`).
+        let mut noted = self.noted();
+        noted.settle_for(&mut writes);
+        let sent = self.send(Job::Write { writes, done: Some(done), then: None });
+        drop(noted);
+        match sent {
             Ok(()) => Commit::pending(rx),
             Err(e) => Commit::failed(e),
         }
@@ -303,9 +311,14 @@ impl Store {
     /// [`writer::NOTE_WITHIN`] together with the call's later changes, or with its notifications
     /// (see [`writer`]). If the writer is gone, the state is not written, as for a failed write.
     pub fn note_call(&self, call: Call) {
-        if self.send(Job::Note { call: Box::new(call) }).is_err() {
-            tracing::error!("the store's writer has stopped; a call's history row is not written");
+        let tell = self.noted().note(Box::new(call));
+        if tell && self.send(Job::Noted).is_err() {
+            tracing::error!("the store's writer has stopped; calls' history rows are not written");
         }
+    }
+
+    fn noted(&self) -> MutexGuard<'_, Noted> {
+        self.inner.noted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Waits until every write handed over before is committed (or failed), noted calls included:

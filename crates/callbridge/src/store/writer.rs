@@ -15,9 +15,9 @@
 //! disk delays them rather than losing them — unless CallBridge stops before the disk has room again.
 //!
 //! A call's history row is not worth a commit of its own each time the call changes: a dialed call
-//! changes three or four times in its first seconds. [`Job::Note`] hands the writer a call's new state
-//! to be written within [`NOTE_WITHIN`]; the writer keeps only each call's latest state until then and
-//! writes them all in one commit once that time is up (or once [`MAX_NOTED`] calls wait, when a
+//! changes three or four times in its first seconds. [`Store::note_call`](super::Store::note_call)
+//! keeps a call's new state, to be written within [`NOTE_WITHIN`]; only each call's latest state is
+//! kept until then, and the writer writes them all in one commit once that time is up (or once [`MAX_NOTED`] calls wait, when a
 //! reader asks for the history to be settled, and when the store closes). A call's notifications take
 //! its noted state into their own commit, so a call the CRM was told of is in the history as it was
 //! told. A crash can therefore lose the last [`NOTE_WITHIN`] of changes to calls that had no
@@ -101,8 +101,8 @@ pub type Then = Box<dyn FnOnce() + Send>;
 
 pub(super) enum Job {
     Write { writes: Vec<Write>, done: Option<oneshot::Sender<Result<(), StoreError>>>, then: Option<Then> },
-    /// The call's latest state, for the history within [`NOTE_WITHIN`].
-    Note { call: Box<Call> },
+    /// Calls were noted (see [`Noted`]): when they are due, or that there are enough to write now.
+    Noted,
     /// Writes the noted calls now, with everything handed over before, then tells `done`.
     Settle { done: oneshot::Sender<Result<(), StoreError>> },
     Retry { id: i64, max_age_ms: i64, reply: oneshot::Sender<Result<DeliveryEntry, RetryError>> },
@@ -189,30 +189,38 @@ struct Writer {
     feed: Option<mpsc::UnboundedSender<Feed>>,
     /// Notifications whose write failed, to be written again.
     unsaved: Vec<Write>,
-    /// The latest noted state of each call not yet written, and since when the oldest waits.
-    noted: Noted,
+    /// The calls noted and not yet written, shared with the store's handles.
+    noted: Arc<Mutex<Noted>>,
     stats: Arc<Stats>,
 }
 
-/// Calls' noted states waiting to be written (see [`Job::Note`]).
-#[derive(Default)]
-struct Noted {
+/// Calls' noted states waiting to be written (see [`Store::note_call`](super::Store::note_call)).
+/// Shared by the store's handles, which note calls and settle what their writes touch without
+/// waking the writer, and the writer, which takes them all when they are due. Whoever takes states
+/// out of it sends the job that writes them while still holding the lock, so a state taken is
+/// always in the writer's queue before any newer state of the same call can be taken.
+#[derive(Debug, Default)]
+pub(super) struct Noted {
     calls: HashMap<CallId, Box<Call>>,
     since: Option<Instant>,
 }
 
 impl Noted {
-    fn note(&mut self, call: Box<Call>) {
-        if self.calls.is_empty() {
+    /// Keeps `call`'s latest state; whether the writer must be told (the first call noted since the
+    /// last write, so it knows when they are due, or enough calls to write them at once).
+    pub(super) fn note(&mut self, call: Box<Call>) -> bool {
+        let first = self.calls.is_empty();
+        if first {
             self.since = Some(Instant::now());
         }
         self.calls.insert(call.id.clone(), call);
+        first || self.calls.len() == MAX_NOTED
     }
 
     /// Settles what `writes` touch: a write of a call supersedes its noted, older state, and a call's
     /// notifications take its noted state into their commit — a call the CRM hears of is in the
     /// history as the CRM heard of it.
-    fn settle_for(&mut self, writes: &mut Vec<Write>) {
+    pub(super) fn settle_for(&mut self, writes: &mut Vec<Write>) {
         if self.calls.is_empty() {
             return;
         }
@@ -256,11 +264,11 @@ impl Noted {
 }
 
 /// Runs the writer until every sender of `jobs` is gone; noted calls are written before it returns.
-pub(super) fn run(conn: Arc<Mutex<Connection>>, jobs: &Receiver<Job>, stats: Arc<Stats>) {
-    let mut writer = Writer { conn, feed: None, unsaved: Vec::new(), noted: Noted::default(), stats };
+pub(super) fn run(conn: Arc<Mutex<Connection>>, jobs: &Receiver<Job>, noted: Arc<Mutex<Noted>>, stats: Arc<Stats>) {
+    let mut writer = Writer { conn, feed: None, unsaved: Vec::new(), noted, stats };
     loop {
         let resave = (!writer.unsaved.is_empty()).then(|| Instant::now() + RESAVE_EVERY);
-        let wake = match (resave, writer.noted.due_at()) {
+        let wake = match (resave, writer.noted().due_at()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -285,14 +293,15 @@ pub(super) fn run(conn: Arc<Mutex<Connection>>, jobs: &Receiver<Job>, stats: Arc
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.group(&conn, group)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.group(&conn, jobs, group)));
         if outcome.is_err() {
             tracing::error!("the store's writer failed on a group of writes (a bug); their waiters are told, and it goes on");
         }
     }
     let conn = Arc::clone(&writer.conn);
     let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(noted) = writer.noted.take() {
+    let noted = writer.noted().take();
+    if let Some(noted) = noted {
         writer.commit(&conn, vec![noted]);
     }
     if !writer.unsaved.is_empty() {
@@ -320,35 +329,50 @@ impl Waiting {
 }
 
 impl Writer {
-    /// Carries out one group: runs of writes in one transaction each, other jobs in between, in order.
-    fn group(&mut self, conn: &Connection, group: Vec<Job>) {
+    fn noted(&self) -> std::sync::MutexGuard<'_, Noted> {
+        self.noted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Carries out one group: runs of writes in one transaction each, other jobs in between, in
+    /// order; then, when they are due or someone asked, the noted calls, last.
+    fn group(&mut self, conn: &Connection, queue: &Receiver<Job>, group: Vec<Job>) {
         let mut writes: Vec<Waiting> = Vec::new();
         if !self.unsaved.is_empty() {
             writes.push(Waiting { writes: std::mem::take(&mut self.unsaved), done: None, then: None });
         }
-        for job in group {
+        let mut settles = Vec::new();
+        self.run_jobs(conn, group, &mut writes, &mut settles);
+        let due = !settles.is_empty() || self.noted().is_due();
+        if due {
+            // Every job sent before the noted states are taken carries only older states (see
+            // `Noted`): take the queue's rest with them, under the same lock, and write them first.
+            let (more, noted) = {
+                let mut noted = self.noted();
+                let more: Vec<Job> = std::iter::from_fn(|| queue.try_recv().ok()).collect();
+                (more, noted.take())
+            };
+            self.run_jobs(conn, more, &mut writes, &mut settles);
+            writes.extend(noted);
+        }
+        writes.extend(settles);
+        self.commit(conn, writes);
+    }
+
+    /// Adds the writes of `jobs` to `writes`, carrying out other jobs in order between them; those
+    /// waiting for the noted calls go to `settles`.
+    fn run_jobs(&mut self, conn: &Connection, jobs: Vec<Job>, writes: &mut Vec<Waiting>, settles: &mut Vec<Waiting>) {
+        for job in jobs {
             match job {
-                Job::Write { writes: mut w, done, then } => {
-                    self.noted.settle_for(&mut w);
-                    writes.push(Waiting { writes: w, done, then });
-                }
-                Job::Note { call } => self.noted.note(call),
-                Job::Settle { done } => {
-                    writes.extend(self.noted.take());
-                    writes.push(Waiting { writes: Vec::new(), done: Some(done), then: None });
-                }
+                Job::Write { writes: w, done, then } => writes.push(Waiting { writes: w, done, then }),
+                // It only wakes the writer: the noted calls are in `self.noted`.
+                Job::Noted => {}
+                Job::Settle { done } => settles.push(Waiting { writes: Vec::new(), done: Some(done), then: None }),
                 other => {
-                    self.commit(conn, std::mem::take(&mut writes));
+                    self.commit(conn, std::mem::take(writes));
                     self.other(conn, other);
                 }
             }
         }
-        // Noted calls go with this commit when their time is up; they come last, after any write
-        // of the same call they superseded.
-        if self.noted.is_due() {
-            writes.extend(self.noted.take());
-        }
-        self.commit(conn, writes);
     }
 
     /// Commits `jobs` together; if that fails, each on its own, so only the failing ones fail.
@@ -430,7 +454,7 @@ impl Writer {
 
     fn other(&mut self, conn: &Connection, job: Job) {
         match job {
-            Job::Write { .. } | Job::Note { .. } | Job::Settle { .. } => {}
+            Job::Write { .. } | Job::Noted | Job::Settle { .. } => {}
             Job::Retry { id, max_age_ms, reply } => {
                 let result = deliveries::retry(conn, id, max_age_ms);
                 if result.is_ok() {
