@@ -114,11 +114,11 @@ impl PhoneNumber {
 
         let e164 = if cleaned.starts_with('+') {
             // An explicit international number must at least have a real country code.
-            let parsed = phonenumber::parse(None, &cleaned).map_err(|e| NumberError::NotInternational {
+            let parsed = phonenumber::parse(main_region(&cleaned), &cleaned).map_err(|e| NumberError::NotInternational {
                 number: cleaned.clone(),
                 reason: e.to_string(),
             })?;
-            Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
+            Some(e164(&parsed))
         } else {
             default_country.and_then(|country| national_to_e164(&cleaned, country))
         };
@@ -139,11 +139,36 @@ impl fmt::Display for PhoneNumber {
     }
 }
 
+/// The main region of the country code `international` (`+` and digits) starts with — `GB` for
+/// +44, `US` for +1 — as libphonenumber's metadata names it; `None` when no code matches or it is
+/// not a country (`+800`, `+882`: the region "001").
+///
+/// Parsing with the region given reads the number by that region's rules at once. Without it,
+/// libphonenumber tries each region that shares the code (GB, GG, IM and JE for +44), matching the
+/// number against every number pattern of each — most of a `/make`'s CPU before this. The regions
+/// sharing a code share its national prefix, and E.164 does not depend on the region.
+fn main_region(international: &str) -> Option<country::Id> {
+    let digits = international.strip_prefix('+')?;
+    if digits.starts_with('0') {
+        return None;
+    }
+    // Country codes are prefix-free (ITU-T E.164): the first one that matches is the code.
+    let regions = (1..=3)
+        .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
+        .find_map(|code| phonenumber::metadata::DATABASE.region(&code))?;
+    regions.first()?.parse().ok()
+}
+
+/// `parsed` in E.164: `+`, the country code and the national number (with an Italian leading zero).
+fn e164(parsed: &phonenumber::PhoneNumber) -> String {
+    format!("+{}{}", parsed.country().code(), parsed.national())
+}
+
 /// A national number in `country` as E.164, when libphonenumber considers it a real number there.
 /// Short extensions and feature codes are not, and stay as they are.
 fn national_to_e164(digits: &str, country: Country) -> Option<String> {
     let parsed = phonenumber::parse(Some(country.0), digits).ok()?;
-    phonenumber::is_valid(&parsed).then(|| parsed.format().mode(phonenumber::Mode::E164).to_string())
+    phonenumber::is_valid(&parsed).then(|| e164(&parsed))
 }
 
 /// Strips a `tel:`/`callto:`/`sip:`-less scheme, URI parameters and visual separators; turns a leading
@@ -188,6 +213,40 @@ fn clean(input: &str) -> Result<String, NumberError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The E.164 form libphonenumber gives when it picks the region itself, as it did before
+    /// [`main_region`]: parsing with the main region must not change a single answer.
+    fn e164_the_slow_way(input: &str) -> Result<String, String> {
+        phonenumber::parse(None, input).map(|p| p.format().mode(phonenumber::Mode::E164).to_string()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_main_region_gives_every_example_number_of_every_region_the_same_e164() {
+        use phonenumber::Type;
+        let kinds = [
+            Type::FixedLine, Type::Mobile, Type::TollFree, Type::PremiumRate, Type::SharedCost, Type::PersonalNumber,
+            Type::Voip, Type::Pager, Type::Uan, Type::Voicemail, Type::NoInternational,
+        ];
+        let mut checked = 0;
+        for meta in phonenumber::metadata::DATABASE.iter() {
+            let examples = kinds.iter().filter_map(|k| meta.descriptors().get(*k)).filter_map(|d| d.example());
+            for example in examples {
+                let code = meta.country_code();
+                // As dialed, with the trunk prefix people write after the code, and truncated.
+                for input in [format!("+{code}{example}"), format!("+{code}0{example}"), format!("+{code}{}", &example[..example.len() / 2])] {
+                    match (e164_the_slow_way(&input), PhoneNumber::parse(&input, None)) {
+                        (Ok(slow), Ok(fast)) => assert_eq!(slow, fast.dial, "{input} in {}", meta.id()),
+                        (Err(_), Err(NumberError::NotInternational { .. })) => {}
+                        // Refused before libphonenumber is asked (too many digits): as before.
+                        (_, Err(e)) if !matches!(e, NumberError::NotInternational { .. }) => {}
+                        (slow, fast) => panic!("{input} in {}: {slow:?} before, {fast:?} now", meta.id()),
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 2_000, "only {checked} numbers checked");
+    }
 
     fn gb() -> Option<Country> {
         "GB".parse().ok()

@@ -195,11 +195,10 @@ pub fn classify(req: &RequestFacts<'_>, config: &SecurityConfig, bind_loopback: 
         };
         return Err(Refusal::TokenRequired(why));
     }
-    let own = origin::page_origin(&format!("http://{host}"));
     match req.page_key {
         PageKeyCheck::Invalid => return Err(Refusal::StalePage),
         // A key from a page at another origin is not honoured, however it got there.
-        PageKeyCheck::Valid if from_own_page_or_none(req, own.as_ref()) => return Ok(Caller::OwnPage),
+        PageKeyCheck::Valid if from_own_page_or_none(req, own_origin(host).as_ref()) => return Ok(Caller::OwnPage),
         PageKeyCheck::Valid | PageKeyCheck::Absent => {}
     }
     if token_valid {
@@ -210,6 +209,11 @@ pub fn classify(req: &RequestFacts<'_>, config: &SecurityConfig, bind_loopback: 
     Ok(browser(req, config, host))
 }
 
+/// The listener's own origin as a page on it has it: `http://` and the `Host` the request named.
+fn own_origin(host: &str) -> Option<url::Url> {
+    origin::page_origin(&format!("http://{host}"))
+}
+
 /// Whether the request names no page, or only the listener's own origin.
 fn from_own_page_or_none(req: &RequestFacts<'_>, own: Option<&url::Url>) -> bool {
     let names_own = |header: Option<&str>| header.map(str::trim).filter(|h| !h.is_empty()).is_none_or(|h| origin::page_origin(h).as_ref() == own);
@@ -218,7 +222,6 @@ fn from_own_page_or_none(req: &RequestFacts<'_>, own: Option<&url::Url>) -> bool
 
 /// The browser part of [`classify`], for a request on a loopback host without a token.
 fn browser(req: &RequestFacts<'_>, config: &SecurityConfig, host: &str) -> Caller {
-    let own = origin::page_origin(&format!("http://{host}"));
     let site = req.sec_fetch_site.map(|s| s.trim().to_ascii_lowercase());
     let origin_header = req.origin.map(str::trim).filter(|o| !o.is_empty());
     let page = match origin_header {
@@ -226,7 +229,7 @@ fn browser(req: &RequestFacts<'_>, config: &SecurityConfig, host: &str) -> Calle
         None => req.referer.and_then(origin::page_origin),
     };
     if let Some(page) = &page {
-        if own.as_ref() == Some(page) {
+        if own_origin(host).as_ref() == Some(page) {
             return Caller::SameOrigin;
         }
         if config.trusts(page) {
