@@ -163,11 +163,16 @@ impl CallTracker {
     fn index(&mut self, id: &CallId, event: &ProviderEvent) {
         let Some(tracked) = self.calls.get_mut(id) else { return };
         if let Some(pid) = &event.provider_call_id {
-            self.by_provider_id.insert((event.provider.clone(), pid.clone()), id.clone());
+            // Most events repeat the id the call already has (and is indexed by): nothing to add.
+            if tracked.call.provider_call_id.as_ref() != Some(pid) || tracked.call.provider != event.provider {
+                self.by_provider_id.insert((event.provider.clone(), pid.clone()), id.clone());
+            }
             tracked.call.provider_call_id.get_or_insert_with(|| pid.clone());
         }
         if let Some(rid) = &event.request_id {
-            self.by_request_id.insert(rid.clone(), id.clone());
+            if tracked.call.request_id.as_ref() != Some(rid) {
+                self.by_request_id.insert(rid.clone(), id.clone());
+            }
             tracked.call.request_id.get_or_insert_with(|| rid.clone());
         }
     }
