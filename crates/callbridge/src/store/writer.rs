@@ -18,9 +18,9 @@
 //! changes three or four times in its first seconds. [`Store::note_call`](super::Store::note_call)
 //! keeps a call's new state, to be written within [`NOTE_WITHIN`]; only each call's latest state is
 //! kept until then, and the writer writes them all in one commit once that time is up (or once [`MAX_NOTED`] calls wait, when a
-//! reader asks for the history to be settled, and when the store closes). A call's notifications take
-//! its noted state into their own commit, so a call the CRM was told of is in the history as it was
-//! told. A crash can therefore lose the last [`NOTE_WITHIN`] of changes to calls that had no
+//! reader asks for the history to be settled, and when the store closes). A write to the history or
+//! of notifications takes every noted call into its own commit, first, so a call the CRM was told of is
+//! in the history as it was told, and rows keep the order in which calls began. A crash can therefore lose the last [`NOTE_WITHIN`] of changes to calls that had no
 //! notifications — never a notification: those are written before their request is answered.
 //!
 //! The outbox worker is told of every delivery the moment it is committed, over its feed ([`Feed`]):
@@ -202,6 +202,9 @@ struct Writer {
 #[derive(Debug, Default)]
 pub(super) struct Noted {
     calls: HashMap<CallId, Box<Call>>,
+    /// The calls in `calls` in the order they were first noted: the order their rows are written
+    /// in, so a new call's history row comes after those of the calls before it.
+    order: Vec<CallId>,
     since: Option<Instant>,
 }
 
@@ -213,34 +216,33 @@ impl Noted {
         if first {
             self.since = Some(Instant::now());
         }
-        self.calls.insert(call.id.clone(), call);
+        let id = call.id.clone();
+        if self.calls.insert(id.clone(), call).is_none() {
+            self.order.push(id);
+        }
         first || self.calls.len() == MAX_NOTED
     }
 
-    /// Settles what `writes` touch: a write of a call supersedes its noted, older state, and a call's
-    /// notifications take its noted state into their commit — a call the CRM hears of is in the
-    /// history as the CRM heard of it.
+    /// Settles what `writes` touch. A write to the history or a call's notifications takes every
+    /// noted call into its commit, written before it: the call it writes is then written after its
+    /// older noted state, a call the CRM is told of is in the history as the CRM is told of it, and
+    /// history rows keep the order in which calls were first noted.
     pub(super) fn settle_for(&mut self, writes: &mut Vec<Write>) {
         if self.calls.is_empty() {
             return;
         }
-        let mut taken = Vec::new();
-        for write in writes.iter() {
-            match write {
-                Write::Call(call) => {
-                    self.calls.remove(&call.id);
-                }
-                Write::Deliveries { deliveries, .. } => {
-                    for delivery in deliveries {
-                        if let Some(call) = self.calls.remove(&delivery.call_id) {
-                            taken.push(Write::Call(call));
-                        }
-                    }
-                }
-                Write::Finish { .. } => {}
-            }
+        if writes.iter().any(|w| matches!(w, Write::Call(_) | Write::Deliveries { .. })) {
+            let mut all = self.take_writes();
+            all.append(writes);
+            *writes = all;
         }
-        writes.extend(taken);
+    }
+
+    /// Every noted call as writes, in the order first noted, and nothing noted any more.
+    fn take_writes(&mut self) -> Vec<Write> {
+        self.since = None;
+        let mut calls = std::mem::take(&mut self.calls);
+        std::mem::take(&mut self.order).into_iter().filter_map(|id| calls.remove(&id)).map(Write::Call).collect()
     }
 
     /// When the noted calls must be written, if any wait.
@@ -252,14 +254,10 @@ impl Noted {
         self.calls.len() >= MAX_NOTED || self.due_at().is_some_and(|due| Instant::now() >= due)
     }
 
-    /// Every noted call, as writes, and nothing noted any more.
+    /// Every noted call, as one job's writes, and nothing noted any more.
     fn take(&mut self) -> Option<Waiting> {
-        self.since = None;
-        if self.calls.is_empty() {
-            return None;
-        }
-        let writes = self.calls.drain().map(|(_, call)| Write::Call(call)).collect();
-        Some(Waiting { writes, done: None, then: None })
+        let writes = self.take_writes();
+        (!writes.is_empty()).then_some(Waiting { writes, done: None, then: None })
     }
 }
 
@@ -595,8 +593,11 @@ mod tests {
         store.settled().wait_blocking().expect("settled");
         assert_eq!(commits() - before, 1, "80 noted states of 20 calls are one commit");
         let page = store.calls_page(None, 100).expect("history").calls;
-        assert_eq!(page.len(), 20);
         assert!(page.iter().all(|c| c.state == CallState::Ended), "{page:?}");
+        // Newest first: the history keeps the order in which the calls were first noted.
+        let ids: Vec<_> = page.iter().map(|c| c.id.clone()).collect();
+        let newest_first: Vec<_> = calls.iter().rev().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, newest_first);
     }
 
     #[test]
@@ -642,6 +643,25 @@ mod tests {
         let other = rusqlite::Connection::open(&path).expect("open");
         let state: String = other.query_row("SELECT state FROM calls WHERE id = 'c1'", [], |r| r.get(0)).expect("the call is in the history");
         assert_eq!(state, CallState::Ended.as_str());
+    }
+
+    #[test]
+    fn a_call_written_at_once_comes_after_the_calls_noted_before_it() {
+        use crate::call::CallState;
+        let store = Store::in_memory();
+        let first = Call::new(Direction::In, "+442079460001", "simulator");
+        let mut second = Call::new(Direction::In, "+442079460002", "simulator");
+        second.id = CallId::from("c2".to_owned());
+        store.note_call(state(&first, CallState::Ringing));
+        store.note_call(state(&second, CallState::Ringing));
+        // The second call's notification is written at once, with the noted calls, in their order.
+        let mut d = delivery(2);
+        d.call_id = second.id.clone();
+        store.write(vec![Write::Deliveries { deliveries: vec![d], max_age_ms: 86_400_000 }]).wait_blocking().expect("committed");
+        let third = Call::new(Direction::In, "+442079460003", "simulator");
+        store.record_call(&state(&third, CallState::Ended)).expect("written");
+        let ids: Vec<_> = store.calls_page(None, 10).expect("history").calls.into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, [third.id, second.id, first.id], "newest first");
     }
 
     #[test]
