@@ -508,7 +508,7 @@ impl Engine {
                 _ => tracing::debug!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event"),
             }
             // The history row is noted, not awaited: the writer writes a call's latest state within
-            // a moment, with the call's notifications if it has any, and readers of the history
+            // a moment (sooner with the next notifications written), and readers of the history
             // settle it first (`Store::settled`).
             self.inner.store.note_call(event.call.clone());
             let starts = event.kind == CallEventKind::start_for(event.call.direction);
