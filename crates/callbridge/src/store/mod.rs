@@ -308,8 +308,9 @@ impl Store {
     }
 
     /// Hands the writer `call`'s new state for the history, to be written within
-    /// [`writer::NOTE_WITHIN`] together with the call's later changes, or with its notifications
-    /// (see [`writer`]). If the writer is gone, the state is not written, as for a failed write.
+    /// [`writer::NOTE_WITHIN`] together with the call's later changes, or sooner with the next write
+    /// of notifications or history (see [`writer`]). If the writer is gone, the state is not
+    /// written, as for a failed write.
     pub fn note_call(&self, call: Call) {
         let tell = self.noted().note(Box::new(call));
         if tell && self.send(Job::Noted).is_err() {
