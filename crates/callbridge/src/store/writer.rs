@@ -665,6 +665,70 @@ mod tests {
     }
 
     #[test]
+    fn every_call_ends_up_in_its_last_state_when_threads_note_and_write_at_once() {
+        // Four threads change their own calls as fast as they can: notes, notifications that take
+        // the noted calls along, and rows written at once, while the writer writes the noted calls
+        // whenever enough of them wait. Whatever the interleaving, no older state may land last.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.sqlite3"), crate::store::Durability::Crash).expect("open");
+        // Every write that puts an older state over a newer one is recorded, however briefly it lasts.
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TABLE backwards (id TEXT, old TEXT, new TEXT);
+                 CREATE TRIGGER backwards AFTER UPDATE ON calls
+                 WHEN json_extract(new.call, '$.remote_name') < json_extract(old.call, '$.remote_name')
+                 BEGIN INSERT INTO backwards VALUES (new.id, json_extract(old.call, '$.remote_name'), json_extract(new.call, '$.remote_name')); END;",
+            )
+            .expect("trigger");
+        // More calls than the writer lets wait, so it also writes the noted calls while the threads
+        // go on; notifications and direct writes now and then.
+        const CALLS: usize = 600;
+        const VERSIONS: usize = 20;
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let calls: Vec<Call> = (0..CALLS)
+                        .map(|i| {
+                            let mut call = Call::new(Direction::In, format!("+4420794{t}{i:04}"), "simulator");
+                            call.id = CallId::from(format!("t{t}c{i}"));
+                            call
+                        })
+                        .collect();
+                    for v in 0..VERSIONS {
+                        for (i, call) in calls.iter().enumerate() {
+                            let version = Call { remote_name: Some(format!("v{v:04}")), ..call.clone() };
+                            match (v * CALLS + i) % 401 {
+                                0 => {
+                                    let mut d = delivery(i);
+                                    d.call_id = call.id.clone();
+                                    d.idempotency_key = format!("{}:{v}", call.id);
+                                    store.note_call(version);
+                                    store.write(vec![Write::Deliveries { deliveries: vec![d], max_age_ms: 86_400_000 }]).detach();
+                                }
+                                200 => store.write(vec![Write::Call(Box::new(version))]).detach(),
+                                _ => store.note_call(version),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("a thread panicked");
+        }
+        store.settled().wait_blocking().expect("settled");
+        let page = store.calls_page(None, 10_000).expect("history").calls;
+        assert_eq!(page.len(), 4 * CALLS);
+        let last = format!("v{:04}", VERSIONS - 1);
+        let stale: Vec<_> = page.iter().filter(|c| c.remote_name.as_deref() != Some(last.as_str())).map(|c| (&c.id, &c.remote_name)).collect();
+        assert!(stale.is_empty(), "calls whose last state was overwritten by an older one: {stale:?}");
+        let backwards: i64 = store.conn().query_row("SELECT count(*) FROM backwards", [], |r| r.get(0)).expect("count");
+        assert_eq!(backwards, 0, "writes that put an older state of a call over a newer one");
+    }
+
+    #[test]
     fn noted_calls_are_written_when_the_store_closes() {
         use crate::call::CallState;
         let dir = tempfile::tempdir().expect("tempdir");
