@@ -15,9 +15,13 @@ use serde::{Deserialize, Serialize};
 pub struct CallId(String);
 
 impl CallId {
-    /// A fresh random id.
+    /// A fresh id: a UUID version 7 (RFC 9562), a millisecond timestamp then 74 random bits. Ids made
+    /// later sort later, so the call history's unique index on the id takes each new call at its end,
+    /// where SQLite already has the page, rather than on a random page of the whole index (a version 4
+    /// UUID), which made every commit of many calls rewrite as many index pages.
+    /// <https://www.rfc-editor.org/rfc/rfc9562#name-uuid-version-7>
     pub fn new() -> Self {
-        CallId(uuid::Uuid::new_v4().to_string())
+        CallId(uuid::Uuid::now_v7().to_string())
     }
 
     pub fn as_str(&self) -> &str {
@@ -286,6 +290,16 @@ pub struct CallEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_ids_made_later_sort_later_even_within_a_millisecond() {
+        let ids: Vec<CallId> = (0..10_000).map(|_| CallId::new()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} came before {}", pair[0].as_str(), pair[1].as_str());
+        }
+        let parsed = uuid::Uuid::parse_str(ids[0].as_str()).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 7);
+    }
 
     #[test]
     fn talk_seconds_counts_from_answer_to_end() {
