@@ -29,12 +29,35 @@ const KEEP_ENDED: usize = 500;
 #[derive(Debug)]
 struct Tracked {
     call: Call,
-    emitted: Vec<CallEventKind>,
+    emitted: Emitted,
 }
 
 impl Tracked {
     fn has(&self, kind: CallEventKind) -> bool {
-        self.emitted.contains(&kind)
+        self.emitted.has(kind)
+    }
+}
+
+/// Which kinds of event a call has produced: one bit per [`CallEventKind`], so tracking a call
+/// allocates nothing beyond the call.
+#[derive(Debug, Default, Clone, Copy)]
+struct Emitted(u8);
+
+impl Emitted {
+    fn bit(kind: CallEventKind) -> u8 {
+        1 << kind as u8
+    }
+
+    fn has(self, kind: CallEventKind) -> bool {
+        self.0 & Self::bit(kind) != 0
+    }
+
+    fn add(&mut self, kind: CallEventKind) {
+        self.0 |= Self::bit(kind);
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
     }
 }
 
@@ -151,7 +174,7 @@ impl CallTracker {
             self.by_request_id.insert(rid.clone(), id.clone());
         }
         self.order.push_back(id.clone());
-        if let Some(replaced) = self.calls.insert(id.clone(), Tracked { call, emitted: Vec::new() }) {
+        if let Some(replaced) = self.calls.insert(id.clone(), Tracked { call, emitted: Emitted::default() }) {
             if !replaced.call.state.is_live() {
                 self.ended -= 1;
             }
@@ -290,7 +313,7 @@ fn apply(tracked: &mut Tracked, event: &ProviderEvent, at: DateTime<Utc>) -> Vec
     let start = CallEventKind::start_for(tracked.call.direction);
     let mut emit = |tracked: &mut Tracked, kind: CallEventKind| {
         if !tracked.has(kind) {
-            tracked.emitted.push(kind);
+            tracked.emitted.add(kind);
             out.push(CallEvent { kind, at, call: tracked.call.clone() });
         }
     };
@@ -370,6 +393,20 @@ mod tests {
 
     fn run(tracker: &mut CallTracker, events: Vec<ProviderEvent>) -> Vec<CallEventKind> {
         events.into_iter().flat_map(|e| tracker.observe(e)).map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn emitted_keeps_each_kind_apart() {
+        let kinds = [CallEventKind::Incoming, CallEventKind::Outgoing, CallEventKind::Answered, CallEventKind::Ended, CallEventKind::Updated];
+        for (i, kind) in kinds.iter().enumerate() {
+            let mut emitted = Emitted::default();
+            assert!(emitted.is_empty());
+            emitted.add(*kind);
+            assert!(!emitted.is_empty());
+            for (j, other) in kinds.iter().enumerate() {
+                assert_eq!(emitted.has(*other), i == j, "{kind:?} added, {other:?} asked");
+            }
+        }
     }
 
     #[test]
