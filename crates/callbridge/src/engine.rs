@@ -485,9 +485,13 @@ impl Engine {
     }
 
     fn observe_now(&self, event: ProviderEvent) -> (Vec<CallEvent>, Commits) {
-        let mut tracker = self.tracker();
-        let events = tracker.observe(event);
-        let commits = self.publish(&events);
+        let (events, commits) = {
+            let mut tracker = self.tracker();
+            let events = tracker.observe(event);
+            let commits = self.publish(&events);
+            (events, commits)
+        };
+        log_events(&events);
         (events, commits)
     }
 
@@ -499,14 +503,6 @@ impl Engine {
     fn publish(&self, events: &[CallEvent]) -> Commits {
         let mut commits = Commits::default();
         for event in events {
-            // A call's arrival and its end at info (an outgoing call's start is the "dialing" line);
-            // the steps between at debug: one busy agent's day stays readable.
-            match event.kind {
-                CallEventKind::Incoming | CallEventKind::Ended => {
-                    tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event")
-                }
-                _ => tracing::debug!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event"),
-            }
             // The history row is noted, not awaited: the writer writes a call's latest state within
             // a moment (sooner with the next notifications written), and readers of the history
             // settle it first (`Store::settled`).
@@ -696,12 +692,13 @@ impl Engine {
         tracing::info!(call = %call.id, number = %number.dial, provider = provider.name(), "dialing");
         match provider.dial(&call).await {
             Ok(placed) => {
-                let (placed, commits) = {
+                let (placed, events, commits) = {
                     let mut tracker = self.tracker();
                     let events = tracker.placed(&call.id, placed);
                     let commits = self.publish(&events);
-                    (tracker.get(&call.id).cloned().unwrap_or(call), commits)
+                    (tracker.get(&call.id).cloned().unwrap_or(call), events, commits)
                 };
+                log_events(&events);
                 commits.wait().await?;
                 Ok(placed)
             }
@@ -776,12 +773,13 @@ impl Engine {
     async fn settle(&self, call: &Call, kind: ProviderEventKind, disposition: Option<Disposition>) -> Result<Call, CommandError> {
         let mut event = ProviderEvent::for_call(call, kind);
         event.disposition = disposition;
-        let (settled, commits) = {
+        let (settled, events, commits) = {
             let mut tracker = self.tracker();
             let events = tracker.observe(event);
             let commits = self.publish(&events);
-            (tracker.get(&call.id).cloned().unwrap_or_else(|| call.clone()), commits)
+            (tracker.get(&call.id).cloned().unwrap_or_else(|| call.clone()), events, commits)
         };
+        log_events(&events);
         commits.wait().await?;
         Ok(settled)
     }
@@ -791,13 +789,14 @@ impl Engine {
         let number = self.parse_number(number)?;
         let event = self.inner.simulator.ring(&number.dial, name);
         let pid = event.provider_call_id.clone();
-        let (call, commits) = {
+        let (call, events, commits) = {
             let mut tracker = self.tracker();
             let events = tracker.observe(event);
             let commits = self.publish(&events);
             let call = events.first().map(|e| e.call.clone()).or_else(|| tracker.calls().find(|c| c.provider_call_id == pid).cloned());
-            (call, commits)
+            (call, events, commits)
         };
+        log_events(&events);
         commits.wait().await?;
         call.ok_or_else(|| CommandError::BadRequest("the simulated call could not be created".into()))
     }
@@ -806,5 +805,19 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.provider().shutdown().await;
         self.inner.simulator.shutdown().await;
+    }
+}
+
+/// Logs call events once the call tracker is let go, so no other request waits on a log line: a call's
+/// arrival and its end at info (an outgoing call's start is the "dialing" line), the steps between at
+/// debug, so one busy agent's day stays readable.
+fn log_events(events: &[CallEvent]) {
+    for event in events {
+        match event.kind {
+            CallEventKind::Incoming | CallEventKind::Ended => {
+                tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event")
+            }
+            _ => tracing::debug!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event"),
+        }
     }
 }
