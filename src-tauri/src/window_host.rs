@@ -24,6 +24,7 @@ use std::sync::{Mutex, PoisonError};
 use anyhow::Context;
 use serde_json::Value;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWindow, WebviewWindowBuilder, WindowEvent, Wry};
+use tauri::webview::PageLoadEvent;
 use tokio::sync::oneshot;
 
 use crate::host_protocol::{self, Command, FromHost, ToHost, WindowSpec};
@@ -94,7 +95,10 @@ impl Host {
             self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
             return Err("CallBridge is not answering".to_owned());
         }
-        receiver.await.map_err(|_| "CallBridge did not answer".to_owned())?
+        let asked = std::time::Instant::now();
+        let answer = receiver.await.map_err(|_| "CallBridge did not answer".to_owned())?;
+        tracing::debug!(id, window = label, ms = asked.elapsed().as_millis(), "answered by the tray process");
+        answer
     }
 
     fn answered(&self, id: u64, result: Result<Value, String>) {
@@ -186,29 +190,39 @@ fn open(app: &AppHandle, spec: WindowSpec, prefill: Option<&str>) {
         build_sharing(app, spec, &open);
         return;
     }
-    build(app, spec, |builder| builder);
+    build(app, spec, false, |builder| builder);
 }
 
 /// Builds window `spec`; `adjust` may add to the builder. A window that cannot be built is reported
-/// closed.
+/// closed. With `shown_when_loaded` (and unless `spec` is hidden), the window is created hidden and
+/// shown once its page has loaded (see [`build_sharing`]).
 fn build<'a>(
     app: &'a AppHandle,
     spec: WindowSpec,
+    shown_when_loaded: bool,
     adjust: impl FnOnce(WebviewWindowBuilder<'a, Wry, AppHandle>) -> WebviewWindowBuilder<'a, Wry, AppHandle>,
 ) {
+    let show_on_load = shown_when_loaded && !spec.hidden;
     let mut builder = WebviewWindowBuilder::new(app, &spec.label, WebviewUrl::App(spec.page.into()))
         .title(spec.title)
         .inner_size(spec.width, spec.height)
         .resizable(spec.resizable)
         .always_on_top(spec.always_on_top)
         .initialization_script(FIRST_PAINT_SCRIPT)
-        .on_page_load(|window, payload| tracing::debug!(window = window.label(), event = ?payload.event(), "page load"))
+        .on_page_load(move |window, payload| {
+            tracing::debug!(window = window.label(), event = ?payload.event(), "page load");
+            if show_on_load && payload.event() == PageLoadEvent::Finished {
+                show(&window);
+            }
+        })
         .center();
     if let Some((width, height)) = spec.min_size {
         builder = builder.min_inner_size(width, height);
     }
     if spec.hidden {
         builder = builder.visible(false).focused(false);
+    } else if show_on_load {
+        builder = builder.visible(false);
     }
     tracing::debug!(window = %spec.label, "building the window");
     match adjust(builder).build() {
@@ -216,7 +230,31 @@ fn build<'a>(
         Err(e) => {
             tracing::error!(window = %spec.label, error = %e, "cannot open the window");
             tell(&FromHost::Closed { label: spec.label });
+            return;
         }
+    }
+    if show_on_load {
+        // Should the page never finish loading, the window is shown all the same (one timer per window).
+        let (app, label) = (app.clone(), spec.label);
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(SHOW_ANYWAY).await;
+            if let Some(window) = app.get_webview_window(&label) {
+                show(&window);
+            }
+        });
+    }
+}
+
+/// How long a window created hidden until its page loads may stay hidden.
+const SHOW_ANYWAY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Shows and focuses a window created hidden, once.
+fn show(window: &WebviewWindow) {
+    if window.is_visible().unwrap_or(true) {
+        return;
+    }
+    if let Err(e) = window.show().and_then(|()| window.set_focus()) {
+        tracing::warn!(window = window.label(), error = %e, "cannot show the window");
     }
 }
 
@@ -224,6 +262,13 @@ fn build<'a>(
 /// process that is already running instead of a new one (WebKitGTK starts a web process per view
 /// otherwise, which is most of a new window's time). Returns once the window is built, as [`build`]
 /// does.
+///
+/// The window is shown when its page has loaded. Shown at once, about half the windows sharing a
+/// process (without WebKit's compositing) stalled for 0.5 s: the page's navigation began at once, but
+/// the request for its HTML reached the app's handler, which runs from the main thread, only 0.5 s
+/// later. Most likely WebKitGTK's wait, on the main thread and bounded by 500 ms, for the web process
+/// to paint a view GTK is drawing, while that page is itself waiting for its HTML. Created hidden and
+/// shown once loaded, no window stalled in the same runs.
 #[cfg(target_os = "linux")]
 fn build_sharing(app: &AppHandle, spec: WindowSpec, open: &WebviewWindow) {
     let (built, wait) = std::sync::mpsc::channel();
@@ -232,7 +277,7 @@ fn build_sharing(app: &AppHandle, spec: WindowSpec, open: &WebviewWindow) {
     // the event loop is ending), `pending` is dropped with its window not built, and builds it alone.
     let asked = open.with_webview(move |view| {
         if let Some(spec) = pending.spec.take() {
-            build(&pending.app, spec, |builder| builder.with_related_view(view.inner()));
+            build(&pending.app, spec, true, |builder| builder.with_related_view(view.inner()));
         }
     });
     if let Err(e) = asked {
@@ -256,7 +301,7 @@ struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(spec) = self.spec.take() {
-            build(&self.app, spec, |builder| builder);
+            build(&self.app, spec, false, |builder| builder);
         }
         let _ = self.built.send(());
     }
