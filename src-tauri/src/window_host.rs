@@ -8,6 +8,10 @@
 //! answer) is handed up the pipe and the tray process's answer handed back, so the pages see the same
 //! commands as ever. It holds no engine, tray, shortcut, link handler or single-instance lock.
 //!
+//! On Linux a window opened while another is open shares that window's WebKit web process (a related
+//! view): starting a web process is most of what a new window costs, so a second popup is on screen in
+//! about a tenth of a second instead of half of one (docs/performance.md, figure 3).
+//!
 //! It reports each window that goes away, and each page's first paint (for the popup timing the
 //! tray process logs). It ends when the tray process says so ([`ToHost::Quit`]) or goes away (its
 //! stdin closes).
@@ -19,21 +23,26 @@ use std::sync::{Mutex, PoisonError};
 
 use anyhow::Context;
 use serde_json::Value;
-use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWindow, WebviewWindowBuilder, WindowEvent};
+use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWindow, WebviewWindowBuilder, WindowEvent, Wry};
+use tauri::webview::PageLoadEvent;
 use tokio::sync::oneshot;
 
 use crate::host_protocol::{self, Command, FromHost, ToHost, WindowSpec};
 use crate::windows::{DIAL, PREFILL_EVENT};
 
-/// Reports the page's first paint: two animation frames after `load`, the page is on screen.
+/// Reports the page's first paint: two animation frames after `load`, the page is on screen. The page's
+/// own timings (ms since its navigation began) are logged at debug level, for a breakdown.
 const FIRST_PAINT_SCRIPT: &str = r#"if (window.top === window) {
   window.addEventListener("load", () => requestAnimationFrame(() => requestAnimationFrame(() => {
-    window.__TAURI_INTERNALS__.invoke("painted").catch(() => {});
+    const nav = performance.getEntriesByType("navigation")[0] || {};
+    const timing = { origin: performance.timeOrigin, response: nav.responseEnd, interactive: nav.domInteractive, loaded: nav.loadEventEnd, painted: performance.now() };
+    window.__TAURI_INTERNALS__.invoke("painted", { timing }).catch(() => {});
   })), { once: true });
 }"#;
 
 /// Runs the window host until the tray process ends it.
 pub fn run() -> anyhow::Result<()> {
+    tracing::debug!("window host starting");
     let app = tauri::Builder::default()
         .manage(Host::default())
         .invoke_handler(tauri::generate_handler![
@@ -59,6 +68,7 @@ pub fn run() -> anyhow::Result<()> {
         })
         .build(crate::app::context())
         .context("cannot start the window host")?;
+    tracing::debug!("window host built");
     app.run(|_, event| {
         // The last window closed: the tray process decides when the host ends (after a grace period).
         if let RunEvent::ExitRequested { api, code: None, .. } = event {
@@ -85,7 +95,10 @@ impl Host {
             self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
             return Err("CallBridge is not answering".to_owned());
         }
-        receiver.await.map_err(|_| "CallBridge did not answer".to_owned())?
+        let asked = std::time::Instant::now();
+        let answer = receiver.await.map_err(|_| "CallBridge did not answer".to_owned())?;
+        tracing::debug!(id, window = label, ms = asked.elapsed().as_millis(), "answered by the tray process");
+        answer
     }
 
     fn answered(&self, id: u64, result: Result<Value, String>) {
@@ -172,25 +185,125 @@ fn open(app: &AppHandle, spec: WindowSpec, prefill: Option<&str>) {
         let _ = window.set_focus();
         return;
     }
+    #[cfg(target_os = "linux")]
+    if let Some(open) = app.webview_windows().into_values().next() {
+        build_sharing(app, spec, &open);
+        return;
+    }
+    build(app, spec, false, |builder| builder);
+}
+
+/// Builds window `spec`; `adjust` may add to the builder. A window that cannot be built is reported
+/// closed. With `shown_when_loaded` (and unless `spec` is hidden), the window is created hidden and
+/// shown once its page has loaded (see [`build_sharing`]).
+fn build<'a>(
+    app: &'a AppHandle,
+    spec: WindowSpec,
+    shown_when_loaded: bool,
+    adjust: impl FnOnce(WebviewWindowBuilder<'a, Wry, AppHandle>) -> WebviewWindowBuilder<'a, Wry, AppHandle>,
+) {
+    let show_on_load = shown_when_loaded && !spec.hidden;
     let mut builder = WebviewWindowBuilder::new(app, &spec.label, WebviewUrl::App(spec.page.into()))
         .title(spec.title)
         .inner_size(spec.width, spec.height)
         .resizable(spec.resizable)
         .always_on_top(spec.always_on_top)
         .initialization_script(FIRST_PAINT_SCRIPT)
+        .on_page_load(move |window, payload| {
+            tracing::debug!(window = window.label(), event = ?payload.event(), "page load");
+            if show_on_load && payload.event() == PageLoadEvent::Finished {
+                show(&window);
+            }
+        })
         .center();
     if let Some((width, height)) = spec.min_size {
         builder = builder.min_inner_size(width, height);
     }
     if spec.hidden {
         builder = builder.visible(false).focused(false);
+    } else if show_on_load {
+        builder = builder.visible(false);
     }
-    match builder.build() {
+    tracing::debug!(window = %spec.label, "building the window");
+    match adjust(builder).build() {
         Ok(_) => tracing::debug!(window = %spec.label, "window opened"),
         Err(e) => {
             tracing::error!(window = %spec.label, error = %e, "cannot open the window");
             tell(&FromHost::Closed { label: spec.label });
+            return;
         }
+    }
+    if show_on_load {
+        // Should the page never finish loading, the window is shown all the same (one timer per window).
+        let (app, label) = (app.clone(), spec.label);
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(SHOW_ANYWAY).await;
+            if let Some(window) = app.get_webview_window(&label) {
+                show(&window);
+            }
+        });
+    }
+}
+
+/// How long a window created hidden until its page loads may stay hidden.
+const SHOW_ANYWAY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Shows and focuses a window created hidden, once.
+fn show(window: &WebviewWindow) {
+    if window.is_visible().unwrap_or(true) {
+        return;
+    }
+    if let Err(e) = window.show().and_then(|()| window.set_focus()) {
+        tracing::warn!(window = window.label(), error = %e, "cannot show the window");
+    }
+}
+
+/// Linux: builds window `spec` as a view related to `open`'s, so that its page runs in the WebKit web
+/// process that is already running instead of a new one (WebKitGTK starts a web process per view
+/// otherwise, which is most of a new window's time). Returns once the window is built, as [`build`]
+/// does.
+///
+/// The window is shown when its page has loaded. Shown at once, about half the windows sharing a
+/// process (without WebKit's compositing) stalled for 0.5 s: the page's navigation began at once, but
+/// the request for its HTML reached the app's handler, which runs from the main thread, only 0.5 s
+/// later. Most likely WebKitGTK's wait, on the main thread and bounded by 500 ms, for the web process
+/// to paint a view GTK is drawing, while that page is itself waiting for its HTML. Created hidden and
+/// shown once loaded, no window stalled in the same runs.
+#[cfg(target_os = "linux")]
+fn build_sharing(app: &AppHandle, spec: WindowSpec, open: &WebviewWindow) {
+    let (built, wait) = std::sync::mpsc::channel();
+    let mut pending = Pending { app: app.clone(), spec: Some(spec), built };
+    // Runs on the main thread, where the view is. Should it never run (the window went meanwhile, or
+    // the event loop is ending), `pending` is dropped with its window not built, and builds it alone.
+    let asked = open.with_webview(move |view| {
+        if let Some(spec) = pending.spec.take() {
+            build(&pending.app, spec, true, |builder| builder.with_related_view(view.inner()));
+        }
+    });
+    if let Err(e) = asked {
+        tracing::debug!(error = %e, "cannot share a web process; the window gets its own");
+    }
+    if wait.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
+        tracing::warn!("a window took more than 10 s to be built");
+    }
+}
+
+/// A window to build, built alone when dropped before it was built sharing a web process.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct Pending {
+    app: AppHandle,
+    spec: Option<WindowSpec>,
+    built: std::sync::mpsc::Sender<()>,
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(spec) = self.spec.take() {
+            build(&self.app, spec, false, |builder| builder);
+        }
+        let _ = self.built.send(());
     }
 }
 
@@ -247,6 +360,7 @@ async fn approval_answer(window: WebviewWindow, host: State<'_, Host>, answer: S
 
 /// The page has been painted (see [`FIRST_PAINT_SCRIPT`]).
 #[tauri::command]
-fn painted(window: WebviewWindow) {
+fn painted(window: WebviewWindow, timing: Option<Value>) {
+    tracing::debug!(window = window.label(), ?timing, "page painted");
     tell(&FromHost::Painted { label: window.label().to_owned() });
 }
