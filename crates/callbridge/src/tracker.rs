@@ -44,8 +44,15 @@ impl Tracked {
 struct Emitted(u8);
 
 impl Emitted {
+    /// A kind's bit; the match is exhaustive, so a new kind must be given its own bit here.
     fn bit(kind: CallEventKind) -> u8 {
-        1 << kind as u8
+        match kind {
+            CallEventKind::Incoming => 1,
+            CallEventKind::Outgoing => 1 << 1,
+            CallEventKind::Answered => 1 << 2,
+            CallEventKind::Ended => 1 << 3,
+            CallEventKind::Updated => 1 << 4,
+        }
     }
 
     fn has(self, kind: CallEventKind) -> bool {
