@@ -5,14 +5,17 @@
 //! [`CallEventKind`]s defined here, which are all that notifications, the UI and the API ever see.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// CallBridge's own id for a call, stable for the call's whole life and across providers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CallId(String);
+///
+/// A call's id is copied into every event, history row and notification of the call, so it is a shared
+/// string: cloning it counts a reference instead of copying the text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(Arc<str>);
 
 impl CallId {
     /// A fresh id: a UUID version 7 (RFC 9562), a millisecond timestamp then 74 random bits. Ids made
@@ -21,7 +24,8 @@ impl CallId {
     /// UUID), which made every commit of many calls rewrite as many index pages.
     /// <https://www.rfc-editor.org/rfc/rfc9562#name-uuid-version-7>
     pub fn new() -> Self {
-        CallId(uuid::Uuid::now_v7().to_string())
+        let mut text = uuid::Uuid::encode_buffer();
+        CallId(Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -43,13 +47,25 @@ impl fmt::Display for CallId {
 
 impl From<String> for CallId {
     fn from(s: String) -> Self {
-        CallId(s)
+        CallId(Arc::from(s))
     }
 }
 
 impl From<&str> for CallId {
     fn from(s: &str) -> Self {
-        CallId(s.to_owned())
+        CallId(Arc::from(s))
+    }
+}
+
+impl Serialize for CallId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CallId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(CallId::from)
     }
 }
 
