@@ -311,7 +311,10 @@ fn apply(tracked: &mut Tracked, event: &ProviderEvent, at: DateTime<Utc>) -> Vec
         call.local_extension = event.local_extension.clone().filter(|e| !e.is_empty());
     }
 
-    let mut out = Vec::new();
+    // One provider event makes at most three call events (a missed start and answer, then the end),
+    // most often one. Room for two is one small allocation (a `Vec` grown from empty takes room for
+    // four events, large enough that glibc's allocator takes its slow path for it).
+    let mut out = Vec::with_capacity(2);
     let failed_before_start = call.state == CallState::Ended && tracked.emitted.is_empty();
     if failed_before_start || tracked.has(CallEventKind::Ended) {
         // Over (or failed before it started): late and duplicate events change nothing.
