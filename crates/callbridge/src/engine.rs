@@ -689,7 +689,7 @@ impl Engine {
         ensure_can(provider.as_ref(), "dial", |c| &c.dial)?;
         let call = Call::new(Direction::Out, number.dial.clone(), provider.name());
         self.tracker().begin_outgoing(call.clone());
-        tracing::info!(call = %call.id, number = %number.dial, provider = provider.name(), "dialing");
+        tracing::debug!(call = %call.id, number = %number.dial, provider = provider.name(), "dialing");
         match provider.dial(&call).await {
             Ok(placed) => {
                 let (placed, events, commits) = {
@@ -808,16 +808,19 @@ impl Engine {
     }
 }
 
-/// Logs call events once the call tracker is let go, so no other request waits on a log line: a call's
-/// arrival and its end at info (an outgoing call's start is the "dialing" line), the steps between at
-/// debug, so one busy agent's day stays readable.
+/// Logs call events once the call tracker is let go, so no other request waits on a log line. At info,
+/// one line per call and one more for an incoming call's arrival, so one busy agent's day stays
+/// readable and a log line's cost stays off each dial: a call's end (with its direction and number),
+/// and an incoming call when it arrives. An outgoing call's start and the steps between are at debug; a
+/// dial the provider refused is a warning of its own.
 fn log_events(events: &[CallEvent]) {
     for event in events {
+        let call = &event.call;
         match event.kind {
             CallEventKind::Incoming | CallEventKind::Ended => {
-                tracing::info!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event")
+                tracing::info!(call = %call.id, event = %event.kind, direction = %call.direction, number = %call.remote_number, "call event")
             }
-            _ => tracing::debug!(call = %event.call.id, event = %event.kind, number = %event.call.remote_number, "call event"),
+            _ => tracing::debug!(call = %call.id, event = %event.kind, direction = %call.direction, number = %call.remote_number, "call event"),
         }
     }
 }
