@@ -113,12 +113,16 @@ impl PhoneNumber {
         }
 
         let e164 = if cleaned.starts_with('+') {
-            // An explicit international number must at least have a real country code.
-            let parsed = phonenumber::parse(main_region(&cleaned), &cleaned).map_err(|e| NumberError::NotInternational {
-                number: cleaned.clone(),
-                reason: e.to_string(),
-            })?;
-            Some(e164(&parsed))
+            match already_e164(&cleaned) {
+                Some(()) => Some(cleaned.clone()),
+                None => {
+                    // An explicit international number must at least have a real country code.
+                    let parsed = phonenumber::parse(main_region(&cleaned), &cleaned).map_err(|e| {
+                        NumberError::NotInternational { number: cleaned.clone(), reason: e.to_string() }
+                    })?;
+                    Some(e164(&parsed))
+                }
+            }
         } else {
             default_country.and_then(|country| national_to_e164(&cleaned, country))
         };
@@ -148,15 +152,55 @@ impl fmt::Display for PhoneNumber {
 /// number against every number pattern of each — most of a `/make`'s CPU before this. The regions
 /// sharing a code share its national prefix, and E.164 does not depend on the region.
 fn main_region(international: &str) -> Option<country::Id> {
-    let digits = international.strip_prefix('+')?;
+    country_code(international.strip_prefix('+')?).map(|(_, region)| region)
+}
+
+/// The length of the country code `digits` start with and the code's main region; `None` when no code
+/// matches or it is not a country's (see [`main_region`]).
+fn country_code(digits: &str) -> Option<(usize, country::Id)> {
     if digits.starts_with('0') {
         return None;
     }
     // Country codes are prefix-free (ITU-T E.164): the first one that matches is the code.
-    let regions = (1..=3)
-        .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
-        .find_map(|code| phonenumber::metadata::DATABASE.region(&code))?;
-    regions.first()?.parse().ok()
+    let (len, regions) = (1..=3).find_map(|len| {
+        let code = digits.get(..len)?.parse::<u16>().ok()?;
+        Some((len, phonenumber::metadata::DATABASE.region(&code)?))
+    })?;
+    Some((len, regions.first()?.parse().ok()?))
+}
+
+/// Fewest digits of a national significant number, as libphonenumber counts them
+/// (`MIN_LENGTH_FOR_NSN`): fewer is refused as too short.
+const MIN_NATIONAL_DIGITS: usize = 2;
+
+/// `Some` when `international` (`+` and digits) is its own E.164 form, as libphonenumber would give it,
+/// so parsing it with libphonenumber can be skipped; `None` when libphonenumber must read it.
+///
+/// What libphonenumber does to such a number, with the main region of its country code: it takes the
+/// code off, strips the region's national prefix (`0` in most of Europe, `1` in North America) when the
+/// rest starts with it — by the region's pattern for national prefixes, or the prefix itself — and
+/// refuses a national number of fewer than [`MIN_NATIONAL_DIGITS`]. The number written as E.164 is then
+/// the code and the rest as given. So a number whose country code has a main region and whose rest is
+/// long enough, starts with no zero (which Italy's leading zero and a written trunk zero need read),
+/// and does not start with the region's national prefix comes out of libphonenumber as it went in —
+/// the shape of almost every number a CRM sends, and most of a `/make`'s CPU when it was parsed anyway.
+/// The tests compare both ways for every example number of every region, with and without a prefix.
+fn already_e164(international: &str) -> Option<()> {
+    let digits = international.strip_prefix('+')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (code_len, region) = country_code(digits)?;
+    let national = digits.get(code_len..)?;
+    if national.len() < MIN_NATIONAL_DIGITS || national.starts_with('0') {
+        return None;
+    }
+    let meta = phonenumber::metadata::DATABASE.by_id(region.as_ref())?;
+    if meta.national_prefix().is_some_and(|prefix| national.starts_with(prefix)) {
+        return None;
+    }
+    let prefix_at_start = meta.national_prefix_for_parsing().is_some_and(|pattern| pattern.find(national).is_some_and(|m| m.start() == 0));
+    (!prefix_at_start).then_some(())
 }
 
 /// `parsed` in E.164: `+`, the country code and the national number (with an Italian leading zero).
@@ -221,18 +265,20 @@ mod tests {
     }
 
     #[test]
-    fn the_main_region_gives_every_example_number_of_every_region_the_same_e164() {
+    fn the_shortcuts_give_every_example_number_of_every_region_the_same_e164() {
         use phonenumber::Type;
         let kinds = [
             Type::FixedLine, Type::Mobile, Type::TollFree, Type::PremiumRate, Type::SharedCost, Type::PersonalNumber,
             Type::Voip, Type::Pager, Type::Uan, Type::Voicemail, Type::NoInternational,
         ];
-        let mut checked = 0;
+        let (mut checked, mut verbatim) = (0, 0);
         for meta in phonenumber::metadata::DATABASE.iter() {
             let examples = kinds.iter().filter_map(|k| meta.descriptors().get(*k)).filter_map(|d| d.example());
             for example in examples {
                 let code = meta.country_code();
                 // As dialed, with the trunk prefix people write after the code, and truncated.
+                // As dialed, with the trunk prefix people write after the code, and truncated: the
+                // main region must give what libphonenumber gives when it picks the region itself.
                 for input in [format!("+{code}{example}"), format!("+{code}0{example}"), format!("+{code}{}", &example[..example.len() / 2])] {
                     match (e164_the_slow_way(&input), PhoneNumber::parse(&input, None)) {
                         (Ok(slow), Ok(fast)) => assert_eq!(slow, fast.dial, "{input} in {}", meta.id()),
@@ -243,9 +289,38 @@ mod tests {
                     }
                     checked += 1;
                 }
+                // A number taken as already E.164 is what libphonenumber makes of it, with the main
+                // region and without; here also with the region's own national prefix and very short.
+                let national_prefix = meta.national_prefix().unwrap_or("0");
+                for input in [
+                    format!("+{code}{example}"),
+                    format!("+{code}0{example}"),
+                    format!("+{code}{national_prefix}{example}"),
+                    format!("+{code}{}", &example[..example.len() / 2]),
+                    format!("+{code}{}", &example[..1]),
+                ] {
+                    if already_e164(&input).is_some() {
+                        let with_main_region = phonenumber::parse(main_region(&input), &input).map(|p| e164(&p)).map_err(|e| e.to_string());
+                        assert_eq!(with_main_region.as_deref(), Ok(input.as_str()), "{input} in {}", meta.id());
+                        assert_eq!(e164_the_slow_way(&input).as_deref(), Ok(input.as_str()), "{input} in {}", meta.id());
+                        verbatim += 1;
+                    }
+                }
             }
         }
         assert!(checked > 2_000, "only {checked} numbers checked");
+        assert!(verbatim > 1_000, "only {verbatim} of {checked} numbers were taken as already E.164");
+    }
+
+    #[test]
+    fn a_number_as_crms_send_it_skips_libphonenumber_and_one_it_must_read_does_not() {
+        for input in ["+442079460123", "+12015550123", "+4930123456", "+919876543210"] {
+            assert_eq!(already_e164(input), Some(()), "{input}");
+        }
+        // A written trunk prefix, Italy's leading zero, a code with no main region, too short.
+        for input in ["+4402079460123", "+112015550123", "+390212345678", "+80012345678", "+447", "+0441234"] {
+            assert_eq!(already_e164(input), None, "{input}");
+        }
     }
 
     fn gb() -> Option<Country> {
