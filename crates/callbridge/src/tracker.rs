@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::call::{Call, CallEvent, CallEventKind, CallId, CallState, Direction, Disposition};
+use crate::call::{Call, CallMap, CallEvent, CallEventKind, CallId, CallState, Direction, Disposition};
 use crate::provider::{Placed, ProviderEvent, ProviderEventKind};
 
 /// How long after a call ended late duplicates are still recognised as belonging to it when the
@@ -71,7 +71,7 @@ impl Emitted {
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct CallTracker {
-    calls: HashMap<CallId, Tracked>,
+    calls: CallMap<Tracked>,
     /// Call ids, oldest first.
     order: VecDeque<CallId>,
     by_provider_id: HashMap<(String, String), CallId>,

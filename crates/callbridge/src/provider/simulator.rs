@@ -6,7 +6,6 @@
 //! on. It reports through the same [`EventSink`] as every real provider, so notifications, the tracker
 //! and the UI cannot tell the difference.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::forms::{self, ProviderForm};
 use super::{Capabilities, EventSink, Placed, Provider, ProviderError, ProviderEvent, ProviderEventKind, ProviderSection, Start, Support};
-use crate::call::{Call, CallId, CallState, Direction, Disposition};
+use crate::call::{Call, CallId, CallMap, CallState, Direction, Disposition};
 use crate::config::invalid::Invalid;
 use crate::config::limits::Limit;
 
@@ -106,7 +105,7 @@ pub struct Simulator {
     config: Mutex<SimulatorConfig>,
     sink: EventSink,
     /// The far end's pending actions per call, cancelled when the call ends from here.
-    timers: Arc<Mutex<HashMap<CallId, JoinHandle<()>>>>,
+    timers: Arc<Mutex<CallMap<JoinHandle<()>>>>,
     next_id: AtomicU64,
 }
 

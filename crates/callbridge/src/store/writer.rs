@@ -27,7 +27,7 @@
 //! first a snapshot of what is pending, then each commit's new deliveries, in the order of the
 //! commits. A job panicking (a bug) is caught and logged, and the thread goes on with the next group.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,7 +40,7 @@ use super::deliveries::{self, DeliveryEntry, Due, Next, RetryError};
 use super::error::StoreError;
 use super::retention::{self, PurgeReport};
 use super::time::now_ms;
-use crate::call::{Call, CallId};
+use crate::call::{Call, CallId, CallMap};
 use crate::delivery::{Attempt, Delivery};
 
 /// Most jobs in one group: bounds how long a commit takes, and so the wait of the first in it.
@@ -201,7 +201,7 @@ struct Writer {
 /// always in the writer's queue before any newer state of the same call can be taken.
 #[derive(Debug, Default)]
 pub(super) struct Noted {
-    calls: HashMap<CallId, Box<Call>>,
+    calls: CallMap<Box<Call>>,
     /// The calls in `calls` in the order they were first noted: the order their rows are written
     /// in, so a new call's history row comes after those of the calls before it.
     order: Vec<CallId>,
