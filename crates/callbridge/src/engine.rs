@@ -640,7 +640,7 @@ impl Engine {
     /// popup, a `tel:` link, the tray): the number rules apply, the rate limit and approval do not.
     pub async fn dial(&self, number: &str) -> Result<Call, CommandError> {
         let number = self.admit_number(number)?;
-        self.place(number).await
+        self.place(number, None).await
     }
 
     /// Places a call for a listener request from `caller`: the number rules, the dial rate limit, and
@@ -667,8 +667,7 @@ impl Engine {
                 let _ = self.trust_origin(&origin).await;
             }
         }
-        tracing::debug!(number = %number.dial, ?caller, "dial command accepted");
-        self.place(number).await
+        self.place(number, Some(caller)).await
     }
 
     /// Parses `input` and checks it against the number rules.
@@ -683,14 +682,13 @@ impl Engine {
         Ok(number)
     }
 
-    async fn place(&self, number: PhoneNumber) -> Result<Call, CommandError> {
+    /// Dials `number` for `caller` (`None`: the user at this desk).
+    async fn place(&self, number: PhoneNumber, caller: Option<&Caller>) -> Result<Call, CommandError> {
         let provider = self.provider();
         ensure_can(provider.as_ref(), "dial", |c| &c.dial)?;
         let call = Call::new(Direction::Out, number.dial.clone(), provider.name());
         self.tracker().begin_outgoing(call.clone());
-        // The record of every dial command carried out (docs/security.md): at info, and the only line
-        // at info an outgoing call writes, however it goes on.
-        tracing::info!(call = %call.id, number = %number.dial, provider = provider.name(), "dialing");
+        log_dial(&call, caller, provider.name());
         match provider.dial(&call).await {
             Ok(placed) => {
                 let (placed, events, commits) = {
@@ -809,12 +807,25 @@ impl Engine {
     }
 }
 
+/// Logs a dial about to be placed. A dial asked for by a web page or from another machine (with the
+/// token) is logged at info, with who asked: what to look at when a call was placed that the user did
+/// not expect. A dial by the user's own programs on this machine or CallBridge's own windows is at
+/// debug (`CALLBRIDGE_LOG=debug`): the call history keeps every call, and a log line per dialed call was
+/// a tenth of the CPU a `/make` costs.
+fn log_dial(call: &Call, caller: Option<&Caller>, provider: &str) {
+    match caller {
+        None | Some(Caller::Local | Caller::OwnPage | Caller::SameOrigin) => {
+            tracing::debug!(call = %call.id, number = %call.remote_number, provider, ?caller, "dialing")
+        }
+        Some(caller) => tracing::info!(call = %call.id, number = %call.remote_number, provider, ?caller, "dialing"),
+    }
+}
+
 /// Logs call events once the call tracker is let go, so no other request waits on a log line. At
 /// info: an incoming call's arrival and end, what the user did not start and what to look for when a
-/// popup or a notification did not come. An outgoing call is logged at info once, when it is dialed
-/// (see [`Engine::dial`]); its steps, and an incoming call's answer, are at debug
-/// (`CALLBRIDGE_LOG=debug`). The call history keeps every call; a line per call event was a tenth of
-/// the CPU a `/make` costs.
+/// popup or a notification did not come. An outgoing call's start is logged by [`log_dial`]; its
+/// steps, and an incoming call's answer, are at debug (`CALLBRIDGE_LOG=debug`). The call history keeps
+/// every call; a line per call event was a tenth of the CPU a `/make` costs.
 fn log_events(events: &[CallEvent]) {
     for event in events {
         let call = &event.call;
