@@ -12,6 +12,8 @@ use std::fmt;
 use phonenumber::country;
 use serde::{Deserialize, Serialize};
 
+mod calling_codes;
+
 /// E.164 allows 15 digits; an international prefix (`00`, `011`) or a PBX line prefix adds a few.
 /// Anything longer is a paste accident, not a number.
 pub const MAX_DIGITS: usize = 20;
@@ -190,16 +192,15 @@ fn already_e164(international: &str) -> Option<()> {
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (code_len, region) = country_code(digits)?;
+    let (code_len, code) = calling_codes::find(digits)?;
     let national = digits.get(code_len..)?;
     if national.len() < MIN_NATIONAL_DIGITS || national.starts_with('0') {
         return None;
     }
-    let meta = phonenumber::metadata::DATABASE.by_id(region.as_ref())?;
-    if meta.national_prefix().is_some_and(|prefix| national.starts_with(prefix)) {
+    if code.national_prefix.is_some_and(|prefix| national.starts_with(prefix)) {
         return None;
     }
-    let prefix_at_start = meta.national_prefix_for_parsing().is_some_and(|pattern| pattern.find(national).is_some_and(|m| m.start() == 0));
+    let prefix_at_start = calling_codes::starts_with_prefix_pattern(code, national)?;
     (!prefix_at_start).then_some(())
 }
 
