@@ -190,7 +190,7 @@ fn open(app: &AppHandle, spec: WindowSpec, prefill: Option<&str>) {
         build_sharing(app, spec, &open);
         return;
     }
-    build(app, spec, false, |builder| builder);
+    build(app, spec, SHOWN_WHEN_LOADED, |builder| builder);
 }
 
 /// Builds window `spec`; `adjust` may add to the builder. A window that cannot be built is reported
@@ -244,6 +244,17 @@ fn build<'a>(
         });
     }
 }
+
+/// Whether a window with a web process of its own (the host's first window) is also created hidden
+/// and shown once its page has loaded, as a window sharing a process always is (see
+/// [`build_sharing`]). On Linux, without compositing, GTK drawing a view whose web process has
+/// launched but not yet sent a frame makes WebKitGTK ask that process for one and block the main
+/// thread until it comes, for up to 500 ms (`DrawingAreaProxyCoordinatedGraphics::forceUpdateIfNeeded`,
+/// <https://github.com/WebKit/WebKit/blob/main/Source/WebKit/UIProcess/CoordinatedGraphics/DrawingAreaProxyCoordinatedGraphics.cpp>).
+/// In an strace of such a ring the new web process, still starting, sat idle for the whole wait while
+/// the main thread was blocked, and the wait ran its full 500 ms: shown at once, a popup whose host was started for it was painted 0.5–0.6 s late
+/// in about one ring in six (docs/performance.md, figure 3).
+const SHOWN_WHEN_LOADED: bool = cfg!(target_os = "linux");
 
 /// How long a window created hidden until its page loads may stay hidden.
 const SHOW_ANYWAY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -301,7 +312,7 @@ struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(spec) = self.spec.take() {
-            build(&self.app, spec, false, |builder| builder);
+            build(&self.app, spec, SHOWN_WHEN_LOADED, |builder| builder);
         }
         let _ = self.built.send(());
     }
