@@ -252,8 +252,9 @@ fn build<'a>(
 /// thread until it comes, for up to 500 ms (`DrawingAreaProxyCoordinatedGraphics::forceUpdateIfNeeded`,
 /// <https://github.com/WebKit/WebKit/blob/main/Source/WebKit/UIProcess/CoordinatedGraphics/DrawingAreaProxyCoordinatedGraphics.cpp>).
 /// In an strace of such a ring the new web process, still starting, sat idle for the whole wait while
-/// the main thread was blocked, and the wait ran its full 500 ms: shown at once, a popup whose host was started for it was painted 0.5–0.6 s late
-/// in about one ring in six (docs/performance.md, figure 3).
+/// the main thread was blocked, and the wait ran its full 500 ms. Shown at once, a fifth to a quarter
+/// of the popups whose host was started for them were painted 0.5–0.6 s late that way; shown once
+/// loaded, none (docs/performance.md, figure 3).
 const SHOWN_WHEN_LOADED: bool = cfg!(target_os = "linux");
 
 /// How long a window created hidden until its page loads may stay hidden.
@@ -277,9 +278,9 @@ fn show(window: &WebviewWindow) {
 /// The window is shown when its page has loaded. Shown at once, about half the windows sharing a
 /// process (without WebKit's compositing) stalled for 0.5 s: the page's navigation began at once, but
 /// the request for its HTML reached the app's handler, which runs from the main thread, only 0.5 s
-/// later. Most likely WebKitGTK's wait, on the main thread and bounded by 500 ms, for the web process
-/// to paint a view GTK is drawing, while that page is itself waiting for its HTML. Created hidden and
-/// shown once loaded, no window stalled in the same runs.
+/// later: WebKitGTK's wait, on the main thread and bounded by 500 ms, for the web process to paint a
+/// view GTK is drawing (see [`SHOWN_WHEN_LOADED`]), while that page is itself waiting for its HTML.
+/// Created hidden and shown once loaded, no window stalled in the same runs.
 #[cfg(target_os = "linux")]
 fn build_sharing(app: &AppHandle, spec: WindowSpec, open: &WebviewWindow) {
     let (built, wait) = std::sync::mpsc::channel();
