@@ -253,8 +253,8 @@ fn build<'a>(
 /// <https://github.com/WebKit/WebKit/blob/main/Source/WebKit/UIProcess/CoordinatedGraphics/DrawingAreaProxyCoordinatedGraphics.cpp>).
 /// In an strace of such a ring the new web process, still starting, sat idle for the whole wait while
 /// the main thread was blocked, and the wait ran its full 500 ms. Shown at once, a fifth to a quarter
-/// of the popups whose host was started for them were painted 0.5–0.6 s late that way; shown once
-/// loaded, none (docs/performance.md, figure 3).
+/// of the popups whose host was started for them were painted 0.5–0.6 s late that way (8 of 40 in
+/// alternating runs, against 1 of 40 over 0.85 s shown once loaded; docs/performance.md, figure 3).
 const SHOWN_WHEN_LOADED: bool = cfg!(target_os = "linux");
 
 /// How long a window created hidden until its page loads may stay hidden.
