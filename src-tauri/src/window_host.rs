@@ -190,7 +190,7 @@ fn open(app: &AppHandle, spec: WindowSpec, prefill: Option<&str>) {
         build_sharing(app, spec, &open);
         return;
     }
-    build(app, spec, false, |builder| builder);
+    build(app, spec, SHOWN_WHEN_LOADED, |builder| builder);
 }
 
 /// Builds window `spec`; `adjust` may add to the builder. A window that cannot be built is reported
@@ -245,6 +245,18 @@ fn build<'a>(
     }
 }
 
+/// Whether a window with a web process of its own (the host's first window) is also created hidden
+/// and shown once its page has loaded, as a window sharing a process always is (see
+/// [`build_sharing`]). On Linux, without compositing, GTK drawing a view whose web process has
+/// launched but not yet sent a frame makes WebKitGTK ask that process for one and block the main
+/// thread until it comes, for up to 500 ms (`DrawingAreaProxyCoordinatedGraphics::forceUpdateIfNeeded`,
+/// <https://github.com/WebKit/WebKit/blob/main/Source/WebKit/UIProcess/CoordinatedGraphics/DrawingAreaProxyCoordinatedGraphics.cpp>).
+/// In an strace of such a ring the new web process, still starting, sat idle for the whole wait while
+/// the main thread was blocked, and the wait ran its full 500 ms. Shown at once, a fifth to a quarter
+/// of the popups whose host was started for them were painted 0.5–0.6 s late that way (8 of 40 in
+/// alternating runs, against 1 of 40 over 0.85 s shown once loaded; docs/performance.md, figure 3).
+const SHOWN_WHEN_LOADED: bool = cfg!(target_os = "linux");
+
 /// How long a window created hidden until its page loads may stay hidden.
 const SHOW_ANYWAY: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -266,9 +278,9 @@ fn show(window: &WebviewWindow) {
 /// The window is shown when its page has loaded. Shown at once, about half the windows sharing a
 /// process (without WebKit's compositing) stalled for 0.5 s: the page's navigation began at once, but
 /// the request for its HTML reached the app's handler, which runs from the main thread, only 0.5 s
-/// later. Most likely WebKitGTK's wait, on the main thread and bounded by 500 ms, for the web process
-/// to paint a view GTK is drawing, while that page is itself waiting for its HTML. Created hidden and
-/// shown once loaded, no window stalled in the same runs.
+/// later: WebKitGTK's wait, on the main thread and bounded by 500 ms, for the web process to paint a
+/// view GTK is drawing (see [`SHOWN_WHEN_LOADED`]), while that page is itself waiting for its HTML.
+/// Created hidden and shown once loaded, no window stalled in the same runs.
 #[cfg(target_os = "linux")]
 fn build_sharing(app: &AppHandle, spec: WindowSpec, open: &WebviewWindow) {
     let (built, wait) = std::sync::mpsc::channel();
@@ -301,7 +313,7 @@ struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(spec) = self.spec.take() {
-            build(&self.app, spec, false, |builder| builder);
+            build(&self.app, spec, SHOWN_WHEN_LOADED, |builder| builder);
         }
         let _ = self.built.send(());
     }
