@@ -115,15 +115,14 @@ impl PhoneNumber {
         }
 
         let e164 = if cleaned.starts_with('+') {
-            match already_e164(&cleaned) {
-                Some(()) => Some(cleaned.clone()),
-                None => {
-                    // An explicit international number must at least have a real country code.
-                    let parsed = phonenumber::parse(main_region(&cleaned), &cleaned).map_err(|e| {
-                        NumberError::NotInternational { number: cleaned.clone(), reason: e.to_string() }
-                    })?;
-                    Some(e164(&parsed))
-                }
+            if is_already_e164(&cleaned) {
+                Some(cleaned.clone())
+            } else {
+                // An explicit international number must at least have a real country code.
+                let parsed = phonenumber::parse(main_region(&cleaned), &cleaned).map_err(|e| {
+                    NumberError::NotInternational { number: cleaned.clone(), reason: e.to_string() }
+                })?;
+                Some(e164(&parsed))
             }
         } else {
             default_country.and_then(|country| national_to_e164(&cleaned, country))
@@ -154,29 +153,16 @@ impl fmt::Display for PhoneNumber {
 /// number against every number pattern of each — most of a `/make`'s CPU before this. The regions
 /// sharing a code share its national prefix, and E.164 does not depend on the region.
 fn main_region(international: &str) -> Option<country::Id> {
-    country_code(international.strip_prefix('+')?).map(|(_, region)| region)
-}
-
-/// The length of the country code `digits` start with and the code's main region; `None` when no code
-/// matches or it is not a country's (see [`main_region`]).
-fn country_code(digits: &str) -> Option<(usize, country::Id)> {
-    if digits.starts_with('0') {
-        return None;
-    }
-    // Country codes are prefix-free (ITU-T E.164): the first one that matches is the code.
-    let (len, regions) = (1..=3).find_map(|len| {
-        let code = digits.get(..len)?.parse::<u16>().ok()?;
-        Some((len, phonenumber::metadata::DATABASE.region(&code)?))
-    })?;
-    Some((len, regions.first()?.parse().ok()?))
+    let (_, code) = calling_codes::find(international.strip_prefix('+')?)?;
+    code.region.parse().ok()
 }
 
 /// Fewest digits of a national significant number, as libphonenumber counts them
 /// (`MIN_LENGTH_FOR_NSN`): fewer is refused as too short.
 const MIN_NATIONAL_DIGITS: usize = 2;
 
-/// `Some` when `international` (`+` and digits) is its own E.164 form, as libphonenumber would give it,
-/// so parsing it with libphonenumber can be skipped; `None` when libphonenumber must read it.
+/// Whether `international` (`+` and digits) is its own E.164 form, as libphonenumber would give it, so
+/// parsing it with libphonenumber can be skipped; `false` when libphonenumber must read it.
 ///
 /// What libphonenumber does to such a number, with the main region of its country code: it takes the
 /// code off, strips the region's national prefix (`0` in most of Europe, `1` in North America) when the
@@ -187,21 +173,20 @@ const MIN_NATIONAL_DIGITS: usize = 2;
 /// and does not start with the region's national prefix comes out of libphonenumber as it went in —
 /// the shape of almost every number a CRM sends, and most of a `/make`'s CPU when it was parsed anyway.
 /// The tests compare both ways for every example number of every region, with and without a prefix.
-fn already_e164(international: &str) -> Option<()> {
-    let digits = international.strip_prefix('+')?;
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (code_len, code) = calling_codes::find(digits)?;
-    let national = digits.get(code_len..)?;
+fn is_already_e164(international: &str) -> bool {
+    let Some(digits) = international.strip_prefix('+').filter(|d| d.bytes().all(|b| b.is_ascii_digit())) else {
+        return false;
+    };
+    let Some((code_len, code)) = calling_codes::find(digits) else { return false };
+    let national = digits.get(code_len..).unwrap_or_default();
     if national.len() < MIN_NATIONAL_DIGITS || national.starts_with('0') {
-        return None;
+        return false;
     }
     if code.national_prefix.is_some_and(|prefix| national.starts_with(prefix)) {
-        return None;
+        return false;
     }
-    let prefix_at_start = calling_codes::starts_with_prefix_pattern(code, national)?;
-    (!prefix_at_start).then_some(())
+    // A pattern that cannot be compiled leaves the number to libphonenumber.
+    calling_codes::starts_with_prefix_pattern(code, national) == Some(false)
 }
 
 /// `parsed` in E.164: `+`, the country code and the national number (with an Italian leading zero).
@@ -300,7 +285,7 @@ mod tests {
                     format!("+{code}{}", &example[..example.len() / 2]),
                     format!("+{code}{}", &example[..1]),
                 ] {
-                    if already_e164(&input).is_some() {
+                    if is_already_e164(&input) {
                         let with_main_region = phonenumber::parse(main_region(&input), &input).map(|p| e164(&p)).map_err(|e| e.to_string());
                         assert_eq!(with_main_region.as_deref(), Ok(input.as_str()), "{input} in {}", meta.id());
                         assert_eq!(e164_the_slow_way(&input).as_deref(), Ok(input.as_str()), "{input} in {}", meta.id());
@@ -316,11 +301,11 @@ mod tests {
     #[test]
     fn a_number_as_crms_send_it_skips_libphonenumber_and_one_it_must_read_does_not() {
         for input in ["+442079460123", "+12015550123", "+4930123456", "+919876543210"] {
-            assert_eq!(already_e164(input), Some(()), "{input}");
+            assert!(is_already_e164(input), "{input}");
         }
         // A written trunk prefix, Italy's leading zero, a code with no main region, too short.
         for input in ["+4402079460123", "+112015550123", "+390212345678", "+80012345678", "+447", "+0441234"] {
-            assert_eq!(already_e164(input), None, "{input}");
+            assert!(!is_already_e164(input), "{input}");
         }
     }
 

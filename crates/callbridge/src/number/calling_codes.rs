@@ -4,7 +4,7 @@
 //!
 //! The `phonenumber` crate loads all of libphonenumber's metadata the first time it is asked anything,
 //! and keeps it: about 4 MiB for the rest of the process's life. A number in E.164 form — what CRMs
-//! send — needs only this table to be checked (see `already_e164` in the parent module), so a bridge
+//! send — needs only this table to be checked (see `is_already_e164` in the parent module), so a bridge
 //! whose numbers come that way never loads the rest. The table is generated from the `phonenumber`
 //! crate's metadata; a test compares the two and, when they differ (after an update of the crate),
 //! fails with the regenerated table written to a file.
@@ -292,8 +292,8 @@ mod tests {
 
     type Row = (u16, String, Option<String>, Option<String>);
 
-    /// What the table must hold, read from the `phonenumber` crate's metadata the way the parent
-    /// module's `country_code` reads it.
+    /// What the table must hold, read from the `phonenumber` crate's metadata: each calling code of a
+    /// country, with the first region libphonenumber lists for it (its main region).
     fn from_metadata() -> Vec<Row> {
         use phonenumber::metadata::DATABASE;
         let mut codes: Vec<u16> = DATABASE.iter().map(|meta| meta.country_code()).collect();
