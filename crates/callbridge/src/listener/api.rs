@@ -25,8 +25,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use super::openapi::table::{route, Routes};
 
 use super::commands::{done, path_param, Done};
 use super::openapi::model;
@@ -38,20 +37,20 @@ use crate::security::{Caller, SecuritySummary};
 use crate::store::deliveries::{AttemptEntry, DeliveryEntry, DeliveryStatus, RetryError};
 use crate::store::StoreError;
 
-pub fn routes() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new()
-        .routes(routes!(status))
-        .routes(routes!(calls))
-        .routes(routes!(call))
-        .routes(routes!(dial))
-        .routes(routes!(answer))
-        .routes(routes!(hangup))
-        .routes(routes!(simulate_incoming))
-        .routes(routes!(deliveries))
-        .routes(routes!(delivery))
-        .routes(routes!(retry_delivery))
-        .routes(routes!(security))
-        .routes(routes!(config))
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(route!(status))
+        .route(route!(calls))
+        .route(route!(call))
+        .route(route!(dial))
+        .route(route!(answer))
+        .route(route!(hangup))
+        .route(route!(simulate_incoming))
+        .route(route!(deliveries))
+        .route(route!(delivery))
+        .route(route!(retry_delivery))
+        .route(route!(security))
+        .route(route!(config))
         .merge(super::settings_api::routes())
         .merge(super::lookup_api::routes())
         .merge(super::events::routes())

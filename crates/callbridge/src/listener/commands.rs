@@ -9,35 +9,24 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::Serialize;
-use utoipa::openapi::path::Paths;
 use utoipa::ToSchema;
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
-use utoipa_axum::routes;
 
 use super::openapi::model;
+use super::openapi::table::{route, Routes};
 use super::error::ApiError;
 use crate::call::{Call, CallId};
 use crate::config::ListenerConfig;
 use crate::engine::Engine;
 use crate::security::Caller;
 
-pub fn routes(listener: &ListenerConfig) -> OpenApiRouter<Engine> {
+pub fn routes(listener: &ListenerConfig) -> Routes {
     let (make_at, answer_at, end_at) = (listener.make.as_str(), listener.answer.as_str(), listener.end.as_str());
-    OpenApiRouter::new()
-        .routes(at(format!("/{make_at}/{{number}}"), routes!(make)))
-        .routes(at(format!("/{make_at}"), routes!(make_without_number)))
-        .routes(at(format!("/{make_at}/"), routes!(make_without_number_slash)))
-        .routes(at(format!("/{answer_at}"), routes!(answer)))
-        .routes(at(format!("/{end_at}"), routes!(end)))
-}
-
-/// The same route served (and documented) at `path`, the configured segment instead of the default.
-fn at(path: String, (schemas, paths, router): UtoipaMethodRouter<Engine>) -> UtoipaMethodRouter<Engine> {
-    let mut moved = Paths::new();
-    for (_, item) in paths.paths {
-        moved.paths.insert(path.clone(), item);
-    }
-    (schemas, moved, router)
+    Routes::new()
+        .route(route!(make).at(format!("/{make_at}/{{number}}")))
+        .route(route!(make_without_number).at(format!("/{make_at}")))
+        .route(route!(make_without_number_slash).at(format!("/{make_at}/")))
+        .route(route!(answer).at(format!("/{answer_at}")))
+        .route(route!(end).at(format!("/{end_at}")))
 }
 
 /// What a call command did: `{"ok":true,"action":…,"call_id":…,"call":{…}}`.

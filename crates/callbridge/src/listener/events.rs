@@ -14,15 +14,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
 use futures_util::stream::{self, Stream};
 use tokio::sync::{broadcast, watch};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use super::openapi::table::{route, Routes};
 
 use crate::call::CallEvent;
 use crate::engine::Engine;
 use crate::settings::{Settings, SettingsState};
 
-pub fn routes() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new().routes(routes!(events))
+pub fn routes() -> Routes {
+    Routes::new().route(route!(events))
 }
 
 struct Feed {

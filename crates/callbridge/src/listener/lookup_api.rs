@@ -22,8 +22,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use super::openapi::table::{route, Routes};
 
 use super::openapi::model;
 use super::settings_api::{invalid, parse};
@@ -32,8 +31,8 @@ use crate::settings::FieldError;
 use crate::engine::Engine;
 use crate::lookup::LookupConfig;
 
-pub fn routes() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new().routes(routes!(test_lookup))
+pub fn routes() -> Routes {
+    Routes::new().route(route!(test_lookup))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,9 +1,10 @@
 //! The listener's routes and their OpenAPI 3.1 document, served at `GET /api/v1/openapi.json`.
 //!
-//! Every route is registered through [`utoipa_axum`]'s [`OpenApiRouter`] from a handler annotated
-//! with `#[utoipa::path]`, so the route table and the document come from one description: a route
-//! cannot be served without being in the document. The URL commands' segments are configurable
-//! (`[listener] make`, `answer`, `end`); the document shows the ones this listener serves.
+//! Every route is registered through [`table::route!`] from a handler annotated with
+//! `#[utoipa::path]`, so the route table and the document come from one description: a route cannot
+//! be served without being in the document. The document is built from that table each time it is
+//! asked for, not when the listener starts (see [`table`] for why). The URL commands' segments are
+//! configurable (`[listener] make`, `answer`, `end`); the document shows the ones this listener serves.
 //!
 //! Two kinds of answer are added to every operation here rather than on each handler: the security
 //! guard's refusals (401, 403, 413, and 503 when the token cannot be read; see
@@ -11,8 +12,7 @@
 //! [`super::ApiError`]) on every 4xx and 5xx answer that names no body of its own.
 
 pub mod model;
-
-use std::sync::Arc;
+pub mod table;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -23,8 +23,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Response as DocResponse};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
+use self::table::{route, Documentation, Routes};
 use super::{api, commands, ui, webhooks};
 use crate::config::ListenerConfig;
 use crate::engine::Engine;
@@ -102,31 +102,32 @@ impl Modify for BearerToken {
     }
 }
 
-/// The document as served: built once per router.
-#[derive(Debug, Clone)]
-struct Served(Arc<str>);
-
 /// Every route of the listener for `listener`'s command segments, with `GET /api/v1/openapi.json`.
 pub fn routes(listener: &ListenerConfig) -> Router<Engine> {
-    let (router, doc) = documented(listener);
-    let json = doc.to_json().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot write the OpenAPI document");
-        String::from("{}")
-    });
-    router.layer(Extension(Served(Arc::from(json))))
+    let (router, documentation) = table(listener).split();
+    router.layer(Extension(documentation))
 }
 
-/// The routes and their document.
+/// The routes and their document, built at once (for tests and tools).
 pub fn documented(listener: &ListenerConfig) -> (Router<Engine>, Document) {
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, documentation) = table(listener).split();
+    (router, document(&documentation))
+}
+
+fn table(listener: &ListenerConfig) -> Routes {
+    Routes::new()
         .merge(commands::routes(listener))
-        .nest("/api/v1", api::routes().routes(routes!(openapi_json)))
+        .nest("/api/v1", api::routes().route(route!(openapi_json)))
         .nest("/webhooks", webhooks::routes())
         .merge(ui::routes())
-        .routes(routes!(health))
-        .split_for_parts();
+        .route(route!(health))
+}
+
+/// The document of a router made by [`table`], as served.
+fn document(documentation: &Documentation) -> Document {
+    let (_, mut doc) = documentation.replay(OpenApiRouter::with_openapi(ApiDoc::openapi())).split_for_parts();
     complete_responses(&mut doc);
-    (router, doc)
+    doc
 }
 
 #[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, description = "The listener is up", body = Health)))]
@@ -140,8 +141,15 @@ async fn health() -> Json<Health> {
     tag = "meta",
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object))
 )]
-async fn openapi_json(Extension(Served(json)): Extension<Served>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], json.to_string()).into_response()
+async fn openapi_json(Extension(documentation): Extension<Documentation>) -> Response {
+    match document(&documentation).to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot write the OpenAPI document");
+            super::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot write the OpenAPI document: {e}"))
+                .into_response()
+        }
+    }
 }
 
 /// The guard's refusals, which can answer any request before its route runs.
@@ -305,8 +313,9 @@ mod tests {
         }
     }
 
-    /// Routes reach the router only through `routes!` (which documents them): no listener module adds
-    /// one with axum's own calls, which would bypass the document.
+    /// Routes reach the router only through `route!` (which documents them): no listener module adds
+    /// one with axum's own calls, which would bypass the document. The route table (`openapi/table.rs`)
+    /// is the one place that builds the axum router, from the handlers' annotations.
     #[test]
     fn no_route_is_added_around_the_document() {
         // Every source file of the listener, read from disk, so a module added later is covered too.
@@ -330,14 +339,17 @@ mod tests {
             concat!("Router::", "new()"),
             concat!("axum::rou", "ting::"),
         ];
+        let table = std::path::Path::new("openapi").join("table.rs").display().to_string();
+        assert!(sources.iter().any(|(name, _)| *name == table), "the route table is among the sources");
+        let sources: Vec<(String, String)> = sources.into_iter().filter(|(name, _)| *name != table).collect();
         for (file, source) in &sources {
-            let source = source.replace(concat!("OpenApiRouter::", "new()"), "OpenApiRouter");
+            let source = source.replace(concat!("OpenApiRouter::", "new()"), "OpenApiRouter").replace(concat!(".rou", "te(route", "!("), "(");
             for bypass in bypasses {
-                assert!(!source.contains(bypass), "listener/{file} uses {bypass}: register the route with routes!(…) instead");
+                assert!(!source.contains(bypass), "listener/{file} uses {bypass}: register the route with route!(…) instead");
             }
         }
-        // And every `routes!(…)` handler is an operation of the document.
-        let call = concat!("routes", "!(");
+        // And every `route!(…)` handler is an operation of the document.
+        let call = concat!("route", "!(");
         let handlers: usize = sources
             .iter()
             .flat_map(|(_, source)| {
@@ -355,7 +367,7 @@ mod tests {
             .collect();
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), handlers, "handlers in routes!(…) and operations of the document differ: {ids:?}");
+        assert_eq!(ids.len(), handlers, "handlers in route!(…) and operations of the document differ: {ids:?}");
     }
 
     #[test]

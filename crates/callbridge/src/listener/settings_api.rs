@@ -25,8 +25,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use super::openapi::table::{route, Routes};
 
 use super::commands::path_param;
 use super::openapi::model;
@@ -40,16 +39,16 @@ use crate::provider::registry;
 use crate::secrets::Secret;
 use crate::settings::{FieldError, SaveError, Settings};
 
-pub fn routes() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new()
-        .routes(routes!(schema))
-        .routes(routes!(save_config))
-        .routes(routes!(listener))
-        .routes(routes!(test_notification))
-        .routes(routes!(providers))
-        .routes(routes!(secrets))
-        .routes(routes!(set_secret, delete_secret))
-        .routes(routes!(crm_url))
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(route!(schema))
+        .route(route!(save_config))
+        .route(route!(listener))
+        .route(route!(test_notification))
+        .route(route!(providers))
+        .route(route!(secrets))
+        .route(route!(set_secret, delete_secret))
+        .route(route!(crm_url))
 }
 
 fn settings_missing() -> ApiError {

@@ -14,8 +14,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use super::openapi::table::{route, Routes};
 
 use super::commands::path_param;
 use super::error::ApiError;
@@ -40,8 +39,8 @@ const FILES: &[(&str, &str, &[u8])] = &[
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-pub fn routes() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new().routes(routes!(to_pages)).routes(routes!(settings_page)).routes(routes!(page))
+pub fn routes() -> Routes {
+    Routes::new().route(route!(to_pages)).route(route!(settings_page)).route(route!(page))
 }
 
 /// Redirects to `/ui/`.

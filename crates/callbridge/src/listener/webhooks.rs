@@ -17,21 +17,19 @@ mod kazoo;
 mod payload;
 mod telecmi;
 
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use super::openapi::table::{route, Routes};
 
-use crate::engine::Engine;
 use crate::provider::registry::{ProviderKind, PROVIDERS};
 
-pub fn routes() -> OpenApiRouter<Engine> {
+pub fn routes() -> Routes {
     PROVIDERS
         .iter()
         .filter_map(|&kind| of_provider(kind))
-        .fold(OpenApiRouter::new().routes(routes!(generic::receive_get, generic::receive_post)), |all, routes| all.merge(routes))
+        .fold(Routes::new().route(route!(generic::receive_get, generic::receive_post)), |all, routes| all.merge(routes))
 }
 
 /// The webhook routes of a provider, served under `/webhooks/`, if it takes webhooks.
-pub fn of_provider(kind: ProviderKind) -> Option<OpenApiRouter<Engine>> {
+pub fn of_provider(kind: ProviderKind) -> Option<Routes> {
     match kind {
         ProviderKind::Telecmi => Some(telecmi()),
         ProviderKind::Kazoo => Some(kazoo()),
@@ -40,11 +38,11 @@ pub fn of_provider(kind: ProviderKind) -> Option<OpenApiRouter<Engine>> {
 }
 
 /// `/kazoo`: Kazoo's channel webhooks.
-pub fn kazoo() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new().routes(routes!(kazoo::receive))
+pub fn kazoo() -> Routes {
+    Routes::new().route(route!(kazoo::receive))
 }
 
 /// `/telecmi`: TeleCMI's live events and CDRs.
-pub fn telecmi() -> OpenApiRouter<Engine> {
-    OpenApiRouter::new().routes(routes!(telecmi::get, telecmi::post))
+pub fn telecmi() -> Routes {
+    Routes::new().route(route!(telecmi::get, telecmi::post))
 }
