@@ -115,6 +115,9 @@ struct Inner {
     state: watch::Sender<SettingsState>,
     check: Option<Check>,
     app: AppRouter,
+    /// The router last built, with the configuration it was built for: the tray app sends every API
+    /// call of its pages through [`Settings::router`], which builds it again only after a change.
+    router: std::sync::Mutex<Option<(Arc<Config>, Router)>>,
 }
 
 /// See the module documentation. Cheap to clone; clones share the listener and the state.
@@ -136,7 +139,7 @@ impl Settings {
     pub fn new(engine: Engine, path: Option<PathBuf>, check: Option<Check>, app: AppRouter) -> Settings {
         let initial = SettingsState { config_revision: engine.config_revision(), ..SettingsState::default() };
         let (state, _) = watch::channel(initial);
-        let settings = Settings { inner: Arc::new(Inner { engine, path, listener: Mutex::new(None), state, check, app }) };
+        let settings = Settings { inner: Arc::new(Inner { engine, path, listener: Mutex::new(None), state, check, app, router: std::sync::Mutex::new(None) }) };
         // Every configuration applied, whoever applied it, is announced with its revision.
         let weak = Arc::downgrade(&settings.inner);
         settings.inner.engine.on_config_applied(Box::new(move |config| {
@@ -171,7 +174,16 @@ impl Settings {
     /// The application router with these settings available to the API (`PUT /api/v1/config`…). The
     /// tray app also sends its pages' API calls through it, in process.
     pub fn router(&self) -> Router {
-        (self.inner.app)(self.inner.engine.clone()).layer(Extension(self.clone()))
+        let config = self.inner.engine.config();
+        let mut built = self.inner.router.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((built_for, router)) = built.as_ref() {
+            if Arc::ptr_eq(built_for, &config) {
+                return router.clone();
+            }
+        }
+        let router = (self.inner.app)(self.inner.engine.clone()).layer(Extension(self.clone()));
+        *built = Some((config, router.clone()));
+        router
     }
 
     /// Starts listening where the configuration says. On failure nothing listens, the problem is kept
@@ -433,6 +445,40 @@ mod tests {
         assert_eq!(get(&format!("http://{addr}/make/020123456")).await, 404);
         let (code, _) = (get(&format!("http://{addr}/dial/+442079460000")).await, ());
         assert_eq!(code, 200);
+    }
+
+    static ROUTERS_BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn counted_router(engine: Engine) -> Router {
+        ROUTERS_BUILT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::listener::router(engine)
+    }
+
+    /// The tray app sends each of its pages' API calls through `router()`: it is built again only
+    /// after the configuration changed, and then serves the new configuration.
+    #[tokio::test]
+    async fn the_router_is_built_again_only_after_a_change() {
+        use tower::ServiceExt;
+        let built = || ROUTERS_BUILT.load(std::sync::atomic::Ordering::SeqCst);
+        let status = |router: Router, path: &'static str| async move {
+            let mut request = axum::http::Request::builder().uri(path).header("host", "localhost").body(axum::body::Body::empty()).expect("request");
+            request.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
+            router.oneshot(request).await.map(|r| r.status().as_u16()).unwrap_or_else(|e| match e {})
+        };
+        let settings = Settings::new(engine(0), None, None, counted_router);
+        let before = built();
+        settings.start_listener().await.expect("listens");
+        assert_eq!(status(settings.router(), "/make/+442079460000").await, 200);
+        assert_eq!(status(settings.router(), "/health").await, 200);
+        assert_eq!(built() - before, 1, "built once for the listener and the calls, one configuration");
+
+        let before_save = built();
+        let mut new = (*settings.engine().config()).clone();
+        new.listener.make = crate::config::Segment::parse("dial").expect("segment");
+        settings.save(new).await.expect("saves");
+        assert_eq!(status(settings.router(), "/dial/+442079460000").await, 200, "the new segment is served");
+        assert_eq!(status(settings.router(), "/make/+442079460000").await, 404, "the old one is not");
+        assert_eq!(built() - before_save, 1, "built once more after the change");
     }
 
     /// Every numeric setting, with its bounds, from the one table validation, the forms and the page
