@@ -146,7 +146,7 @@ async fn openapi_json(Extension(documentation): Extension<Documentation>) -> Res
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot write the OpenAPI document");
-            super::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot write the OpenAPI document: {e}"))
+            super::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot write the OpenAPI document: {e}"))
                 .into_response()
         }
     }
