@@ -115,8 +115,10 @@ struct Inner {
     state: watch::Sender<SettingsState>,
     check: Option<Check>,
     app: AppRouter,
-    /// The router last built, with the configuration it was built for: the tray app sends every API
-    /// call of its pages through [`Settings::router`], which builds it again only after a change.
+    /// The application router last built by `app`, with the configuration it was built for: the tray
+    /// app sends every API call of its pages through [`Settings::router`], which builds it again only
+    /// after a change. It is kept without these settings' extension, which would make `Inner` hold
+    /// itself (the settings are only held weakly from below, see [`Settings::new`]).
     router: std::sync::Mutex<Option<(Arc<Config>, Router)>>,
 }
 
@@ -174,6 +176,11 @@ impl Settings {
     /// The application router with these settings available to the API (`PUT /api/v1/config`…). The
     /// tray app also sends its pages' API calls through it, in process.
     pub fn router(&self) -> Router {
+        self.app_router().layer(Extension(self.clone()))
+    }
+
+    /// `app`'s router for the configuration in force, built again only when that changed.
+    fn app_router(&self) -> Router {
         let config = self.inner.engine.config();
         let mut built = self.inner.router.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((built_for, router)) = built.as_ref() {
@@ -181,7 +188,7 @@ impl Settings {
                 return router.clone();
             }
         }
-        let router = (self.inner.app)(self.inner.engine.clone()).layer(Extension(self.clone()));
+        let router = (self.inner.app)(self.inner.engine.clone());
         *built = Some((config, router.clone()));
         router
     }
@@ -479,6 +486,14 @@ mod tests {
         assert_eq!(status(settings.router(), "/dial/+442079460000").await, 200, "the new segment is served");
         assert_eq!(status(settings.router(), "/make/+442079460000").await, 404, "the old one is not");
         assert_eq!(built() - before_save, 1, "built once more after the change");
+
+        // The kept router does not keep the settings alive: once the listener is stopped, nothing does.
+        settings.stop_listener().await;
+        let engine = settings.engine().clone();
+        let weak = Arc::downgrade(&settings.inner);
+        drop(settings);
+        assert!(weak.upgrade().is_none(), "the settings outlive their last handle");
+        engine.shutdown().await;
     }
 
     /// Every numeric setting, with its bounds, from the one table validation, the forms and the page
