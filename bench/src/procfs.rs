@@ -78,6 +78,44 @@ pub fn wakeups(_pid: u32) -> io::Result<u64> {
     unsupported()
 }
 
+/// Clock ticks a second in `/proc`'s CPU times (`USER_HZ`): 100 on every Linux architecture this runs on
+/// (https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html).
+pub const TICKS_PER_SECOND: u64 = 100;
+
+/// CPU time a process has used so far, user and system, in clock ticks (fields 14 and 15 of
+/// `/proc/PID/stat`, counted after the command name, which may itself hold spaces and parentheses).
+#[cfg(target_os = "linux")]
+pub fn cpu_ticks(pid: u32) -> io::Result<u64> {
+    let stat = read(format!("/proc/{pid}/stat"))?;
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("/proc/{pid}/stat: no CPU times in {stat:?}"));
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).ok_or_else(bad)?;
+    // After the name come the state (field 3) and fields 4 to 13; utime and stime are fields 14 and 15.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let mut next = || fields.next().and_then(|f| f.parse::<u64>().ok()).ok_or_else(bad);
+    Ok(next()? + next()?)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn cpu_ticks(_pid: u32) -> io::Result<u64> {
+    unsupported()
+}
+
+/// Time the hypervisor gave this machine's virtual CPUs to something else while they had work, summed
+/// over CPUs, in clock ticks: the `steal` column of `/proc/stat`'s `cpu` line (0 on bare metal).
+#[cfg(target_os = "linux")]
+pub fn steal_ticks() -> io::Result<u64> {
+    let stat = read("/proc/stat".to_owned())?;
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "/proc/stat: no steal time on its cpu line");
+    let line = stat.lines().find(|l| l.starts_with("cpu ")).ok_or_else(bad)?;
+    // cpu user nice system idle iowait irq softirq steal
+    line.split_whitespace().nth(8).and_then(|f| f.parse().ok()).ok_or_else(bad)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn steal_ticks() -> io::Result<u64> {
+    unsupported()
+}
+
 /// A process's command name (`/proc/PID/comm`, at most 15 bytes: `WebKitWebProces`).
 #[cfg(target_os = "linux")]
 pub fn name(pid: u32) -> io::Result<String> {
@@ -193,5 +231,19 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         assert!(wakeups(me).expect("wakeups") >= before + 5);
+    }
+
+    #[test]
+    fn cpu_spent_by_this_process_is_counted() {
+        let me = std::process::id();
+        let before = cpu_ticks(me).expect("cpu ticks");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        // 100 ms of spinning is about 10 ticks; the process is alone on at least one CPU for most of it.
+        assert!(cpu_ticks(me).expect("cpu ticks") >= before + 3);
+        steal_ticks().expect("steal ticks");
     }
 }

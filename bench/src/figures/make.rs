@@ -50,6 +50,18 @@ impl Target {
     }
 }
 
+/// The order in which the two targets run in a round: drawn at random for each round (from the standard
+/// library's per-process random hash keys), so that nothing periodic on the machine can fall in step
+/// with one of them.
+fn turns(round: u32) -> [usize; 2] {
+    use std::hash::{BuildHasher, RandomState};
+    if RandomState::new().hash_one(round) & 1 == 0 {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
+}
+
 fn merge(into: &mut Outcome, other: Outcome) {
     into.latencies.extend(other.latencies);
     for (why, n) in other.errors {
@@ -75,18 +87,21 @@ fn measure(rt: &Runtime, plan: &Plan, programs: &Programs) -> Result<Vec<Row>> {
     let rounds = plan.rounds.max(1);
     let mut fixed = [Outcome::default(), Outcome::default()];
     let mut closed = [Outcome::default(), Outcome::default()];
+    let mut spent = [Spent::default(), Spent::default()];
     rt.block_on(async {
         for t in &targets {
             t.fixed_rate(plan.make_rate, plan.warmup).await;
         }
-        for _ in 0..rounds {
-            for (t, total) in targets.iter().zip(fixed.iter_mut()) {
-                merge(total, t.fixed_rate(plan.make_rate, plan.make_duration / rounds).await);
+        for round in 0..rounds {
+            for i in turns(round) {
+                let before = Ticks::now(targets[i].running.pid());
+                merge(&mut fixed[i], targets[i].fixed_rate(plan.make_rate, plan.make_duration / rounds).await);
+                spent[i].add(before, Ticks::now(targets[i].running.pid()));
             }
         }
-        for _ in 0..rounds {
-            for (t, total) in targets.iter().zip(closed.iter_mut()) {
-                merge(total, t.closed_loop(plan.make_connections, plan.make_closed_duration / rounds).await);
+        for round in 0..rounds {
+            for i in turns(round) {
+                merge(&mut closed[i], targets[i].closed_loop(plan.make_connections, plan.make_closed_duration / rounds).await);
             }
         }
     });
@@ -117,6 +132,61 @@ fn measure(rt: &Runtime, plan: &Plan, programs: &Programs) -> Result<Vec<Row>> {
         Row::new("1", format!("`GET /make` max throughput, closed loop, {} connections{}", plan.make_connections, plan.store_note()), format!("{:.0} req/s", closed[1].throughput()))
             .compared(format!("floor {:.0} req/s; CallBridge = {:.1}% of floor", closed[0].throughput(), share * 100.0))
             .target("≥ 50% of the floor", share >= 0.5),
+        Row::new("1", "CPU per request, and CPU time taken by the host, during the fixed-rate rounds", spent[1].describe(bridge_lat.count))
+            .compared(format!("floor {}", spent[0].describe(floor_lat.count))),
         Row::new("1", format!("headless RSS after {calls} `/make` calls"), after),
     ])
+}
+
+/// A server's CPU time and the machine's stolen time so far, in clock ticks ([`procfs::TICKS_PER_SECOND`]);
+/// `None` where `/proc` cannot say.
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    cpu: Option<u64>,
+    steal: Option<u64>,
+}
+
+impl Ticks {
+    fn now(pid: u32) -> Ticks {
+        Ticks { cpu: procfs::cpu_ticks(pid).ok(), steal: procfs::steal_ticks().ok() }
+    }
+}
+
+/// What a server's rounds cost: the CPU time its process used (its work on the requests and whatever
+/// they set off, such as simulated call events and history writes), and the time the host took the
+/// machine's virtual CPUs away meanwhile. Stolen time is what makes a p99 on a shared virtual machine
+/// move from run to run; shown beside each server, it says whether both were measured under the same
+/// conditions.
+#[derive(Debug, Clone, Copy)]
+struct Spent {
+    cpu: Option<u64>,
+    steal: Option<u64>,
+}
+
+impl Default for Spent {
+    fn default() -> Self {
+        Spent { cpu: Some(0), steal: Some(0) }
+    }
+}
+
+impl Spent {
+    /// Adds one round; a round that `/proc` could not measure makes the total unknown.
+    fn add(&mut self, before: Ticks, after: Ticks) {
+        let sum = |total: Option<u64>, before: Option<u64>, after: Option<u64>| Some(total? + after?.saturating_sub(before?));
+        self.cpu = sum(self.cpu, before.cpu, after.cpu);
+        self.steal = sum(self.steal, before.steal, after.steal);
+    }
+
+    fn describe(&self, requests: usize) -> String {
+        let ms_per_tick = 1000 / procfs::TICKS_PER_SECOND;
+        let cpu = match self.cpu {
+            Some(ticks) => format!("{:.0} µs CPU per request", (ticks * ms_per_tick) as f64 * 1000.0 / requests.max(1) as f64),
+            None => "CPU not measured".to_owned(),
+        };
+        let steal = match self.steal {
+            Some(ticks) => format!("{} ms stolen", ticks * ms_per_tick),
+            None => "steal not measured".to_owned(),
+        };
+        format!("{cpu}, {steal}")
+    }
 }

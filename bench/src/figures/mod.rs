@@ -26,8 +26,11 @@ pub struct Plan {
     /// `/make` closed loop: connections, and for how long (per server, split in rounds).
     pub make_connections: usize,
     pub make_closed_duration: Duration,
-    /// Rounds the `/make` runs are split into, alternating CallBridge and the floor, so that other work
-    /// on the machine hits both alike.
+    /// Rounds the `/make` runs are split into. Each round runs both servers, one after the other, in an
+    /// order drawn at random, so that whatever else slows the machine down hits both alike. Short rounds
+    /// matter: a virtual machine's host can slow every process on it for tens of milliseconds at a time
+    /// (on the machine these figures come from, about every 1.5 s under load), and a latency's p99 is
+    /// made of exactly such moments; in long turns, one server can draw more of them than the other.
     pub rounds: u32,
     /// Event → CRM latency: events per second and for how long.
     pub notify_rate: f64,
@@ -66,7 +69,7 @@ impl Plan {
             make_duration: Duration::from_secs(20),
             make_connections: 8,
             make_closed_duration: Duration::from_secs(10),
-            rounds: 2,
+            rounds: 40,
             notify_rate: 100.0,
             notify_duration: Duration::from_secs(30),
             sustain_rate: 2_000.0,
