@@ -154,9 +154,9 @@ impl Ticks {
 
 /// What a server's rounds cost: the CPU time its process used (its work on the requests and whatever
 /// they set off, such as simulated call events and history writes), and the time the host took the
-/// machine's virtual CPUs away meanwhile. Stolen time is what makes a p99 on a shared virtual machine
-/// move from run to run; shown beside each server, it says whether both were measured under the same
-/// conditions.
+/// machine's virtual CPUs away meanwhile. The host taking the CPUs away is one reason a p99 on a
+/// shared virtual machine moves from run to run; shown beside each server, it says whether both were
+/// measured under like conditions.
 #[derive(Debug, Clone, Copy)]
 struct Spent {
     cpu: Option<u64>,
