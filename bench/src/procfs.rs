@@ -237,13 +237,18 @@ mod tests {
     fn cpu_spent_by_this_process_is_counted() {
         let me = std::process::id();
         let before = cpu_ticks(me).expect("cpu ticks");
-        let started = std::time::Instant::now();
+        // Spin until the count has risen by 3 ticks (30 ms of CPU), however busy the machine is; a
+        // count that never moves (a wrong field, say) fails once the generous deadline has passed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut x = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(100) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        let mut now = before;
+        while now < before + 3 && std::time::Instant::now() < deadline {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            now = cpu_ticks(me).expect("cpu ticks");
         }
-        // 100 ms of spinning is about 10 ticks; the process is alone on at least one CPU for most of it.
-        assert!(cpu_ticks(me).expect("cpu ticks") >= before + 3);
+        assert!(now >= before + 3, "CPU ticks went from {before} to {now} while spinning");
         steal_ticks().expect("steal ticks");
     }
 }
