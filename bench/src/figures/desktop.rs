@@ -51,6 +51,9 @@ const WINDOW_HOST: &str = "callbridge-desk";
 /// How long the incoming popup gets to be painted.
 const POPUP_WAIT: Duration = Duration::from_secs(20);
 
+/// The popup's target: painted within this many ms of the incoming event.
+const POPUP_TARGET_MS: u64 = 500;
+
 pub fn rows(plan: &Plan, programs: &Programs) -> Vec<Row> {
     let Some(desktop) = programs.desktop.as_deref() else {
         let why = if plan.quick {
@@ -62,7 +65,7 @@ pub fn rows(plan: &Plan, programs: &Programs) -> Vec<Row> {
             Row::absent("3", "desktop idle RSS, all processes", why, "≤ 130 MiB"),
             Row::absent("3", "desktop idle private dirty, all processes", why, "≤ 35 MiB"),
             Row::absent("3", "desktop after opening and closing settings", why, "RSS within 10 MiB of idle, no webview process left"),
-            Row::absent("3", "desktop incoming popup first paint after the event", why, "≤ 500 ms"),
+            Row::absent("3", "desktop incoming popup first paint after the event", why, "≤ 500 ms (median)"),
             Row::absent("3", "desktop wake-ups at idle", why, "≤ 1/s"),
             Row::absent("4", "desktop start-up: exec → listener answers", why, "≤ 1 s"),
         ];
@@ -140,27 +143,45 @@ fn windowing(pid: u32) -> bool {
 }
 
 /// The incoming popup's first paint after the engine's incoming event, in ms, as the app logs it
-/// (`window first paint N ms after it was asked for window="incoming-…"`): first with no window host
-/// running (one is started for the popup), then for a second call while the first popup is open.
-/// Both calls are ended afterwards.
-fn popup_first_paint(app: &Running) -> Result<(u64, u64)> {
-    anyhow::ensure!(!windowing(app.pid()), "a window host still runs: {:?}", children(app.pid()));
+/// (`window first paint N ms after it was asked for window="incoming-…"`), rung `rings` times: each
+/// time first with no window host running (one is started for the popup: cold), then for a second
+/// call while the first popup is open (warm). Both calls are ended afterwards, and the next ring waits
+/// until the host has ended. Returns the cold and the warm times.
+fn popup_first_paints(app: &Running, rings: usize) -> Result<(Vec<u64>, Vec<u64>)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = reqwest::Client::new();
     // `Launch` sends the program's stdout and stderr to `program.log` in its home.
     let log = app.home.join("program.log");
-    let mut calls = Vec::new();
-    let mut paints = Vec::new();
-    for number in ["+442079460001", "+442079460002"] {
-        let rang = rt.block_on(post(&client, format!("{}/api/v1/simulate/incoming", app.url()), serde_json::json!({ "number": number })))?;
-        let id = rang["call_id"].as_str().context("no call_id from /simulate/incoming")?.to_owned();
-        calls.push(id.clone());
-        paints.push(wait_for_paint(&log, &id)?);
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for ring in 0..rings.max(1) {
+        wait_until(|| !windowing(app.pid()));
+        anyhow::ensure!(!windowing(app.pid()), "a window host still runs: {:?}", children(app.pid()));
+        let mut calls = Vec::new();
+        for (n, paints) in [&mut cold, &mut warm].into_iter().enumerate() {
+            let number = format!("+44207946{:04}", 2 * ring + n + 1);
+            let rang = rt.block_on(post(&client, format!("{}/api/v1/simulate/incoming", app.url()), serde_json::json!({ "number": number })))?;
+            let id = rang["call_id"].as_str().context("no call_id from /simulate/incoming")?.to_owned();
+            paints.push(wait_for_paint(&log, &id)?);
+            calls.push(id);
+        }
+        for id in calls {
+            rt.block_on(post(&client, format!("{}/api/v1/hangup", app.url()), serde_json::json!({ "call_id": id })))?;
+        }
     }
-    for id in calls {
-        rt.block_on(post(&client, format!("{}/api/v1/hangup", app.url()), serde_json::json!({ "call_id": id })))?;
-    }
-    Ok((paints[0], paints[1]))
+    Ok((cold, warm))
+}
+
+/// `median 413 ms (338–556 ms, 5 of 7 within 500 ms)`, and the median, of first-paint times.
+fn describe_paints(paints: &[u64], within: u64) -> (String, u64) {
+    let mut sorted = paints.to_vec();
+    sorted.sort_unstable();
+    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+        return ("no paint".to_owned(), u64::MAX);
+    };
+    // The lower median for an even count: the figure is one of the measured times.
+    let median = sorted[(sorted.len() - 1) / 2];
+    let met = sorted.iter().filter(|ms| **ms <= within).count();
+    (format!("median {median} ms ({first}–{last} ms, {met} of {} within {within} ms)", sorted.len()), median)
 }
 
 async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) -> Result<serde_json::Value> {
@@ -244,14 +265,18 @@ fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>>
         ))
         .target("RSS within 10 MiB of idle, no webview process left", grew <= 10 * 1024 && !webview_left),
     );
-    rows.push(match popup_first_paint(&app) {
-        Ok((cold, warm)) => Row::new(
-            "3",
-            "desktop incoming popup first paint after the event",
-            format!("{cold} ms with no window host running (started for it), {warm} ms with one running"),
-        )
-        .compared("as the app logs it: from the engine's incoming event to two animation frames after the page's load")
-        .target("≤ 500 ms", cold <= 500 && warm <= 500),
+    rows.push(match popup_first_paints(&app, plan.popup_rings) {
+        Ok((cold, warm)) => {
+            let (cold_text, cold_median) = describe_paints(&cold, POPUP_TARGET_MS);
+            let (warm_text, warm_median) = describe_paints(&warm, POPUP_TARGET_MS);
+            Row::new(
+                "3",
+                format!("desktop incoming popup first paint after the event, {} rings", cold.len()),
+                format!("no window host running (started for it): {cold_text}; one running: {warm_text}"),
+            )
+            .compared("as the app logs it: from the engine's incoming event to two animation frames after the page's load")
+            .target(format!("≤ {POPUP_TARGET_MS} ms (median)"), cold_median <= POPUP_TARGET_MS && warm_median <= POPUP_TARGET_MS)
+        }
         Err(e) => Row::failed("3", "desktop incoming popup first paint after the event", &e),
     });
     rows.push(
@@ -275,4 +300,19 @@ fn measure(plan: &Plan, programs: &Programs, desktop: &Path) -> Result<Vec<Row>>
             .target("≤ 1 s", median <= Duration::from_secs(1)),
     );
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_paints;
+
+    #[test]
+    fn paints_are_described_by_their_median_range_and_how_many_met_the_target() {
+        let (text, median) = describe_paints(&[556, 338, 413, 490, 501], 500);
+        assert_eq!(median, 490);
+        assert_eq!(text, "median 490 ms (338–556 ms, 3 of 5 within 500 ms)");
+        // An even count takes the lower middle: a time that was measured.
+        assert_eq!(describe_paints(&[40, 30, 20, 10], 500).1, 20);
+        assert_eq!(describe_paints(&[], 500).1, u64::MAX, "no paint never meets a target");
+    }
 }

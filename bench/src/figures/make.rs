@@ -99,9 +99,10 @@ fn measure(rt: &Runtime, plan: &Plan, programs: &Programs) -> Result<Vec<Row>> {
                 spent[i].add(before, Ticks::now(targets[i].running.pid()));
             }
         }
-        for round in 0..rounds {
+        let closed_rounds = plan.closed_rounds.max(1);
+        for round in 0..closed_rounds {
             for i in turns(round) {
-                merge(&mut closed[i], targets[i].closed_loop(plan.make_connections, plan.make_closed_duration / rounds).await);
+                merge(&mut closed[i], targets[i].closed_loop(plan.make_connections, plan.make_closed_duration / closed_rounds).await);
             }
         }
     });

@@ -31,7 +31,9 @@ pub struct Plan {
     /// matter: a virtual machine's host can slow every process on it for tens of milliseconds at a time
     /// (on the machine these figures come from, about every 1.5 s under load), and a latency's p99 is
     /// made of exactly such moments; in long turns, one server can draw more of them than the other.
+    /// The fixed-rate runs are split into `rounds`, the closed-loop runs into `closed_rounds`.
     pub rounds: u32,
+    pub closed_rounds: u32,
     /// Event → CRM latency: events per second and for how long.
     pub notify_rate: f64,
     pub notify_duration: Duration,
@@ -44,6 +46,8 @@ pub struct Plan {
     pub idle_window: Duration,
     /// Start-up: how many fresh starts.
     pub startups: usize,
+    /// Incoming popups rung with no window host running (and as many with one running).
+    pub popup_rings: usize,
     /// Figures 1 and 2 keep the engine's store under this directory (a tmpfs, `--store-on-tmpfs`)
     /// instead of its home on disk, to show what the disk's `fsync` costs.
     pub data_under: Option<PathBuf>,
@@ -66,10 +70,11 @@ impl Plan {
             quick: false,
             warmup: Duration::from_secs(2),
             make_rate: 1_000.0,
-            make_duration: Duration::from_secs(20),
+            make_duration: Duration::from_secs(60),
             make_connections: 8,
             make_closed_duration: Duration::from_secs(10),
-            rounds: 40,
+            rounds: 120,
+            closed_rounds: 40,
             notify_rate: 100.0,
             notify_duration: Duration::from_secs(30),
             sustain_rate: 2_000.0,
@@ -78,6 +83,7 @@ impl Plan {
             idle_settle: Duration::from_secs(5),
             idle_window: Duration::from_secs(30),
             startups: 20,
+            popup_rings: 7,
             data_under: None,
         }
     }
@@ -91,6 +97,7 @@ impl Plan {
             make_connections: 4,
             make_closed_duration: Duration::from_millis(500),
             rounds: 1,
+            closed_rounds: 1,
             notify_rate: 100.0,
             notify_duration: Duration::from_secs(1),
             sustain_rate: 400.0,
@@ -99,6 +106,7 @@ impl Plan {
             idle_settle: Duration::from_millis(500),
             idle_window: Duration::from_secs(2),
             startups: 3,
+            popup_rings: 1,
             data_under: None,
         }
     }
