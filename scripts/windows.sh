@@ -316,11 +316,18 @@ check_installer() {
   echo "installed: files, Start-menu entry, tel:/callto: handlers and the Apps & features entry are in place" >&2
 
   wine "$programs/uninstall.exe" /S || fail "the uninstaller failed"
-  # The uninstaller copies itself to %TEMP% and runs from there; wait for it to finish.
-  for _ in $(seq 100); do [ -e "$programs" ] || break; sleep 0.2; done
+  # The uninstaller copies itself to %TEMP% and runs from there, so `wine` returns before it has
+  # finished; wait for it. It removes the program folder first and its Apps & features key last
+  # (src-tauri/windows/installer.nsi), so the folder being gone is not enough: on a busy machine the
+  # Start-menu entry was checked while it was still being removed.
+  uninstall_key='HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\CallBridge'
+  for _ in $(seq 150); do
+    if [ ! -e "$programs" ] && ! wine reg query "$uninstall_key" >/dev/null 2>&1; then break; fi
+    sleep 0.2
+  done
   [ ! -e "$programs" ] || fail "the uninstaller left $programs: $(ls -A "$programs")"
   [ ! -e "$start_menu" ] || fail "the uninstaller left the Start-menu entry"
-  for key in 'HKCU\Software\Classes\tel' 'HKCU\Software\Classes\callto' 'HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\CallBridge'; do
+  for key in 'HKCU\Software\Classes\tel' 'HKCU\Software\Classes\callto' "$uninstall_key"; do
     if wine reg query "$key" >/dev/null 2>&1; then fail "the uninstaller left $key"; fi
   done
   if wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v CallBridge >/dev/null 2>&1; then
