@@ -224,13 +224,27 @@ mod tests {
     }
 
     #[test]
-    fn a_sleeping_thread_wakes_up_and_is_counted() {
-        let me = std::process::id();
-        let before = wakeups(me).expect("wakeups");
-        for _ in 0..5 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        assert!(wakeups(me).expect("wakeups") >= before + 5);
+    fn a_sleeping_process_wakes_up_and_is_counted() {
+        // A child of its own, not this test process: other tests' threads end while this one runs,
+        // and their switches leave the sum with them. The shell waits for a line, then sleeps five
+        // times (each wait for `sleep` is at least one voluntary switch), says so and waits again.
+        use std::io::{BufRead, Write};
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read go; for i in 1 2 3 4 5; do sleep 0.01; done; echo slept; read end"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let before = wakeups(child.id()).expect("wakeups before");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "go").expect("go");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("slept");
+        let after = wakeups(child.id()).expect("wakeups after");
+        drop(stdin);
+        let _ = child.wait();
+        assert_eq!(line.trim(), "slept");
+        assert!(after >= before + 5, "voluntary switches went from {before} to {after} over five sleeps");
     }
 
     #[test]
