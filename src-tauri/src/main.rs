@@ -33,6 +33,8 @@ mod desktop;
 mod follow;
 mod host_protocol;
 mod ipc;
+#[cfg(target_os = "linux")]
+mod link_order;
 mod links;
 mod missed;
 mod shortcut;

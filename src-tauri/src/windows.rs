@@ -388,6 +388,12 @@ fn start<'s>(app: &AppHandle, state: &'s mut HostState) -> Result<&'s mut ChildS
     if std::env::var_os(NO_COMPOSITING).is_none() {
         command.env(NO_COMPOSITING, "1");
     }
+    // The libraries most symbols bind to go first in the host's and WebKit's processes' lookup order:
+    // their start-up is mostly the dynamic linker looking symbols up (see `link_order`).
+    #[cfg(target_os = "linux")]
+    if let Some(order) = crate::link_order::for_window_host() {
+        command.env(crate::link_order::VARIABLE, order);
+    }
     let mut child = command.spawn().map_err(|e| format!("cannot start the window host: {e}"))?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         let _ = child.kill();

@@ -338,8 +338,16 @@ impl DesktopApp {
     /// The command names (`/proc/PID/comm`, 15 bytes at most) of the processes below the app's own
     /// process: its window host and WebKit's processes while a window is open.
     pub fn app_children(&self) -> Vec<String> {
+        self.app_child_processes().into_iter().map(|(_, comm)| comm).collect()
+    }
+
+    /// The process ids and command names of the processes below the app's own process.
+    pub fn app_child_processes(&self) -> Vec<(u32, String)> {
         let Some(app) = self.app_pid() else { return Vec::new() };
-        descendants(app).into_iter().filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok()).map(|c| c.trim().to_owned()).collect()
+        descendants(app)
+            .into_iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok().map(|c| (p, c.trim().to_owned())))
+            .collect()
     }
 
     /// The app's own process (the tray process WebKitWebDriver started), found below tauri-driver.
@@ -524,4 +532,22 @@ fn capture_png(display: &str, [x, y, width, height]: [i64; 4]) -> Result<Vec<u8>
     encoder.set_depth(png::BitDepth::Eight);
     encoder.write_header()?.write_image_data(&rgb)?;
     Ok(out)
+}
+
+/// The value of the environment variable `name` that process `pid` started with (`/proc/PID/environ`).
+pub fn process_env(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|b| *b == 0).find_map(|entry| {
+        let entry = String::from_utf8_lossy(entry);
+        entry.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')).map(str::to_owned)
+    })
+}
+
+/// The files process `pid` has mapped (`/proc/PID/maps`): its executable and its libraries.
+pub fn mapped_files(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut files: Vec<String> = maps.lines().filter_map(|line| line.splitn(6, ' ').nth(5)).map(str::trim).filter(|f| f.starts_with('/')).map(str::to_owned).collect();
+    files.sort();
+    files.dedup();
+    files
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use callbridge_desktop_e2e::harness::free_port;
+use callbridge_desktop_e2e::harness::{free_port, mapped_files, process_env};
 use callbridge_desktop_e2e::pages::approve::ApprovalDialog;
 use callbridge_desktop_e2e::pages::dial::DialPopup;
 use callbridge_desktop_e2e::pages::incoming::IncomingPopup;
@@ -331,6 +331,17 @@ async fn closing_the_last_window_leaves_no_webkit_process() {
     let windowing = |names: &[String]| names.iter().filter(|n| n.starts_with("WebKit") || n.starts_with("callbridge-desk")).cloned().collect::<Vec<_>>();
     let open = windowing(&app.app_children());
     assert!(open.iter().any(|n| n.starts_with("WebKitWebProces")) && open.iter().any(|n| n.starts_with("callbridge-desk")), "{open:?}");
+    // The host and WebKit's processes start with the most used libraries first in their lookup order
+    // (LD_PRELOAD), naming only libraries each of them has loaded anyway.
+    for (pid, comm) in app.app_child_processes().into_iter().filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("callbridge-desk")) {
+        let preload = process_env(pid, "LD_PRELOAD").unwrap_or_else(|| panic!("{comm} ({pid}) has no LD_PRELOAD"));
+        let named: Vec<&str> = preload.split(':').collect();
+        assert!(named.iter().any(|f| f.contains("/libc.so")) && named.len() > 10, "{comm}: LD_PRELOAD={preload}");
+        let mapped = mapped_files(pid);
+        for file in &named {
+            assert!(mapped.iter().any(|m| m == file), "{comm} ({pid}) was given {file}, which it does not map: {mapped:?}");
+        }
+    }
 
     // The close button. The WebDriver session ends with the host, whose window it drove.
     app.close_window_titled("CallBridge Settings");
